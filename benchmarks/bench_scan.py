@@ -1,0 +1,132 @@
+"""Side-by-side benchmark: vislint vs fastdup on one folder, in one run.
+
+    .venv/bin/python benchmarks/bench_scan.py [--data DIR] [--runs 3] [--fastdup-python PY]
+
+Each run scans the folder from nothing (a fresh work dir, so no cache helps) as
+a separate process: vislint's CLI, then fastdup (when ``--fastdup-python``
+points at a Python with fastdup installed, e.g. a venv made with
+``python -m venv fd-venv && fd-venv/bin/pip install fastdup==2.54``),
+alternating. It reports the median wall time, images/s, the ratio, CPU use and
+peak RSS of each, vislint's per-stage times, and the decode-only rate (JPEG
+decoding to tiles with all cores: the physical limit of the scan).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "intel-scenes-sample"
+
+FASTDUP_CODE = """
+import fastdup, sys
+fd = fastdup.create(work_dir=sys.argv[1], input_dir=sys.argv[2])
+fd.run(overwrite=True, run_sentry=False)
+"""
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> dict:
+    """Run a command; wall seconds, CPU % and peak RSS (MiB) of it and its children."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out, err = proc.stdout.read(), proc.stderr.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({code}): {err.decode(errors='replace')[-2000:]}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall": wall, "cpu_pct": 100 * cpu / wall, "rss_mib": usage.ru_maxrss / 1024,
+            "stdout": out.decode(errors="replace")}
+
+
+def count_images(data: Path) -> int:
+    sys.path.insert(0, str(HERE.parent / "core"))
+    from vislint.catalog import build_catalog
+    return len(build_catalog(data))
+
+
+def decode_only_rate(data: Path) -> float:
+    """Images/s of decode_batch alone (all cores), best of 3."""
+    from vislint.catalog import build_catalog
+    from vislint.decode import decode_batch
+    paths = build_catalog(data).paths
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for i in range(0, len(paths), 512):
+            decode_batch(paths[i:i + 512])
+        best = max(best, len(paths) / (time.perf_counter() - t))
+    return best
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--fastdup-python", default=os.environ.get("FASTDUP_PYTHON"),
+                    help="a Python with fastdup 2.54 installed (default: $FASTDUP_PYTHON)")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    if not args.data.is_dir():
+        print(f"no data at {args.data}; pass --data DIR", file=sys.stderr)
+        return 2
+    n = count_images(args.data)
+    results: dict[str, list[dict]] = {"vislint": [], "fastdup": []}
+    fd_env = {**os.environ, "FASTDUP_PRODUCTION": "1", "SENTRY_OPT_OUT": "1"}
+    have_fd = bool(args.fastdup_python) and Path(args.fastdup_python).exists()
+    for r in range(args.runs):
+        with tempfile.TemporaryDirectory() as w:
+            res = run_measured([sys.executable, "-m", "vislint", "scan", str(args.data),
+                                "--out", w, "--json"])
+            res["timings"] = json.loads(res.pop("stdout"))["timings"]
+            results["vislint"].append(res)
+        if have_fd:
+            with tempfile.TemporaryDirectory() as w:
+                res = run_measured([args.fastdup_python, "-c", FASTDUP_CODE, w, str(args.data)], fd_env)
+                res.pop("stdout")
+                results["fastdup"].append(res)
+        print(f"run {r + 1}/{args.runs} done", file=sys.stderr)
+
+    def med(tool, key):
+        return statistics.median(x[key] for x in results[tool])
+
+    report = {"images": n, "cores": os.cpu_count(), "runs": args.runs, "data": str(args.data)}
+    lines = [f"benchmark: {n:,} images in {args.data}, {os.cpu_count()} cores, median of {args.runs} runs"]
+    for tool in ("vislint", "fastdup"):
+        if not results[tool]:
+            lines.append(f"  {tool:<8} not measured" + ("" if tool == "vislint" else
+                         " (fastdup not installed: pass --fastdup-python)"))
+            continue
+        wall = med(tool, "wall")
+        report[tool] = {"wall_s": wall, "images_per_s": n / wall, "cpu_pct": med(tool, "cpu_pct"),
+                        "peak_rss_mib": max(x["rss_mib"] for x in results[tool])}
+        lines.append(f"  {tool:<8} {wall:7.2f} s  {n / wall:8.0f} images/s  CPU {med(tool, 'cpu_pct'):4.0f}%"
+                     f"  peak RSS {report[tool]['peak_rss_mib']:6.0f} MiB")
+    if results["fastdup"]:
+        ratio = report["vislint"]["images_per_s"] / report["fastdup"]["images_per_s"]
+        report["ratio"] = ratio
+        lines.append(f"  ratio    vislint is {ratio:.1f}× fastdup's images/s")
+    stages = {k: statistics.median(x["timings"].get(k, 0.0) for x in results["vislint"])
+              for k in results["vislint"][0]["timings"]}
+    report["vislint_stages_s"] = stages
+    lines.append("  vislint stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+    rate = decode_only_rate(args.data)
+    report["decode_only_images_per_s"] = rate
+    lines.append(f"  decode only: {rate:,.0f} images/s; the full scan runs at "
+                 f"{100 * report['vislint']['images_per_s'] / rate:.0f}% of it")
+    print("\n".join(lines))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

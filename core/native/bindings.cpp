@@ -1,0 +1,403 @@
+// Python bindings of the vislint native core (the only file that sees Python).
+//
+// Pattern for every function: check dtypes/shapes and convert the arguments
+// to C-contiguous arrays of the working dtype while holding the GIL, allocate
+// the outputs as NumPy arrays, then release the GIL for the loop.
+// Algorithm errors (std::invalid_argument) surface as ValueError.
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "descriptor.hpp"
+#include "graph.hpp"
+#include "hashes.hpp"
+#include "parallel.hpp"
+#include "stats.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+template <class T>
+using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+        if (d) s += ", ";
+        s += std::to_string(a.shape(d));
+    }
+    if (a.ndim() == 1) s += ",";
+    return s + ")";
+}
+
+std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+std::string describe(const py::array& a) {
+    return dtype_str(a) + " array of shape " + shape_str(a);
+}
+
+enum class Kind { Uint8, Integer, Floating };
+
+// Check the dtype kind (no silent float->int or int->float casts), then
+// convert to the working dtype, C order.
+template <class T>
+carray<T> convert(const py::array& a, const std::string& name, Kind kind,
+                  const std::string& expected) {
+    const char k = a.dtype().kind();
+    bool ok = false;
+    switch (kind) {
+        case Kind::Uint8: ok = (k == 'u' && a.dtype().itemsize() == 1); break;
+        case Kind::Integer: ok = (k == 'i' || k == 'u'); break;
+        case Kind::Floating: ok = (k == 'f'); break;
+    }
+    if (!ok) throw py::value_error(name + ": expected " + expected + ", got " + describe(a));
+    auto out = carray<T>::ensure(a);
+    if (!out) throw py::value_error(name + ": could not convert " + describe(a) + " to " + expected);
+    return out;
+}
+
+carray<std::uint8_t> as_tiles(const py::array& tiles) {
+    const std::string expected = "uint8 array of shape (N, 128, 128, 3)";
+    const bool shape_ok = tiles.ndim() == 4 && tiles.shape(1) == vislint::kTileSize &&
+                          tiles.shape(2) == vislint::kTileSize && tiles.shape(3) == 3;
+    if (!shape_ok || tiles.dtype().kind() != 'u' || tiles.dtype().itemsize() != 1)
+        throw py::value_error("tiles: expected " + expected + ", got " + describe(tiles));
+    return convert<std::uint8_t>(tiles, "tiles", Kind::Uint8, expected);
+}
+
+void check_threads(int threads) {
+    if (threads < 0)
+        throw py::value_error("threads: expected an int >= 0 (0 = all hardware threads), got " +
+                              std::to_string(threads));
+}
+
+// neighbors int64[N, k] and sims float32[N, k] with the same shape.
+std::pair<carray<std::int64_t>, carray<float>> as_knn(const py::array& neighbors,
+                                                       const py::array& sims) {
+    auto nb = convert<std::int64_t>(neighbors, "neighbors", Kind::Integer,
+                                    "integer array of shape (N, k)");
+    auto sm = convert<float>(sims, "sims", Kind::Floating, "float array of shape (N, k)");
+    if (nb.ndim() != 2)
+        throw py::value_error("neighbors: expected integer array of shape (N, k), got " +
+                              describe(neighbors));
+    if (sm.ndim() != 2 || sm.shape(0) != nb.shape(0) || sm.shape(1) != nb.shape(1))
+        throw py::value_error("sims: expected float array of the same shape as neighbors " +
+                              shape_str(nb) + ", got " + describe(sims));
+    return {nb, sm};
+}
+
+py::array_t<float> image_stats_py(const py::array& tiles, int threads) {
+    check_threads(threads);
+    auto t = as_tiles(tiles);
+    const auto n = static_cast<std::size_t>(t.shape(0));
+    py::array_t<float> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), vislint::kNumStats});
+    const std::uint8_t* src = t.data();
+    float* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::image_stats(src, n, dst, threads);
+    }
+    return out;
+}
+
+py::array_t<std::uint64_t> perceptual_hashes_py(const py::array& tiles, int threads) {
+    check_threads(threads);
+    auto t = as_tiles(tiles);
+    const auto n = static_cast<std::size_t>(t.shape(0));
+    py::array_t<std::uint64_t> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), 2});
+    const std::uint8_t* src = t.data();
+    std::uint64_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::perceptual_hashes(src, n, dst, threads);
+    }
+    return out;
+}
+
+py::array_t<std::int32_t> hamming_distance_py(const py::array& a, const py::array& b) {
+    auto aa = convert<std::uint64_t>(a, "a", Kind::Integer, "integer (uint64) array of shape (M,)");
+    auto bb = convert<std::uint64_t>(b, "b", Kind::Integer, "integer (uint64) array of shape (M,)");
+    if (aa.ndim() != 1)
+        throw py::value_error("a: expected integer (uint64) array of shape (M,), got " + describe(a));
+    if (bb.ndim() != 1 || bb.shape(0) != aa.shape(0))
+        throw py::value_error("b: expected integer (uint64) array of the same shape as a " +
+                              shape_str(aa) + ", got " + describe(b));
+    const auto m = static_cast<std::size_t>(aa.shape(0));
+    py::array_t<std::int32_t> out(static_cast<py::ssize_t>(m));
+    const std::uint64_t* pa = aa.data();
+    const std::uint64_t* pb = bb.data();
+    std::int32_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::hamming_distance(pa, pb, m, dst);
+    }
+    return out;
+}
+
+py::array_t<float> descriptor_py(const py::array& tiles, int threads, double weight_layout,
+                                 double weight_gradients, double weight_colour) {
+    check_threads(threads);
+    auto t = as_tiles(tiles);
+    const auto n = static_cast<std::size_t>(t.shape(0));
+    vislint::DescriptorWeights w;
+    w.layout = weight_layout;
+    w.gradients = weight_gradients;
+    w.colour = weight_colour;
+    py::array_t<float> out(
+        std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), vislint::kDescriptorDim});
+    const std::uint8_t* src = t.data();
+    float* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::descriptor(src, n, w, dst, threads);
+    }
+    return out;
+}
+
+py::array_t<std::int64_t> components_py(std::int64_t n, const py::array& i, const py::array& j) {
+    if (n < 0) throw py::value_error("n: expected an int >= 0, got " + std::to_string(n));
+    auto ii = convert<std::int64_t>(i, "i", Kind::Integer, "integer array of shape (E,)");
+    auto jj = convert<std::int64_t>(j, "j", Kind::Integer, "integer array of shape (E,)");
+    if (ii.ndim() != 1)
+        throw py::value_error("i: expected integer array of shape (E,), got " + describe(i));
+    if (jj.ndim() != 1 || jj.shape(0) != ii.shape(0))
+        throw py::value_error("j: expected integer array of the same shape as i " + shape_str(ii) +
+                              ", got " + describe(j));
+    const auto e = static_cast<std::size_t>(ii.shape(0));
+    py::array_t<std::int64_t> out(static_cast<py::ssize_t>(n));
+    const std::int64_t* pi = ii.data();
+    const std::int64_t* pj = jj.data();
+    std::int64_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::components(n, pi, pj, e, dst);
+    }
+    return out;
+}
+
+py::array_t<std::int64_t> center_groups_py(const py::array& neighbors, const py::array& sims,
+                                           double threshold, const py::array& order) {
+    auto [nb, sm] = as_knn(neighbors, sims);
+    const auto n = static_cast<std::size_t>(nb.shape(0));
+    const auto k = static_cast<std::size_t>(nb.shape(1));
+    auto od = convert<std::int64_t>(order, "order", Kind::Integer, "integer array of shape (N,)");
+    if (od.ndim() != 1 || static_cast<std::size_t>(od.shape(0)) != n)
+        throw py::value_error("order: expected integer array of shape (" + std::to_string(n) +
+                              ",) (a permutation of the rows of neighbors), got " +
+                              describe(order));
+    py::array_t<std::int64_t> out(static_cast<py::ssize_t>(n));
+    const std::int64_t* pn = nb.data();
+    const float* ps = sm.data();
+    const std::int64_t* po = od.data();
+    std::int64_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::center_groups(n, k, pn, ps, static_cast<float>(threshold), po, dst);
+    }
+    return out;
+}
+
+py::tuple label_tally_py(const py::array& neighbors, const py::array& sims,
+                         const py::array& labels, std::int64_t n_labels, double min_sim,
+                         int threads) {
+    check_threads(threads);
+    if (n_labels < 0)
+        throw py::value_error("n_labels: expected an int >= 0, got " + std::to_string(n_labels));
+    auto [nb, sm] = as_knn(neighbors, sims);
+    const auto n = static_cast<std::size_t>(nb.shape(0));
+    const auto k = static_cast<std::size_t>(nb.shape(1));
+    auto lb = convert<std::int32_t>(labels, "labels", Kind::Integer, "integer array of shape (N,)");
+    if (lb.ndim() != 1 || static_cast<std::size_t>(lb.shape(0)) != n)
+        throw py::value_error("labels: expected integer array of shape (" + std::to_string(n) +
+                              ",) (one per row of neighbors), got " + describe(labels));
+    const auto np_ = static_cast<py::ssize_t>(n);
+    py::array_t<std::int32_t> suggested(np_);
+    py::array_t<float> agreement(np_);
+    py::array_t<float> support(np_);
+    const std::int64_t* pn = nb.data();
+    const float* ps = sm.data();
+    const std::int32_t* pl = lb.data();
+    std::int32_t* o_sug = suggested.mutable_data();
+    float* o_agr = agreement.mutable_data();
+    float* o_sup = support.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::label_tally(n, k, pn, ps, pl, n_labels, static_cast<float>(min_sim), o_sug, o_agr,
+                             o_sup, threads);
+    }
+    return py::make_tuple(suggested, agreement, support);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() =
+        "vislint native core: per-image statistics, perceptual hashes, the built-in\n"
+        "image descriptor and graph loops over nearest-neighbour results.\n"
+        "\n"
+        "Images come in as `tiles`: uint8 arrays of shape (N, 128, 128, 3), RGB, each\n"
+        "the whole image resized to TILE_SIZE x TILE_SIZE (aspect ratio ignored).\n"
+        "Every function takes and returns NumPy arrays, releases the GIL while it\n"
+        "computes, and raises ValueError on a wrong dtype or shape. `threads=0`\n"
+        "uses all hardware threads; results are bit-identical for any thread count.\n"
+        "Luminance everywhere is Y = 0.299 R + 0.587 G + 0.114 B in 0..255.";
+
+    m.attr("TILE_SIZE") = vislint::kTileSize;
+    py::list names;
+    for (const auto& s : vislint::stat_names()) names.append(s);
+    m.attr("STAT_NAMES") = names;
+    m.attr("DESCRIPTOR_DIM") = vislint::kDescriptorDim;
+
+    m.def("image_stats", &image_stats_py, py::arg("tiles"), py::arg("threads") = 0,
+          R"doc(Per-image quality statistics of tiles.
+
+Args:
+    tiles: uint8[N, 128, 128, 3] RGB tiles.
+    threads: worker threads, 0 (default) = all hardware threads.
+
+Returns:
+    float32[N, len(STAT_NAMES)], columns in STAT_NAMES order, on luminance
+    Y = 0.299 R + 0.587 G + 0.114 B (grey levels 0..255):
+
+    - blur_laplacian_var: variance of the 4-neighbour Laplacian
+      [0,1,0; 1,-4,1; 0,1,0] of Y over the interior (1-px border skipped),
+      grey levels squared. Low = blurry.
+    - lum_mean, lum_std: mean and (population) standard deviation of Y.
+    - lum_p01, lum_p05, lum_p50, lum_p95, lum_p99: percentiles of a 256-bin
+      histogram of round(Y) (half rounded up): smallest v whose cumulative
+      count >= p * 16384.
+    - entropy: Shannon entropy of that histogram, bits (0..8).
+    - colourfulness: Hasler & Suesstrunk (2003), rg = R-G, yb = (R+G)/2 - B:
+      sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2).
+    - channel_diff: mean of max(|R-G|, |G-B|, |R-B|) (0 for grey images).
+)doc");
+
+    m.def("perceptual_hashes", &perceptual_hashes_py, py::arg("tiles"), py::arg("threads") = 0,
+          R"doc(64-bit perceptual hashes of tiles.
+
+Args:
+    tiles: uint8[N, 128, 128, 3] RGB tiles.
+    threads: worker threads, 0 (default) = all hardware threads.
+
+Returns:
+    uint64[N, 2]; bit i of a hash is (h >> i) & 1.
+
+    - column 0, pHash: luminance box-averaged to 32x32 (4x4 px means),
+      2-D DCT-II (unnormalised cosine sums), the 8x8 lowest frequencies
+      F[u][v] (u = vertical, v = horizontal, DC at [0][0]);
+      bit u*8+v = F[u][v] > median of the 63 AC coefficients.
+    - column 1, dHash: luminance box-averaged to 8 rows (16 px each) x 9
+      columns (128/9 px each, exact area averaging: a pixel straddling two
+      columns is split by its fractional overlap); bit r*8+c =
+      Y[r][c+1] > Y[r][c]. Computed exactly, so equal means give 0.
+)doc");
+
+    m.def("hamming_distance", &hamming_distance_py, py::arg("a"), py::arg("b"),
+          R"doc(Element-wise Hamming distance of 64-bit hashes.
+
+Args:
+    a: uint64[M] (any integer dtype, cast to uint64).
+    b: uint64[M], same shape as a.
+
+Returns:
+    int32[M], popcount(a[i] ^ b[i]) in 0..64.
+)doc");
+
+    m.def("descriptor", &descriptor_py, py::arg("tiles"), py::arg("threads") = 0,
+          py::kw_only(), py::arg("weight_layout") = 1.0, py::arg("weight_gradients") = 1.0,
+          py::arg("weight_colour") = 0.5,
+          R"doc(Built-in (model-free) image descriptor for near-duplicate search.
+
+Compare with cosine similarity (= dot product: rows are unit norm). Close for
+re-encoded, resized, slightly cropped, mirrored and brightness/contrast-shifted
+copies; the output is exactly identical for a tile and its left-right mirror.
+
+Args:
+    tiles: uint8[N, 128, 128, 3] RGB tiles.
+    threads: worker threads, 0 (default) = all hardware threads.
+    weight_layout: weight of block A (default 1.0).
+    weight_gradients: weight of block B (default 1.0).
+    weight_colour: weight of block C (default 0.5). Weights must be >= 0.
+
+Returns:
+    float32[N, DESCRIPTOR_DIM] (448), L2-normalised rows; a flat grey tile
+    gives the zero vector. Built from three blocks computed on the tile (v)
+    and on its mirror (v_f), each emitted as [(v+v_f)/2, |v-v_f|/2],
+    L2-normalised, times its weight:
+
+    - A layout (2x64): 8x8 box means of luminance normalised to zero mean,
+      unit std (std floored at 1 grey level).
+    - B gradients (2x128): normalised luminance at 32x32; central-difference
+      gradient magnitude in 8 unsigned orientation bins x 4x4 cells (linear /
+      bilinear soft binning), L2-normalised, clipped at 0.2, re-normalised.
+    - C colour (2x32): per cell of a 4x4 grid, means of (R-G)/(R+G+B+3)
+      and (R+G-2B)/(R+G+B+3).
+
+    Column order: A.s A.a B.s B.a C.s C.a.
+)doc");
+
+    m.def("components", &components_py, py::arg("n"), py::arg("i"), py::arg("j"),
+          R"doc(Connected components of an undirected graph.
+
+Args:
+    n: number of nodes (>= 0).
+    i: int64[E], edge sources in [0, n).
+    j: int64[E], edge targets in [0, n).
+
+Returns:
+    int64[n]: for every node, the smallest node index in its component
+    (isolated nodes get their own index).
+)doc");
+
+    m.def("center_groups", &center_groups_py, py::arg("neighbors"), py::arg("sims"),
+          py::arg("threshold"), py::arg("order"),
+          R"doc(Non-chaining grouping around centres (sequential).
+
+An undirected edge (r, v) exists when v is in neighbors[r] or r in
+neighbors[v] with similarity >= threshold (compared in float32); adjacency
+lists are sorted by node index. Nodes are visited in `order`; a node not yet
+assigned becomes a centre and every not-yet-assigned node adjacent to it joins
+its group. Members never recruit, so a chain a-b-c-d-e does not become one
+group.
+
+Args:
+    neighbors: int64[N, k], k nearest neighbours of each row (-1 = none;
+        the row itself is ignored).
+    sims: float32[N, k], cosine similarity of each neighbour.
+    threshold: minimum similarity of an edge.
+    order: int64[N], a permutation of 0..N-1 (visit order).
+
+Returns:
+    int64[N]: the centre's index for every member of a group (centre
+    included); -1 for nodes that end up alone.
+)doc");
+
+    m.def("label_tally", &label_tally_py, py::arg("neighbors"), py::arg("sims"),
+          py::arg("labels"), py::arg("n_labels"), py::arg("min_sim") = 0.0,
+          py::arg("threads") = 0,
+          R"doc(Similarity-weighted vote of each node's neighbours over labels.
+
+For row r, every neighbour v != r (v >= 0) with labels[v] >= 0 and
+sims[r, j] >= min_sim (float32 comparison) adds w = max(sim, 0) to its label.
+
+Args:
+    neighbors: int64[N, k], neighbour indices in [0, N) (-1 = none).
+    sims: float32[N, k], similarities.
+    labels: int32[N], label of each node in [0, n_labels); negative =
+        unlabelled.
+    n_labels: number of labels (>= 0).
+    min_sim: minimum similarity of a counted neighbour (default 0.0).
+    threads: worker threads, 0 (default) = all hardware threads.
+
+Returns:
+    (suggested int32[N], agreement float32[N], support float32[N]):
+    support = total weight; suggested = label with the largest weight
+    (ties -> smallest label; -1 when support == 0); agreement = weight of
+    labels[r] / support (NaN when labels[r] < 0 or support == 0).
+)doc");
+}

@@ -1,0 +1,48 @@
+// The built-in, model-free image descriptor (near-duplicate retrieval).
+//
+// Raw vector v(tile), 224 values:
+//   A "layout"    (64): 8x8 box means of the luminance normalised to zero mean
+//                       and unit std (std floored at 1 grey level).
+//   B "gradients" (128): on the normalised luminance box-downsampled to 32x32,
+//                       central-difference gradient magnitudes binned into 8
+//                       unsigned orientations (width pi/8, linear, circular)
+//                       x a 4x4 grid of 8x8-px cells (bilinear between cell
+//                       centres); L2-normalised, clipped at 0.2, re-normalised.
+//   C "colour"    (32): per 32x32-px cell of the tile (4x4 grid), the means of
+//                       (R-G)/(R+G+B+3) and (R+G-2B)/(R+G+B+3).
+// With v_f = v(mirrored tile), each block emits [s, a] with s = (v+v_f)/2 and
+// a = |v-v_f|/2 (identical for a tile and its mirror); each block's [s, a] is
+// L2-normalised and scaled by its weight; the concatenation is L2-normalised.
+// Output layout (448): A.s A.a B.s B.a C.s C.a.
+// A tile with no luminance structure and no colour (flat grey) gives the zero
+// vector.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace vislint {
+
+inline constexpr int kLayoutDim = 64;
+inline constexpr int kGradientDim = 128;
+inline constexpr int kColourDim = 32;
+inline constexpr int kRawDim = kLayoutDim + kGradientDim + kColourDim;  // 224
+inline constexpr int kDescriptorDim = 2 * kRawDim;                      // 448
+
+struct DescriptorWeights {
+    double layout = 1.0;
+    double gradients = 1.0;
+    double colour = 0.5;
+};
+
+// Raw vector of a tile (mirror = read the tile mirrored left-right).
+void descriptor_raw(const std::uint8_t* tile, bool mirror, double* v);
+
+// out: kDescriptorDim floats.
+void descriptor_one(const std::uint8_t* tile, const DescriptorWeights& w, float* out);
+
+// out: n * kDescriptorDim floats (row-major).
+void descriptor(const std::uint8_t* tiles, std::size_t n, const DescriptorWeights& w,
+                float* out, int threads);
+
+}  // namespace vislint

@@ -1,0 +1,280 @@
+"""Turn a source (folder, list of paths, DataFrame or CSV file) into a :class:`Catalog`.
+
+A catalog is the list of images a scan looks at, with an optional label and split per image:
+
+- Folder: walked recursively in sorted order, following directory symlinks (each real directory
+  is visited once, so symlink loops end), skipping hidden files and folders (name starts with
+  "."). A file is an image if its extension is in :data:`IMAGE_EXTENSIONS` (any case) or, for
+  any other extension, if its first bytes carry an image signature (:func:`sniff_format`).
+  Splits and labels are inferred from folder names (see :func:`build_catalog`).
+- List or tuple of paths: used as given; no labels or splits.
+- pandas DataFrame or ``.csv`` file: column ``path`` (or ``filepath``) required; optional
+  ``label`` and ``split`` columns (empty or NaN means None). Relative paths in a CSV file are
+  relative to the CSV file's folder, in a DataFrame to the current directory.
+
+Nothing here opens an image beyond reading at most 32 bytes to sniff its signature; whether a
+file really decodes is decided later, by :mod:`vislint.decode`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+IMAGE_EXTENSIONS = frozenset(
+    "jpg jpeg jpe jfif png apng bmp dib gif tif tiff webp ppm pgm pbm pnm pfm ico icns tga dds "
+    "jp2 j2k heic heif avif qoi sgi rgb psd pcx svg svgz".split())
+"""Lower-case file extensions (without the dot) taken as images without sniffing."""
+
+SNIFF_BYTES = 32
+"""Bytes read from a file to recognise its image signature."""
+
+_SPLITS = {"train": "train", "training": "train",
+           "valid": "valid", "val": "valid", "validation": "valid", "dev": "valid",
+           "test": "test", "testing": "test"}
+_SPLIT_SUFFIX = re.compile(r"[-_]?(set|split|data|images|imgs)$")
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"heif"}
+_BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+
+
+@dataclass
+class Catalog:
+    """The images of one source, in a fixed order; all lists have one entry per image.
+
+    root: the folder scanned, or None for lists, DataFrames and CSV files.
+    paths: absolute paths as given or found (not resolved through symlinks).
+    relpaths: POSIX path relative to ``root``, or the path as given when there is no root.
+    labels: class label per image, or None when unknown.
+    splits: "train", "valid", "test", the user's own value from a DataFrame/CSV, or None.
+    ids: stable id per image: the first 16 hex characters of blake2b(relpath as UTF-8).
+    """
+
+    root: Path | None
+    paths: list[str]
+    relpaths: list[str]
+    labels: list[str | None]
+    splits: list[str | None]
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def canonical_split(name: str) -> str | None:
+    """The split a folder or split-column name stands for: "train", "valid", "test" or None.
+
+    Case is ignored and one suffix such as "_set", "-set", "_split", "_data", "_images" or "_imgs"
+    is stripped first, so "Training", "train_set", "val", "dev_set" and "testing" are all
+    recognised; anything else gives None.
+    """
+    return _SPLITS.get(_SPLIT_SUFFIX.sub("", name.lower()))
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Pillow's name for the image format whose signature starts ``head``, or None.
+
+    Recognises JPEG, PNG, GIF, BMP, TIFF, WEBP, PPM (PNM P1-P6), ICO, HEIF, AVIF and JPEG2000
+    from the first :data:`SNIFF_BYTES` bytes of a file.
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head.startswith(b"BM") and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if len(head) > 2 and head[0:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
+        return "PPM"
+    if head.startswith(b"\x00\x00\x01\x00"):
+        return "ICO"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "AVIF"
+        if brand in _HEIF_BRANDS:
+            return "HEIF"
+    if head.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
+        return "JPEG2000"
+    return None
+
+
+def build_catalog(source, *, labels="auto", splits="auto") -> Catalog:
+    """Build the catalog of ``source``.
+
+    source: a folder (str or Path), a list or tuple of image paths, a pandas DataFrame, or the
+        path of a ``.csv`` file (see the module docstring for each).
+    labels: "auto" (default) infers labels from class folders, or takes a DataFrame/CSV's
+        ``label`` column; None leaves every label None.
+    splits: "auto" (default) infers splits from folder names, or takes a DataFrame/CSV's
+        ``split`` column; None leaves every split None.
+
+    Folder inference: the first folder (from the top) whose name :func:`canonical_split`
+    recognises gives the split of everything below it. Within each split folder (or the root,
+    for images outside split folders) images get their class folder's name as label only if
+    EVERY image there sits exactly one folder below it (``train_set/<class>/x.jpg``);
+    otherwise those images get no label, never a guessed one.
+
+    Raises FileNotFoundError for a source path that does not exist, ValueError for an empty
+    source, a DataFrame without a path column, or duplicate paths.
+    """
+    for name, value in (("labels", labels), ("splits", splits)):
+        if value not in ("auto", None):
+            raise ValueError(f"{name} must be 'auto' or None, got {value!r}")
+    if isinstance(source, pd.DataFrame):
+        catalog = _from_frame(source, base=None, what="the DataFrame")
+    elif isinstance(source, (list, tuple)):
+        catalog = _from_list(source)
+    elif isinstance(source, (str, os.PathLike)):
+        catalog = _from_path(Path(source))
+    else:
+        raise ValueError(f"cannot build a catalog from a {type(source).__name__}; pass a folder, "
+                         "a list of image paths, a pandas DataFrame or a .csv file")
+    if labels is None:
+        catalog.labels = [None] * len(catalog)
+    if splits is None:
+        catalog.splits = [None] * len(catalog)
+    return catalog
+
+
+def _from_path(path: Path) -> Catalog:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; pass a folder of images, a .csv file "
+                                "with a 'path' column, a list of paths or a DataFrame")
+    if path.is_dir():
+        return _from_folder(path)
+    if path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return _from_frame(frame, base=path.parent, what=str(path))
+    raise ValueError(f"{path} is a file, not a folder or a .csv file; to scan one image, "
+                     f"pass it in a list: [{str(path)!r}]")
+
+
+def _from_folder(folder: Path) -> Catalog:
+    root = Path(os.path.abspath(folder))
+    relpaths = sorted(Path(p).relative_to(root).as_posix() for p in _walk(root))
+    if not relpaths:
+        raise ValueError(f"no images found under {root}; vislint looks for files with image "
+                         "extensions or image signatures")
+    labels, splits = _infer_labels_and_splits(relpaths)
+    return Catalog(root=root, paths=[os.path.join(root, r) for r in relpaths], relpaths=relpaths,
+                   labels=labels, splits=splits, ids=[_stable_id(r) for r in relpaths])
+
+
+def _walk(root: Path) -> list[str]:
+    """Paths of the image files under ``root``; each real directory is listed once."""
+    found, visited, stack = [], set(), [str(root)]
+    while stack:
+        folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in visited:
+            continue
+        visited.add(real)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            warnings.warn(f"skipping folder {folder}: {e.strerror or e}", stacklevel=3)
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                subfolders.append(entry.path)
+            elif _is_image_file(entry):
+                found.append(entry.path)
+        stack.extend(reversed(subfolders))  # visit in name order, so the same alias always wins
+    return found
+
+
+def _is_image_file(entry: os.DirEntry) -> bool:
+    if os.path.splitext(entry.name)[1][1:].lower() in IMAGE_EXTENSIONS:
+        return True  # even a broken symlink: decode reports it as missing
+    if not entry.is_file():
+        return False  # broken symlink, FIFO, socket: nothing to sniff (a FIFO would block)
+    try:
+        with open(entry.path, "rb") as f:
+            return sniff_format(f.read(SNIFF_BYTES)) is not None
+    except OSError:
+        return False
+
+
+def _infer_labels_and_splits(relpaths: list[str]) -> tuple[list[str | None], list[str | None]]:
+    # For each image: its split and the folders from the root down to its split folder (its
+    # "subtree"); then label only subtrees whose images all sit exactly one folder below them.
+    splits, tops, parts_of = [], [], []
+    for rel in relpaths:
+        parts = rel.split("/")
+        depth = next((i for i, name in enumerate(parts[:-1]) if canonical_split(name)), -1)
+        splits.append(canonical_split(parts[depth]) if depth >= 0 else None)
+        tops.append(tuple(parts[:depth + 1]))
+        parts_of.append(parts)
+    class_layout: dict[tuple, bool] = {}
+    for top, parts in zip(tops, parts_of):
+        class_layout[top] = class_layout.get(top, True) and len(parts) == len(top) + 2
+    labels = [parts[len(top)] if class_layout[top] else None for top, parts in zip(tops, parts_of)]
+    return labels, splits
+
+
+def _from_list(items) -> Catalog:
+    if not items:
+        raise ValueError("the list of paths is empty; pass at least one image path")
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise ValueError(f"every item of the list must be a path (str or Path), "
+                             f"got {type(item).__name__}: {item!r}")
+    n = len(items)
+    return _catalog_of(items, base=None, labels=[None] * n, splits=[None] * n, what="the list")
+
+
+def _from_frame(frame: pd.DataFrame, base: Path | None, what: str) -> Catalog:
+    column = next((c for c in ("path", "filepath") if c in frame.columns), None)
+    if column is None:
+        raise ValueError(f"{what} has no 'path' or 'filepath' column (its columns are "
+                         f"{list(frame.columns)}); name the column of image paths 'path'")
+    if len(frame) == 0:
+        raise ValueError(f"{what} has no rows; it must list at least one image path")
+    paths = [_text(v) for v in frame[column]]
+    if None in paths:
+        raise ValueError(f"{what} has an empty path in row {paths.index(None)}; "
+                         "every row needs an image path")
+    n = len(paths)
+    labels = [_text(v) for v in frame["label"]] if "label" in frame.columns else [None] * n
+    splits = ([None if v is None else canonical_split(v) or v
+               for v in map(_text, frame["split"])] if "split" in frame.columns else [None] * n)
+    return _catalog_of(paths, base=base, labels=labels, splits=splits, what=what)
+
+
+def _text(value) -> str | None:
+    """A cell as text; None for NaN, None and the empty string."""
+    if pd.isna(value):
+        return None
+    return str(value) or None
+
+
+def _catalog_of(items, base: Path | None, labels, splits, what: str) -> Catalog:
+    """Catalog of explicit paths; relative ones are taken relative to ``base`` (default: cwd)."""
+    given = [os.fspath(p) for p in items]
+    paths = [os.path.abspath(os.path.join(base, p) if base else p) for p in given]
+    seen: set[str] = set()
+    for p in paths:
+        if p in seen:
+            raise ValueError(f"{what} lists {p} more than once; remove the duplicate rows")
+        seen.add(p)
+    relpaths = [Path(p).as_posix() for p in given]
+    return Catalog(root=None, paths=paths, relpaths=relpaths, labels=list(labels),
+                   splits=list(splits), ids=[_stable_id(r) for r in relpaths])
+
+
+def _stable_id(relpath: str) -> str:
+    return hashlib.blake2b(relpath.encode("utf-8")).hexdigest()[:16]

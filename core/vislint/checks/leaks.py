@@ -1,0 +1,65 @@
+"""Leaks: an image whose exact or near duplicate sits in another split.
+
+An image leaks when a duplicate pair or its duplicate group joins it to an
+image of a different split (both splits known). ``leak_partners`` lists those
+partners, ``leak_score`` is the highest similarity to one of them, and the
+split × split table counts, for each split, the images that have a partner in
+each other split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Leaks:
+    """partners: per image, the sorted row indices of its cross-split partners.
+    score: float[N] highest similarity to a partner (0 when none).
+    pairs: int64[P, 2] duplicate pairs whose splits differ, with pair_sims.
+    table: {row split: {partner split: images}}."""
+
+    partners: list[list[int]]
+    score: np.ndarray
+    pairs: np.ndarray
+    pair_sims: np.ndarray
+    table: dict[str, dict[str, int]]
+
+
+def find_leaks(*, splits, features, duplicate_group, pairs, pair_sims) -> Leaks:
+    n = len(splits)
+    split = np.array([s if s is not None else "" for s in splits], dtype=object)
+    partners: list[set[int]] = [set() for _ in range(n)]
+    score = np.zeros(n, np.float64)
+    cross = [(int(i), int(j)) for i, j in pairs
+             if split[i] and split[j] and split[i] != split[j]]
+    sim_of = {(int(i), int(j)): float(s) for (i, j), s in zip(pairs, pair_sims)}
+    for i, j in cross:
+        partners[i].add(j)
+        partners[j].add(i)
+    # Group members in other splits, even where the pair was not a graph edge.
+    order = np.argsort(duplicate_group, kind="stable")
+    order = order[duplicate_group[order] >= 0]
+    for members in np.split(order, np.flatnonzero(np.diff(duplicate_group[order])) + 1):
+        if len(members) < 2 or len({split[m] for m in members if split[m]}) < 2:
+            continue
+        for a in members:
+            for b in members:
+                if split[a] and split[b] and split[a] != split[b]:
+                    partners[a].add(int(b))
+    for i in range(n):
+        for j in partners[i]:
+            s = sim_of.get((min(i, j), max(i, j)))
+            if s is None:
+                s = float(np.dot(features[i], features[j]))
+            score[i] = max(score[i], min(max(s, 0.0), 1.0))
+    table: dict[str, dict[str, int]] = {}
+    for i in range(n):
+        for other in sorted({split[j] for j in partners[i]}):
+            row = table.setdefault(split[i], {})
+            row[other] = row.get(other, 0) + 1
+    cross.sort()
+    return Leaks([sorted(p) for p in partners], score,
+                 np.array(cross, np.int64).reshape(-1, 2),
+                 np.array([sim_of[p] for p in cross], np.float32), table)

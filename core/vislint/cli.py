@@ -1,0 +1,202 @@
+"""The ``vislint`` command line.
+
+Exit codes: 0 the command completed (a scan that found invalid files still
+completes: they are findings, not errors); 1 an unexpected internal error;
+2 bad input or usage (a path that does not exist, a malformed CSV, an unknown
+option), with a message that says how to fix it; 130 interrupted (Ctrl-C) —
+re-run the same command to resume from the cached work.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from ._version import __version__
+from .thresholds import Thresholds
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_CHECK_HELP = """checks (score in [0, 1], higher = worse; flag at the default threshold):
+  invalid          file cannot be used; invalid_reason says why (zero_bytes, truncated,
+                   corrupt, not_image, unsupported_format, too_small, too_large,
+                   unreadable, missing)
+  exact_duplicate  same bytes, or same decoded pixels in another encoding
+  near_duplicate   built-in descriptor similarity >= 0.90; groups never chain
+  leak             a duplicate whose partner is in another split (train/valid/test)
+  label_conflict   a duplicate group holding several labels, or neighbours voting
+                   for another label (agreement <= 0.2)
+  outlier          far from everything else (robust z of neighbour distance >= 6)
+  blurry, dark, bright, low_information, odd_size, grayscale
+                   image statistics against documented thresholds
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: work done so far is cached; run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (FileNotFoundError, NotADirectoryError, ValueError, FileExistsError) as e:
+        print(f"vislint: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vislint", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Find what is wrong in an image data set: broken files, exact and near "
+                    "duplicates, train/valid/test leaks, label conflicts, outliers, and "
+                    "blurry/dark/bright/low-information images. Offline; no telemetry.",
+        epilog=_CHECK_HELP + "\nexamples:\n  vislint demo\n"
+               "  vislint scan ./data --out ./vislint-out\n  vislint show ./vislint-out\n")
+    p.add_argument("--version", action="version", version=f"vislint {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser(
+        "scan", help="scan a folder, list or CSV of images",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Scan images and report every problem found. A folder in the layout "
+                    "train_set/<class>/x.jpg, valid_set/<class>/x.jpg, test_set/x.jpg gives labels "
+                    "(class folders) and splits (top folders) with no options.",
+        epilog=_CHECK_HELP)
+    s.add_argument("source", help="a folder, or a CSV file with columns path[,label][,split]")
+    s.add_argument("--out", "-o", type=Path, default=None,
+                   help="work dir: results are saved here and features cached as the scan goes "
+                        "(an interrupted scan resumes; a re-scan only decodes new files)")
+    s.add_argument("--threads", type=int, default=0, help="worker threads (default: all cores)")
+    s.add_argument("--k", type=int, default=None, help="neighbours per image in the kNN graph (default 10)")
+    s.add_argument("--index", choices=("auto", "exact", "ivf"), default="auto",
+                   help="kNN index: exact up to 50,000 images, IVF beyond (default auto)")
+    s.add_argument("--no-labels", action="store_true", help="ignore class folders as labels")
+    s.add_argument("--no-splits", action="store_true", help="ignore train/valid/test folders")
+    s.add_argument("--batch-size", type=int, default=512,
+                   help="images per batch; each batch is cached as it completes (default 512)")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    th = s.add_argument_group("thresholds (defaults chosen by measurement; see README)")
+    for f in fields(Thresholds):
+        th.add_argument(f"--{f.name.replace('_', '-')}", dest=f"t_{f.name}", type=float,
+                        default=None, metavar="X", help=f"default {f.default}")
+    s.set_defaults(run=_cmd_scan)
+
+    sh = sub.add_parser("show", help="print the summary of a saved scan again")
+    sh.add_argument("workdir", type=Path, help="the --out folder of a scan")
+    sh.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sh.set_defaults(run=_cmd_show)
+
+    d = sub.add_parser("demo", help="build a small demo data set with planted problems and scan it")
+    d.add_argument("--data", type=Path, default=Path("vislint-demo"),
+                   help="where to build the demo images (default ./vislint-demo)")
+    d.add_argument("--out", "-o", type=Path, default=Path("vislint-demo-out"),
+                   help="work dir for the scan (default ./vislint-demo-out)")
+    d.add_argument("--json", action="store_true", help="print the summary as JSON")
+    d.set_defaults(run=_cmd_demo)
+    return p
+
+
+def _cmd_scan(args) -> int:
+    from .scan import scan
+
+    changes = {k[2:]: v for k, v in vars(args).items() if k.startswith("t_") and v is not None}
+    kwargs = {"k": args.k} if args.k else {}
+    start = time.perf_counter()
+    res = scan(args.source, out=args.out, labels=None if args.no_labels else "auto",
+               splits=None if args.no_splits else "auto", threads=args.threads, index=args.index,
+               thresholds=changes or None, batch_size=args.batch_size,
+               progress=not args.quiet and not args.json, **kwargs)
+    _print(res, args.json, args.out, time.perf_counter() - start)
+    return EXIT_OK
+
+
+def _cmd_show(args) -> int:
+    from .results import load
+
+    _print(load(args.workdir), args.json, args.workdir, None)
+    return EXIT_OK
+
+
+def _cmd_demo(args) -> int:
+    from .demo import build_demo
+    from .scan import scan
+
+    info = build_demo(args.data, overwrite=True)
+    if not args.json:
+        print(f"built the demo data set: {info.n_images} images in {info.root} "
+              f"(planted problems listed in {info.root / 'ground_truth.csv'})")
+    start = time.perf_counter()
+    res = scan(info.root, out=args.out, progress=not args.json)
+    _print(res, args.json, args.out, time.perf_counter() - start)
+    return EXIT_OK
+
+
+def _print(res, as_json: bool, out, seconds) -> None:
+    if as_json:
+        print(json.dumps(summary_dict(res), indent=2, ensure_ascii=False))
+    else:
+        print(summary_text(res, out, seconds))
+
+
+def summary_dict(res) -> dict:
+    """The closing summary as plain data: images and groups per check, never graph edges."""
+    img = res.images
+    s = res.summary()
+    reasons = img.loc[img["is_invalid"], "invalid_reason"].value_counts().to_dict()
+    return {
+        "images": len(img),
+        "checks": {r.check: {"images": int(r.images), "groups": None if r.groups is None or r.groups != r.groups
+                             else int(r.groups), "threshold": r.threshold} for r in s.itertuples()},
+        "invalid_by_reason": {k: int(v) for k, v in reasons.items()},
+        "leak_table": res.leak_table,
+        "confused_labels": res.info.get("confused_labels", []),
+        "timings": res.info.get("timings", {}),
+    }
+
+
+def summary_text(res, out=None, seconds=None) -> str:
+    """Human summary: counts of images and groups per check, where results were written."""
+    d = summary_dict(res)
+    c = d["checks"]
+    n = d["images"]
+    lines = []
+    head = f"vislint scanned {n:,} images"
+    if seconds:
+        head += f" in {seconds:.1f} s ({n / seconds:,.0f} images/s)"
+    lines.append(head)
+
+    def row(name, text):
+        lines.append(f"  {name:<17}{text}")
+
+    inv = c["invalid"]["images"]
+    row("invalid", f"{inv:,}" + (" (" + ", ".join(f"{k}: {v}" for k, v in
+                                                 sorted(d["invalid_by_reason"].items())) + ")" if inv else ""))
+    for check, label in (("exact_duplicate", "exact duplicates"), ("near_duplicate", "near duplicates")):
+        row(label, f"{c[check]['groups']:,} groups, {c[check]['images']:,} images")
+    row("leaks", f"{c['leak']['images']:,} images in {c['leak']['groups']:,} groups")
+    for split, others in sorted(d["leak_table"].items()):
+        for other, k in sorted(others.items()):
+            row("", f"  {split} images with a copy in {other}: {k:,}")
+    row("label conflicts", f"{c['label_conflict']['images']:,} images; "
+                           f"{c['label_conflict']['groups']:,} duplicate groups with several labels")
+    for pair in d["confused_labels"][:5]:
+        row("", f"  {' ↔ '.join(pair['labels'])}: {pair['images']} images")
+    for check in ("outlier", "blurry", "dark", "bright", "low_information", "odd_size", "grayscale"):
+        row(check.replace("_", " "), f"{c[check]['images']:,}")
+    if out is not None:
+        lines.append(f"results written to {out} (images.parquet, groups.parquet, pairs.parquet, "
+                     f"manifest.json); see them again with: vislint show {out}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

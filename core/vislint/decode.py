@@ -1,0 +1,350 @@
+"""Decode images in parallel to fixed-size RGB tiles, with a reason for every failure.
+
+Each file is read once, hashed (blake2b, 16-byte digest, hex) and decoded by Pillow from memory:
+first frame only, EXIF orientation applied, converted to 8-bit RGB (see :func:`_to_rgb`) and
+resized to ``tile`` x ``tile`` pixels (default :data:`TILE`) with bilinear resampling, ignoring
+the aspect ratio. JPEGs at least ``tile`` px on both sides are decoded with DCT scaling
+(Pillow's draft mode), which is much faster and visually equivalent at tile size.
+
+A file that cannot be used gets one of the :data:`REASONS` codes and a message saying what
+happened and how to fix it; a bad file never raises out of :func:`decode_batch`.
+
+Pillow's own decompression-bomb check (``Image.MAX_IMAGE_PIXELS``) is switched off while vislint
+decodes, because ``max_pixels`` replaces it: an image with more pixels is reported as
+``too_large`` from its header alone, before any pixel is decoded.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .catalog import SNIFF_BYTES, sniff_format
+
+TILE = 128
+"""Side of the square tiles, in pixels."""
+
+MAX_PIXELS = 178_956_970
+"""Default ``max_pixels``: twice Pillow's default bomb limit, about 13,377 x 13,377 px."""
+
+REASONS = {
+    "missing": "The file is gone: it vanished during the scan, or it is a broken symlink.",
+    "unreadable": "The file exists but cannot be read (permission or I/O error).",
+    "zero_bytes": "The file is empty (0 bytes).",
+    "not_image": "The content is not an image (for example text in a file named .png).",
+    "unsupported_format": "An image format Pillow cannot decode here (for example SVG or HEIC).",
+    "truncated": "An image whose data ends early (an interrupted download or copy).",
+    "corrupt": "An image whose data is damaged in a way other than being cut short.",
+    "too_small": "The image is smaller than min_side pixels on a side.",
+    "too_large": "The image has more than max_pixels pixels (decompression-bomb guard).",
+}
+"""Failure code -> one-line explanation for users."""
+
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+"""EXIF orientation -> the transposition that displays the image upright."""
+
+_EXIF_ORIENTATION = 0x0112
+_ALPHA_MODES = frozenset({"LA", "PA", "RGBA", "RGBa"})
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+_END_WINDOW = 1024
+"""Bytes at the end of a file searched for its format's end marker."""
+
+
+@dataclass
+class Decoded:
+    """One decoded batch; every array and list is aligned with the input paths.
+
+    tiles: uint8[n, tile, tile, 3] RGB; zeros where not ok or cached.
+    ok: bool[n], True when the image decoded (or was skipped as cached).
+    reason, message: a :data:`REASONS` code and a human message per failed image, else None.
+    width, height: int32[n] pixels after EXIF orientation (the header's size for images that
+        failed after their header was read); 0 when unknown, including cached images.
+    file_size: int64[n] bytes; -1 when the file could not be read.
+    content_hash: hex blake2b (16-byte digest) of the file's bytes; None when unreadable.
+    format, mode: Pillow's format and original mode names; None when unknown.
+    frames: int32[n] frames in the file (animations, multi-page TIFF); 0 when unknown.
+    cached: bool[n], True for files whose hash was in ``skip_hashes`` (not decoded).
+    """
+
+    tiles: np.ndarray
+    ok: np.ndarray
+    reason: list[str | None]
+    message: list[str | None]
+    width: np.ndarray
+    height: np.ndarray
+    file_size: np.ndarray
+    content_hash: list[str | None]
+    format: list[str | None]
+    mode: list[str | None]
+    frames: np.ndarray
+    cached: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.reason)
+
+
+@dataclass
+class FileInfo:
+    """What :func:`decode_one` learnt about one file; fields as in :class:`Decoded`."""
+
+    reason: str | None = None
+    message: str | None = None
+    width: int = 0
+    height: int = 0
+    file_size: int = -1
+    content_hash: str | None = None
+    format: str | None = None
+    mode: str | None = None
+    frames: int = 0
+    cached: bool = False
+
+
+class DecodeError(Exception):
+    """An image that cannot be used: ``reason`` is a :data:`REASONS` code."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def decode_batch(paths, *, tile: int = TILE, min_side: int = 10, max_pixels: int = MAX_PIXELS,
+                 threads: int = 0, skip_hashes=None) -> Decoded:
+    """Decode ``paths`` to tiles and metadata, in parallel; output order is input order.
+
+    tile: side of the output tiles in pixels (default 128).
+    min_side: images with a side below this many pixels are ``too_small`` (default 10).
+    max_pixels: images with more pixels (width x height) are ``too_large`` and never decoded
+        (default 178,956,970).
+    threads: worker threads; 0 (default) uses ``os.cpu_count()``. Results do not depend on it.
+    skip_hashes: optional set of content hashes already cached: such files are read and hashed
+        but not decoded, and come back ok and ``cached`` with zero tiles and unknown size.
+    """
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise ValueError("paths must be a list of paths; for one file pass [path]")
+    _check_sizes(tile=tile, min_side=min_side, max_pixels=max_pixels)
+    if not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be an int >= 0 (0 = one per CPU), got {threads!r}")
+    paths = list(paths)
+    threads = threads or os.cpu_count() or 1
+    work = partial(decode_one, tile=tile, min_side=min_side, max_pixels=max_pixels,
+                   skip_hashes=skip_hashes)
+    tiles = np.zeros((len(paths), tile, tile, 3), np.uint8)
+    infos = []
+    with ThreadPoolExecutor(threads) as pool:
+        results = pool.map(work, paths) if threads > 1 else map(work, paths)
+        for i, (pixels, info) in enumerate(results):
+            if pixels is not None:
+                tiles[i] = pixels
+            infos.append(info)
+    return Decoded(
+        tiles=tiles,
+        ok=np.array([f.reason is None for f in infos], bool),
+        reason=[f.reason for f in infos],
+        message=[f.message for f in infos],
+        width=np.array([f.width for f in infos], np.int32),
+        height=np.array([f.height for f in infos], np.int32),
+        file_size=np.array([f.file_size for f in infos], np.int64),
+        content_hash=[f.content_hash for f in infos],
+        format=[f.format for f in infos],
+        mode=[f.mode for f in infos],
+        frames=np.array([f.frames for f in infos], np.int32),
+        cached=np.array([f.cached for f in infos], bool),
+    )
+
+
+def decode_one(path, *, tile: int = TILE, min_side: int = 10, max_pixels: int = MAX_PIXELS,
+               skip_hashes=None) -> tuple[np.ndarray | None, FileInfo]:
+    """Decode one file: (uint8[tile, tile, 3] RGB tile or None, its :class:`FileInfo`).
+
+    The tile is None when the file failed (``info.reason`` says why) or was skipped because its
+    hash is in ``skip_hashes``. Arguments as in :func:`decode_batch`; never raises for a bad file.
+    """
+    info = FileInfo()
+    try:
+        data = _read(path, info)
+        if skip_hashes and info.content_hash in skip_hashes:
+            info.cached = True
+            return None, info
+        with _pillow_bomb_check_off():
+            rgb, orientation = _load(data, info, min_side=min_side, max_pixels=max_pixels,
+                                     draft_to=tile)
+        small = rgb.resize((tile, tile), Image.Resampling.BILINEAR)
+        if orientation in _TRANSPOSE:  # square tile: transposing after resizing is the same
+            small = small.transpose(_TRANSPOSE[orientation])
+        return np.frombuffer(small.tobytes(), np.uint8).reshape(tile, tile, 3), info
+    except DecodeError as e:
+        info.reason, info.message = e.reason, e.message
+        return None, info
+
+
+def decode_full(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """The whole image as uint8[height, width, 3] RGB, after EXIF orientation.
+
+    The first frame, normalised to RGB exactly as the tiles of :func:`decode_batch` are.
+    Raises :class:`DecodeError` (with a :data:`REASONS` code) when the file cannot be used.
+    """
+    _check_sizes(tile=1, min_side=0, max_pixels=max_pixels)
+    info = FileInfo()
+    data = _read(path, info)
+    with _pillow_bomb_check_off():
+        rgb, orientation = _load(data, info, min_side=0, max_pixels=max_pixels, draft_to=None)
+    if orientation in _TRANSPOSE:
+        rgb = rgb.transpose(_TRANSPOSE[orientation])
+    return np.asarray(rgb)
+
+
+def _check_sizes(*, tile, min_side, max_pixels) -> None:
+    for name, value, low in (("tile", tile, 1), ("min_side", min_side, 0),
+                             ("max_pixels", max_pixels, 1)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low} (pixels), got {value!r}")
+
+
+def _read(path, info: FileInfo) -> bytes:
+    """The file's bytes; sets ``info.file_size`` and ``info.content_hash``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError as e:
+        if os.path.islink(path):
+            raise DecodeError("missing", f"broken symlink: its target {os.readlink(path)} does "
+                                         "not exist; fix or remove the link") from e
+        raise DecodeError("missing", "file not found: it was moved or deleted after the scan; "
+                                     "scan again") from e
+    except PermissionError as e:
+        raise DecodeError("unreadable", "Permission denied: check the file's read permission "
+                                        "(and its folders')") from e
+    except OSError as e:
+        raise DecodeError("unreadable", f"cannot read the file: {e.strerror or e}") from e
+    info.file_size = len(data)
+    info.content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+    if not data:
+        raise DecodeError("zero_bytes", "the file is empty (0 bytes); re-download or re-export it")
+    return data
+
+
+def _load(data: bytes, info: FileInfo, *, min_side: int, max_pixels: int,
+          draft_to: int | None) -> tuple[Image.Image, int]:
+    """Decode the first frame of ``data`` as RGB; returns it and its EXIF orientation (1-8).
+
+    Fills in ``info``'s format, mode, frames, width and height. ``draft_to``: let JPEG decode
+    at a reduced scale that still covers ``draft_to`` px on both sides.
+    """
+    try:
+        im = Image.open(io.BytesIO(data))
+        info.format, info.mode, info.frames = im.format, im.mode, getattr(im, "n_frames", 1)
+        w, h = info.width, info.height = im.size
+        if w * h > max_pixels:
+            raise DecodeError("too_large", f"{w}x{h} = {w * h:,} pixels, more than max_pixels="
+                                           f"{max_pixels:,} (decompression-bomb guard); raise "
+                                           "max_pixels if the image is genuine")
+        if min(w, h) < min_side:
+            raise DecodeError("too_small", f"{w}x{h} pixels: a side is below min_side={min_side}")
+        if draft_to and w >= draft_to and h >= draft_to:
+            im.draft("RGB", (draft_to, draft_to))
+        im.load()
+        rgb = _to_rgb(im)
+    except DecodeError:
+        raise
+    except Exception as e:  # Pillow raises many exception types on bad data
+        raise _failure(data, info.format, e) from e
+    orientation = _orientation(im)
+    if orientation in (5, 6, 7, 8):
+        info.width, info.height = h, w
+    return rgb, orientation
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB: alpha and transparency composited over white; 16-bit and float scaled.
+
+    I;16*: value / 257. I (32-bit) and F (float): min-max of the image to 0-255 (non-finite
+    values count as 0). Other modes (1, L, P, CMYK, YCbCr, LAB, ...) are converted by Pillow.
+    """
+    if im.mode == "RGB":
+        return im
+    if im.mode.startswith("I") or im.mode == "F":
+        values = np.asarray(im, dtype=np.float64)
+        if im.mode.startswith("I;16"):
+            values = values / 257.0
+        else:
+            values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+            low, high = values.min(), values.max()
+            values = (values - low) * (255.0 / (high - low) if high > low else 0.0)
+        return Image.fromarray(np.rint(values).astype(np.uint8)).convert("RGB")
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        rgb = Image.new("RGB", im.size, (255, 255, 255))
+        rgb.paste(rgba, mask=rgba)
+        return rgb
+    return im.convert("RGB")
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation 1-8 (1 = upright); 1 when the EXIF data is missing or unreadable."""
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # damaged EXIF does not make the pixels unusable
+        return 1
+
+
+def _failure(data: bytes, fmt: str | None, error: Exception) -> DecodeError:
+    """Classify a failed decode from the file's signature and Pillow's error."""
+    Image.init()  # registers every plugin, so Image.OPEN lists all decodable formats
+    fmt = fmt or sniff_format(data[:SNIFF_BYTES]) or ("SVG" if _is_svg(data) else None)
+    if fmt is None:
+        return DecodeError("not_image", f"the content is not an image (it starts with "
+                                        f"{data[:12]!r}); replace it or remove it")
+    if fmt not in Image.OPEN:
+        return DecodeError("unsupported_format", f"the file is in {fmt} format, which this Pillow "
+                                                 "cannot decode; convert it to PNG or JPEG, or "
+                                                 f"install a Pillow plugin for {fmt}")
+    # (the text of UnidentifiedImageError names a memory address: not worth showing)
+    text = ("Pillow cannot identify it" if isinstance(error, UnidentifiedImageError)
+            else str(error))
+    marker = _END_MARKERS.get(fmt)
+    if ("truncated" in text.lower() or "broken data stream" in text
+            or (marker and marker not in data[-_END_WINDOW:])):
+        return DecodeError("truncated", f"the {fmt} data ends early ({text}); re-download or "
+                                        "re-export the file")
+    return DecodeError("corrupt", f"the {fmt} data is damaged ({type(error).__name__}: {text}); "
+                                  "re-download or re-export the file")
+
+
+def _is_svg(data: bytes) -> bool:
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<") and b"<svg" in head
+
+
+_bomb_lock = threading.Lock()
+_bomb_users = 0
+_bomb_saved_limit = Image.MAX_IMAGE_PIXELS
+
+
+@contextmanager
+def _pillow_bomb_check_off():
+    """Disable Pillow's global MAX_IMAGE_PIXELS while any thread decodes; max_pixels rules."""
+    global _bomb_users, _bomb_saved_limit
+    with _bomb_lock:
+        if _bomb_users == 0:
+            _bomb_saved_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _bomb_users += 1
+    try:
+        yield
+    finally:
+        with _bomb_lock:
+            _bomb_users -= 1
+            if _bomb_users == 0:
+                Image.MAX_IMAGE_PIXELS = _bomb_saved_limit

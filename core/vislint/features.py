@@ -1,0 +1,68 @@
+"""Feature extractors: what the kNN graph is built on.
+
+- :class:`Builtin` (default, ``features="builtin"``): the descriptor computed by
+  the C++ core from a 128×128 tile (luminance layout, gradient orientations,
+  chroma layout; exactly invariant to horizontal flips, insensitive to
+  brightness/contrast changes, re-encoding and resizing), then fitted to the
+  data set: centred on the data set's mean and L2-normalised, so that what
+  every image shares (sky at the top, say) does not make unrelated images look
+  alike.
+- Precomputed vectors: a float array with one row per catalog image
+  (``features=my_array``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _native
+
+BUILTIN_VERSION = "builtin-v1"
+"""Changes whenever the built-in descriptor's raw output changes; part of the cache key."""
+
+
+class Builtin:
+    """The built-in descriptor (no model, no download)."""
+
+    name = "builtin"
+    version = BUILTIN_VERSION
+    dim = _native.DESCRIPTOR_DIM
+
+    def describe(self, tiles: np.ndarray, threads: int = 0) -> np.ndarray:
+        """Raw descriptors, float32[N, dim], of uint8[N, 128, 128, 3] tiles."""
+        return _native.descriptor(tiles, threads=threads)
+
+    def fit_transform(self, raw: np.ndarray) -> np.ndarray:
+        """Centre on the data set's mean and L2-normalise (float32[N, dim])."""
+        x = raw.astype(np.float64)
+        if len(x) > 1:
+            x -= x.mean(axis=0)
+        return l2_normalise(x)
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def validate_precomputed(features, n_images: int) -> np.ndarray:
+    """Check user-supplied vectors (one row per image) and L2-normalise them.
+
+    Raises ValueError for a wrong shape, NaN/inf values or all-zero rows, naming
+    the first offending row.
+    """
+    x = np.asarray(features)
+    if x.ndim != 2 or x.shape[0] != n_images:
+        raise ValueError(f"precomputed features must have shape ({n_images}, d): one row per "
+                         f"image in catalog order; got {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"precomputed features must be numeric, got dtype {x.dtype}")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(f"precomputed features contain NaN or inf (first at row {int(np.argmax(bad))})")
+    zero = ~x.any(axis=1)
+    if zero.any():
+        raise ValueError(f"precomputed features contain all-zero rows (first at row "
+                         f"{int(np.argmax(zero))}); a zero vector has no direction")
+    return l2_normalise(x)

@@ -1,0 +1,122 @@
+"""The k-nearest-neighbour graph that every check shares.
+
+Features are L2-normalised, so inner product = cosine similarity. The graph is
+computed once, at the largest k any check needs, and never as an N×N matrix:
+faiss searches in blocks and keeps k neighbours per image.
+
+Index choice (``method``):
+
+- ``"exact"``: ``IndexFlatIP``, brute force. Exact, and fast while N is
+  moderate (about 4 s for 20,000 × 448-d on 2 cores).
+- ``"ivf"``: ``IndexIVFFlat`` with √N-ish lists and a generous ``nprobe``:
+  approximate, sub-quadratic, deterministic (k-means with a fixed seed).
+- ``"auto"`` (default): exact up to :data:`EXACT_MAX` images, IVF beyond.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# faiss' OpenMP threads spin while idle by default; on small machines that makes
+# 2 threads slower than 1. Must be set before the OpenMP runtime starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+
+DEFAULT_K = 10
+"""Neighbours per image. Enough for duplicate groups of up to 10 copies and for a
+neighbour-label vote; see README "Defaults and how they were chosen"."""
+
+EXACT_MAX = 50_000
+"""Largest N searched exactly by ``method="auto"``."""
+
+_SIM_DECIMALS = 5
+"""Similarities are rounded to this many decimals so that BLAS summation order
+(which depends on the thread count) can never reorder neighbours."""
+
+
+@dataclass(frozen=True)
+class KnnGraph:
+    """k nearest neighbours of every image (self excluded).
+
+    neighbors: int64[N, k], row indices, -1 where fewer than k exist.
+    sims: float32[N, k], cosine similarity in [-1, 1], descending per row; -inf where missing.
+    method: the index actually used ("exact" or "ivf").
+    """
+
+    neighbors: np.ndarray
+    sims: np.ndarray
+    method: str
+
+    @property
+    def k(self) -> int:
+        return self.neighbors.shape[1]
+
+
+def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
+              threads: int = 0) -> KnnGraph:
+    """Build the kNN graph of L2-normalised ``features`` (float32[N, d]).
+
+    ``k``: neighbours per image (default :data:`DEFAULT_K`), capped at N-1.
+    ``method``: "auto", "exact" or "ivf" (see module docstring).
+    ``threads``: faiss threads; 0 = all cores.
+    """
+    import faiss
+
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"features must be a 2-D array (N images × d), got shape {x.shape}")
+    if method not in ("auto", "exact", "ivf"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
+    if k < 1:
+        raise ValueError(f"k must be ≥ 1, got {k}")
+    n, d = x.shape
+    if threads:
+        faiss.omp_set_num_threads(int(threads))
+    else:
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+    kk = min(k, max(n - 1, 0))
+    neighbors = np.full((n, k), -1, dtype=np.int64)
+    sims = np.full((n, k), -np.inf, dtype=np.float32)
+    if kk == 0:
+        return KnnGraph(neighbors, sims, "exact")
+    used = method if method != "auto" else ("exact" if n <= EXACT_MAX else "ivf")
+    if used == "exact":
+        index = faiss.IndexFlatIP(d)
+    else:
+        nlist = int(max(16, min(4 * np.sqrt(n), n // 39)))
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = 1234
+        index.train(x)
+        index.nprobe = min(nlist, 32)
+    index.add(x)
+    s, idx = _search(index, x, kk + 1)
+    s = np.round(s, _SIM_DECIMALS).astype(np.float32)
+    rows = np.arange(n)[:, None]
+    # Drop self wherever it landed (exact copies tie with it); else drop the last column.
+    is_self = idx == rows
+    no_self = ~is_self.any(axis=1)
+    is_self[no_self, -1] = True
+    keep = ~is_self
+    idx = idx[keep].reshape(n, kk)
+    s = s[keep].reshape(n, kk)
+    # Canonical order: similarity descending, then index ascending.
+    missing = idx < 0
+    s[missing] = -np.inf
+    order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, idx), -s), axis=1)
+    neighbors[:, :kk] = np.take_along_axis(idx, order, axis=1)
+    sims[:, :kk] = np.take_along_axis(s, order, axis=1)
+    return KnnGraph(neighbors, sims, used)
+
+
+def _search(index, x: np.ndarray, k: int, block: int = 16384):
+    """Search in blocks so the distance buffer stays O(block · N) at most."""
+    n = x.shape[0]
+    out_s = np.empty((n, k), dtype=np.float32)
+    out_i = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, block):
+        s, i = index.search(x[start:start + block], k)
+        out_s[start:start + block] = s
+        out_i[start:start + block] = i
+    return out_s, out_i

@@ -1,0 +1,144 @@
+"""ScanResults: everything a scan found, as tables.
+
+- ``to_dataframe()``: one row per image. Columns: ``id, path, relpath, label,
+  split, width, height, file_size, format, content_hash``; ``is_invalid,
+  invalid_reason, invalid_message``; for every check ``<check>_score`` (in
+  [0, 1], higher = worse, NaN where the check does not apply) and
+  ``is_<check>``; and the evidence: ``exact_group, duplicate_group,
+  duplicate_of`` (id of the representative), ``nearest_id, nearest_similarity``,
+  ``leak_partners`` (ids, ";"-joined), ``suggested_label, label_agreement,
+  conflict_labels``, ``outlier_distance, outlier_z`` and the raw statistics
+  ``blur_laplacian_var, lum_p05, lum_p95, entropy, channel_diff, odd_size_stat``.
+- ``groups(check)``: one row per group member (``exact_duplicate``,
+  ``near_duplicate``, ``leak``, ``label_conflict``): group, id, path, label,
+  split, keep (the representative chosen by the keep policy), similarity to
+  the representative.
+- ``pairs(check)``: one row per image pair (``exact_duplicate``,
+  ``near_duplicate``, ``leak``): id_a, id_b, paths, splits, similarity.
+- ``summary()``: one row per check: images flagged, groups, threshold.
+
+``save(dir)`` writes Parquet tables and a ``manifest.json`` (format version,
+parameters, provenance, leak table) atomically; ``vislint.load(dir)`` reads
+them back.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .workdir import atomic_path, write_json
+
+FORMAT_VERSION = 1
+
+CHECKS = ("invalid", "exact_duplicate", "near_duplicate", "leak", "label_conflict", "outlier",
+          "blurry", "dark", "bright", "low_information", "odd_size", "grayscale")
+GROUP_CHECKS = ("exact_duplicate", "near_duplicate", "leak", "label_conflict")
+PAIR_CHECKS = ("exact_duplicate", "near_duplicate", "leak")
+
+
+@dataclass
+class ScanResults:
+    """The result of :func:`vislint.scan`. Build one with :func:`vislint.load` or a scan."""
+
+    images: pd.DataFrame
+    group_table: pd.DataFrame
+    pair_table: pd.DataFrame
+    info: dict = field(default_factory=dict)
+    """parameters, thresholds, provenance, timings, leak_table, confused_labels."""
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per image (a copy)."""
+        return self.images.copy()
+
+    def groups(self, check: str) -> pd.DataFrame:
+        """Members of the groups of ``check``, group by group, representative first."""
+        _require(check, GROUP_CHECKS)
+        t = self.group_table
+        return t[t["check"] == check].drop(columns="check").reset_index(drop=True)
+
+    def pairs(self, check: str) -> pd.DataFrame:
+        """Image pairs of ``check``, most similar first."""
+        _require(check, PAIR_CHECKS)
+        t = self.pair_table
+        return t[t["check"] == check].drop(columns="check").reset_index(drop=True)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per check: images flagged, groups (where the check groups), threshold."""
+        th = self.info.get("thresholds", {})
+        rows = []
+        for check in CHECKS:
+            flag = f"is_{check}"
+            images = int(self.images[flag].sum()) if flag in self.images else 0
+            groups = None
+            if check in GROUP_CHECKS:
+                g = self.group_table
+                groups = int(g.loc[g["check"] == check, "group"].nunique())
+            rows.append({"check": check, "images": images, "groups": groups,
+                         "threshold": _threshold_text(check, th)})
+        return pd.DataFrame(rows)
+
+    @property
+    def leak_table(self) -> dict:
+        """{split: {other split: images in split with a duplicate in other split}}."""
+        return self.info.get("leak_table", {})
+
+    def save(self, out: str | Path) -> Path:
+        """Write the tables and the manifest into ``out`` (atomic per file; manifest last)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, table in (("images", self.images), ("groups", self.group_table),
+                            ("pairs", self.pair_table)):
+            with atomic_path(out / f"{name}.parquet") as tmp:
+                table.to_parquet(tmp, index=False)
+        self.save_manifest(out)
+        return out
+
+    def save_manifest(self, out: str | Path) -> None:
+        """(Re)write ``manifest.json``, the file whose presence marks a complete save."""
+        write_json(Path(out) / "manifest.json", {"format_version": FORMAT_VERSION, **self.info})
+
+
+def load(path: str | Path) -> ScanResults:
+    """Read a scan saved by :meth:`ScanResults.save` (or ``vislint scan --out``)."""
+    path = Path(path)
+    manifest = path / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{path} holds no saved scan (no manifest.json); run "
+                                f"`vislint scan DATA --out {path}` first")
+    info = json.loads(manifest.read_text(encoding="utf-8"))
+    version = info.pop("format_version", None)
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path} was written in results format {version}; this vislint reads "
+                         f"format {FORMAT_VERSION}. Re-run the scan to rewrite it.")
+    return ScanResults(pd.read_parquet(path / "images.parquet"),
+                       pd.read_parquet(path / "groups.parquet"),
+                       pd.read_parquet(path / "pairs.parquet"), info)
+
+
+def _require(check: str, allowed: tuple[str, ...]) -> None:
+    if check not in allowed:
+        raise ValueError(f"unknown check {check!r} here; choose one of {', '.join(allowed)}")
+
+
+def _threshold_text(check: str, th: dict) -> str:
+    texts = {
+        "invalid": "unreadable or unusable file",
+        "exact_duplicate": "same bytes or same pixels",
+        "near_duplicate": "similarity ≥ {near_duplicate}",
+        "leak": "duplicate across splits",
+        "label_conflict": "group with several labels, or neighbour agreement ≤ {label_agreement}",
+        "outlier": "robust z ≥ {outlier_z}",
+        "blurry": "Laplacian variance < {blurry}",
+        "dark": "95th percentile luminance < {dark}",
+        "bright": "5th percentile luminance > {bright}",
+        "low_information": "entropy < {low_information} bits",
+        "odd_size": "aspect > {odd_aspect} or area ×/÷ {odd_area_factor} vs median",
+        "grayscale": "channel difference < {grayscale}",
+    }
+    try:
+        return texts[check].format(**th)
+    except KeyError:
+        return texts[check]

@@ -1,0 +1,343 @@
+"""The scan: source → catalog → decode → features → kNN graph → checks → ScanResults."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import _native
+from ._version import __version__
+from .catalog import Catalog, build_catalog
+from .checks.duplicates import find_duplicates, keep_order
+from .checks.labels import find_label_conflicts
+from .checks.leaks import find_leaks
+from .checks.outliers import outlier_scores
+from .checks.quality import QUALITY_CHECKS, quality_scores
+from .decode import REASONS, decode_batch, decode_full
+from .features import Builtin, validate_precomputed
+from .knn import DEFAULT_K, knn_graph
+from .results import ScanResults
+from .thresholds import Thresholds
+from .workdir import FeatureCache
+
+def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
+         features="builtin", k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
+         thresholds: Thresholds | dict | None = None, progress: bool = False,
+         min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512) -> ScanResults:
+    """Scan images for every kind of problem and return :class:`ScanResults`.
+
+    source: a folder (labels from class folders, splits from top folders named
+        like train/valid/test), a list of paths, a DataFrame or a CSV file with
+        ``path[,label][,split]``.
+    out: work dir. Results are saved there, and per-image features are cached
+        there as the scan goes, so an interrupted scan resumes and a re-scan
+        only decodes new or changed files. None keeps everything in memory.
+    labels, splits: "auto" (infer from folders) or None (ignore).
+    features: "builtin" (default, no model) or a float array with one row per
+        image in catalog order.
+    k: neighbours per image in the shared kNN graph (default 10).
+    index: "auto", "exact" or "ivf" (see :mod:`vislint.knn`).
+    threads: worker threads for decoding, the C++ core and faiss; 0 = all cores.
+    thresholds: a :class:`Thresholds` or a dict of changes to the defaults.
+    progress: show a progress bar on stderr.
+    min_side: images with a side shorter than this (px) are invalid (too_small).
+    max_pixels: images with more pixels are invalid (too_large), never decoded.
+    batch_size: images decoded per batch; each batch is one cache chunk, the
+        unit of work an interrupted scan can lose (default 512).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    t = _thresholds(thresholds)
+    threads = threads or os.cpu_count() or 1
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    catalog = build_catalog(source, labels=labels, splits=splits)
+    n = len(catalog)
+    extractor = Builtin()
+    cache_root = Path(out) / "cache" / f"{extractor.version}-{_native.TILE_SIZE}" if out else None
+    cache = FeatureCache(cache_root)
+    timings["catalog"] = time.perf_counter() - clock
+
+    # Decode and describe, batch by batch; each batch is cached as it completes.
+    meta = _decode_all(catalog, cache, extractor, threads, progress, min_side, max_pixels,
+                       batch_size, timings)
+    valid = meta["ok"]
+    clock = time.perf_counter()
+    hashes = [h if ok else None for h, ok in zip(meta["content_hash"], valid)]
+    got = cache.gather([h for h in hashes if h is not None])
+    vidx = np.flatnonzero(valid)
+    raw = np.zeros((n, extractor.dim), np.float32)
+    stats = np.full((n, len(_native.STAT_NAMES)), np.nan, np.float32)
+    raw[vidx], stats[vidx] = got["raw"], got["stats"]
+    width, height = meta["width"], meta["height"]
+
+    if isinstance(features, str):
+        if features != "builtin":
+            raise ValueError(f"features={features!r} is not known here; use 'builtin' or pass a "
+                             f"float array with one row per image")
+        feats = np.zeros((n, extractor.dim), np.float32)
+        if len(vidx):
+            feats[vidx] = extractor.fit_transform(raw[vidx])
+        feature_name = extractor.version
+    else:
+        feats = validate_precomputed(features, n)
+        feature_name = f"precomputed-{feats.shape[1]}d"
+    timings["features"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    graph = _graph(feats, valid, k, index, threads)
+    timings["graph"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    results = _run_checks(catalog, meta, valid, feats, stats, graph, t)
+    timings["checks"] = time.perf_counter() - clock
+    results.info.update({
+        "params": {"k": k, "index": graph.method, "features": feature_name, "threads": threads,
+                   "min_side": min_side, "max_pixels": max_pixels, "batch_size": batch_size,
+                   "source": str(catalog.root) if catalog.root else None},
+        "thresholds": t.to_dict(),
+        "provenance": {"vislint": __version__, "python": platform.python_version(),
+                       "numpy": np.__version__, "cores": os.cpu_count()},
+        "timings": timings,
+        "invalid_reasons": REASONS,
+    })
+    if out is not None:
+        clock = time.perf_counter()
+        results.save(out)
+        timings["write"] = time.perf_counter() - clock
+        results.save_manifest(out)  # again, now with the write time
+    return results
+
+
+def _thresholds(thresholds) -> Thresholds:
+    if thresholds is None:
+        return Thresholds()
+    if isinstance(thresholds, Thresholds):
+        return thresholds
+    if isinstance(thresholds, dict):
+        return Thresholds().replace(**thresholds)
+    raise ValueError("thresholds must be a vislint.Thresholds or a dict like {'near_duplicate': 0.95}")
+
+
+def _decode_all(catalog: Catalog, cache: FeatureCache, extractor, threads, progress,
+                min_side, max_pixels, batch_size, timings) -> dict:
+    """Decode every image not yet cached; returns per-image metadata arrays."""
+    n = len(catalog)
+    meta = {"ok": np.zeros(n, bool), "reason": [None] * n, "message": [None] * n,
+            "width": np.zeros(n, np.int32), "height": np.zeros(n, np.int32),
+            "file_size": np.full(n, -1, np.int64), "content_hash": [None] * n,
+            "format": [None] * n}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
+    t_decode = t_native = 0.0
+    try:
+        for start in range(0, n, batch_size):
+            sl = slice(start, min(start + batch_size, n))
+            clock = time.perf_counter()
+            d = decode_batch(catalog.paths[sl], min_side=min_side, max_pixels=max_pixels,
+                             threads=threads, skip_hashes=cache.hashes())
+            t_decode += time.perf_counter() - clock
+            clock = time.perf_counter()
+            fresh = np.flatnonzero(d.ok & ~d.cached)
+            # identical files in one batch are described once
+            first: dict[str, int] = {}
+            for i in fresh:
+                first.setdefault(d.content_hash[i], int(i))
+            fresh = np.array(sorted(first.values()), np.int64)
+            if len(fresh):
+                tiles = np.ascontiguousarray(d.tiles[fresh])
+                cache.add({
+                    "hash": np.array([d.content_hash[i] for i in fresh]),
+                    "raw": extractor.describe(tiles, threads),
+                    "stats": _native.image_stats(tiles, threads=threads),
+                    "phash": _native.perceptual_hashes(tiles, threads=threads),
+                    "width": d.width[fresh], "height": d.height[fresh], "frames": d.frames[fresh],
+                    "format": np.array([d.format[i] or "" for i in fresh]),
+                    "mode": np.array([d.mode[i] or "" for i in fresh]),
+                })
+            t_native += time.perf_counter() - clock
+            meta["ok"][sl] = d.ok
+            meta["width"][sl], meta["height"][sl] = d.width, d.height
+            meta["file_size"][sl] = d.file_size
+            for name in ("reason", "message", "content_hash", "format"):
+                meta[name][sl] = getattr(d, name)
+            if bar is not None:
+                bar.update(sl.stop - sl.start)
+    finally:
+        if bar is not None:
+            bar.close()
+    # Cached images carry no decode metadata in this run: take it from the cache.
+    cached_rows = [i for i in range(n) if meta["ok"][i] and meta["width"][i] == 0]
+    if cached_rows:
+        got = cache.gather([meta["content_hash"][i] for i in cached_rows])
+        meta["width"][cached_rows] = got["width"]
+        meta["height"][cached_rows] = got["height"]
+        for r, f in zip(cached_rows, got["format"].tolist()):
+            meta["format"][r] = f or None
+    timings["decode"] = t_decode
+    timings["describe"] = t_native
+    return meta
+
+
+def _graph(feats, valid, k, index, threads):
+    """kNN graph over the valid rows, mapped back to catalog row indices."""
+    from .knn import KnnGraph
+
+    n = len(valid)
+    vidx = np.flatnonzero(valid)
+    g = knn_graph(feats[vidx], k, method=index, threads=threads)
+    neighbors = np.full((n, k), -1, np.int64)
+    sims = np.full((n, k), -np.inf, np.float32)
+    mapped = np.where(g.neighbors >= 0, vidx[np.maximum(g.neighbors, 0)], -1)
+    neighbors[vidx], sims[vidx] = mapped, g.sims
+    return KnnGraph(neighbors, sims, g.method)
+
+
+def _run_checks(catalog: Catalog, meta, valid, feats, stats, graph, t: Thresholds) -> ScanResults:
+    n = len(catalog)
+    ids = np.array(catalog.ids, dtype=object)
+    col = {name: i for i, name in enumerate(_native.STAT_NAMES)}
+    area = meta["width"].astype(np.int64) * meta["height"].astype(np.int64)
+    order = keep_order(valid, catalog.labels, catalog.splits, area,
+                       np.nan_to_num(stats[:, col["blur_laplacian_var"]]), catalog.relpaths)
+
+    def pixels_equal(i: int, j: int) -> bool:
+        try:
+            return bool(np.array_equal(decode_full(catalog.paths[i]), decode_full(catalog.paths[j])))
+        except Exception:  # a file that changed since decoding is simply not a pixel twin
+            return False
+
+    dup = find_duplicates(valid=valid, content_hash=meta["content_hash"], width=meta["width"],
+                          height=meta["height"], features=feats, graph=graph, order=order,
+                          near_threshold=t.near_duplicate, pixel_min_sim=t.exact_pixels_min_sim,
+                          pixels_equal=pixels_equal)
+    leaks = find_leaks(splits=catalog.splits, features=feats, duplicate_group=dup.duplicate_group,
+                       pairs=dup.pairs, pair_sims=dup.pair_sims)
+    conflicts = find_label_conflicts(labels=catalog.labels, valid=valid, graph=graph,
+                                     duplicate_group=dup.duplicate_group,
+                                     representative=dup.representative,
+                                     max_agreement=t.label_agreement,
+                                     min_support=t.label_min_support)
+    o_score, o_flag, o_dist, o_z = outlier_scores(valid=valid, graph=graph,
+                                                  exact_group=dup.exact_group, z_threshold=t.outlier_z)
+    quality = quality_scores(stats, meta["width"], meta["height"], valid, t)
+
+    is_exact = dup.exact_group >= 0
+    in_group = dup.duplicate_group >= 0
+    # near duplicate: in a duplicate group with at least one member that is not its exact copy
+    near_flag = np.zeros(n, bool)
+    for members in _groups(dup.duplicate_group):
+        for m in members:
+            near_flag[m] = any(dup.exact_group[o] < 0 or dup.exact_group[o] != dup.exact_group[m]
+                               for o in members if o != m)
+    rep = dup.representative
+    nearest = graph.neighbors[:, 0]
+    images = pd.DataFrame({
+        "id": ids, "path": catalog.paths, "relpath": catalog.relpaths,
+        "label": catalog.labels, "split": catalog.splits,
+        "width": meta["width"], "height": meta["height"], "file_size": meta["file_size"],
+        "format": meta["format"], "content_hash": meta["content_hash"],
+        "is_invalid": ~valid, "invalid_reason": meta["reason"], "invalid_message": meta["message"],
+        "exact_duplicate_score": np.where(valid, is_exact.astype(float), np.nan),
+        "is_exact_duplicate": is_exact,
+        "near_duplicate_score": dup.near_sim, "is_near_duplicate": near_flag,
+        "exact_group": dup.exact_group, "duplicate_group": dup.duplicate_group,
+        "duplicate_of": [ids[rep[i]] if in_group[i] and rep[i] != i else None for i in range(n)],
+        "nearest_id": [ids[j] if j >= 0 else None for j in nearest],
+        "nearest_similarity": np.where(nearest >= 0, graph.sims[:, 0], np.nan),
+        "leak_score": np.where(valid, leaks.score, np.nan),
+        "is_leak": np.array([len(p) > 0 for p in leaks.partners]),
+        "leak_partners": [";".join(ids[p]) if p else None for p in leaks.partners],
+        "label_conflict_score": conflicts.score, "is_label_conflict": conflicts.flag,
+        "suggested_label": conflicts.suggested, "label_agreement": conflicts.agreement,
+        "conflict_labels": conflicts.conflict_labels,
+        "outlier_score": o_score, "is_outlier": o_flag,
+        "outlier_distance": o_dist, "outlier_z": o_z,
+    })
+    for check in QUALITY_CHECKS:
+        stat, score = quality[check]
+        images[f"{check}_score"] = score
+        images[f"is_{check}"] = np.nan_to_num(score) >= 0.5
+    for name in ("blur_laplacian_var", "lum_p05", "lum_p95", "entropy", "channel_diff"):
+        images[name] = stats[:, col[name]]
+    images["odd_size_stat"] = quality["odd_size"][0]
+
+    rank = np.full(n, n, np.int64)
+    rank[order] = np.arange(len(order))
+    groups = _group_table(images, feats, dup, rank, conflicts.conflict_groups)
+    pairs = _pair_table(images, dup, leaks)
+    info = {"leak_table": leaks.table, "confused_labels": _confused(images)}
+    return ScanResults(images, groups, pairs, info)
+
+
+def _groups(group: np.ndarray):
+    idx = np.flatnonzero(group >= 0)
+    srt = idx[np.argsort(group[idx], kind="stable")]
+    return np.split(srt, np.flatnonzero(np.diff(group[srt])) + 1) if len(srt) else []
+
+
+def _group_table(images, feats, dup, rank, conflict_groups) -> pd.DataFrame:
+    """Group members per check, representative (best in keep order) first."""
+    rows = []
+    split = images["split"].tolist()
+    conflict_set = set(conflict_groups)
+    for check, group in (("exact_duplicate", dup.exact_group), ("near_duplicate", dup.duplicate_group)):
+        for members in _groups(group):
+            g = int(group[members[0]])
+            rep = int(members[np.argmin(rank[members])])
+            checks = [check]
+            if check == "near_duplicate":
+                if len({split[m] for m in members if split[m]}) > 1:
+                    checks.append("leak")
+                if g in conflict_set:
+                    checks.append("label_conflict")
+            ordered = [rep] + sorted(int(m) for m in members if m != rep)
+            sims = np.clip(feats[ordered] @ feats[rep], -1.0, 1.0)
+            for c in checks:
+                rows += [{"check": c, "group": g, "row": m, "keep": m == rep, "similarity": float(s)}
+                         for m, s in zip(ordered, sims)]
+    t = pd.DataFrame(rows, columns=["check", "group", "row", "keep", "similarity"])
+    at = t["row"].to_numpy(np.int64)
+    for c in ("id", "path", "label", "split"):
+        t[c] = images[c].to_numpy()[at]
+    return t[["check", "group", "id", "path", "label", "split", "keep", "similarity"]]
+
+
+def _pair_table(images, dup, leaks) -> pd.DataFrame:
+    parts = []
+    for check, pairs, sims in (("exact_duplicate", dup.pairs[dup.pair_exact], dup.pair_sims[dup.pair_exact]),
+                               ("near_duplicate", dup.pairs[~dup.pair_exact], dup.pair_sims[~dup.pair_exact]),
+                               ("leak", leaks.pairs, leaks.pair_sims)):
+        if not len(pairs):
+            continue
+        a, b = pairs[:, 0], pairs[:, 1]
+        parts.append(pd.DataFrame({
+            "check": check, "id_a": images["id"].to_numpy()[a], "id_b": images["id"].to_numpy()[b],
+            "path_a": images["path"].to_numpy()[a], "path_b": images["path"].to_numpy()[b],
+            "split_a": images["split"].to_numpy()[a], "split_b": images["split"].to_numpy()[b],
+            "similarity": sims}).sort_values(["similarity", "id_a", "id_b"],
+                                             ascending=[False, True, True]))
+    cols = ["check", "id_a", "id_b", "path_a", "path_b", "split_a", "split_b", "similarity"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
+def _confused(images: pd.DataFrame, top: int = 10) -> list[dict]:
+    """Most frequent (label, suggested or conflicting label) pairs among label conflicts."""
+    counts: dict[tuple[str, str], int] = {}
+    flagged = images[images["is_label_conflict"]]
+    for label, sugg, both in zip(flagged["label"], flagged["suggested_label"], flagged["conflict_labels"]):
+        # missing values are NaN in pandas' string columns
+        others = [sugg] if isinstance(sugg, str) else \
+            [o for o in (both if isinstance(both, str) else "").split("|") if o and o != label]
+        for o in others:
+            key = tuple(sorted((label, o)))
+            counts[key] = counts.get(key, 0) + 1
+    best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return [{"labels": list(k), "images": v} for k, v in best]

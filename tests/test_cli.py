@@ -1,0 +1,58 @@
+"""The command line, run as a user runs it (a subprocess)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import write_images
+
+
+def vislint(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "vislint", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_help_teaches_every_check():
+    r = vislint("scan", "--help")
+    assert r.returncode == 0
+    for check in ("invalid", "exact_duplicate", "near_duplicate", "leak", "label_conflict", "outlier",
+                  "blurry", "dark", "bright", "low_information", "odd_size", "grayscale"):
+        assert check in r.stdout
+    assert "--near-duplicate" in r.stdout and "--out" in r.stdout
+
+
+def test_scan_json_and_show(tmp_path):
+    data = tmp_path / "data"
+    paths = write_images(data / "train" / "cats", 8) + write_images(data / "valid" / "cats", 4, seed=1)
+    (data / "valid" / "cats" / "leak.jpg").write_bytes(paths[0].read_bytes())
+    (data / "train" / "cats" / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+    r = vislint("scan", data, "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["images"] == 14
+    assert summary["invalid_by_reason"] == {"zero_bytes": 1}
+    assert summary["checks"]["exact_duplicate"] == {"images": 2, "groups": 1,
+                                                     "threshold": "same bytes or same pixels"}
+    assert summary["leak_table"] == {"train": {"valid": 1}, "valid": {"train": 1}}
+    r = vislint("show", out)
+    assert r.returncode == 0
+    assert "exact duplicates 1 groups, 2 images" in " ".join(r.stdout.split())
+    assert "train images with a copy in valid: 1" in r.stdout
+    assert f"vislint show {out}" in r.stdout
+
+
+def test_bad_input_exits_2_with_a_hint(tmp_path):
+    r = vislint("scan", tmp_path / "nope")
+    assert r.returncode == 2
+    assert "nope" in r.stderr and "Traceback" not in r.stderr
+    r = vislint("show", tmp_path)
+    assert r.returncode == 2 and "vislint scan" in r.stderr
+    r = vislint("scan", tmp_path, "--near-duplicate", "abc")
+    assert r.returncode == 2
+
+
+def test_version_and_module_entry_point():
+    r = vislint("--version")
+    assert r.returncode == 0 and r.stdout.startswith("vislint ")
