@@ -23,6 +23,8 @@ def test_engine_never_imports_integrations():
 
 
 def test_no_generic_top_level_names():
+    if "_editable_skbc_vislint" in sys.modules:
+        pytest.skip("editable install: its path hook exposes the source tree (CI tests a real install)")
     for name in ("core", "integrations", "native"):
         assert importlib.util.find_spec(name) is None, f"'import {name}' must not exist"
 

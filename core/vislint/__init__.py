@@ -13,8 +13,8 @@ from importlib import import_module
 
 from ._version import __version__
 
-_LAZY = {"scan": "scan", "load": "results", "ScanResults": "results",
-         "evaluate": "evaluate", "Thresholds": "thresholds"}
+_LAZY = {"scan": "pipeline", "load": "results", "ScanResults": "results",
+         "evaluate": "evaluation", "Thresholds": "thresholds"}
 
 __all__ = ["__version__", *_LAZY]
 

@@ -106,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_scan(args) -> int:
-    from .scan import scan
+    from .pipeline import scan
 
     changes = {k[2:]: v for k, v in vars(args).items() if k.startswith("t_") and v is not None}
     kwargs = {"k": args.k} if args.k else {}
@@ -128,7 +128,7 @@ def _cmd_show(args) -> int:
 
 def _cmd_demo(args) -> int:
     from .demo import build_demo
-    from .scan import scan
+    from .pipeline import scan
 
     info = build_demo(args.data, overwrite=True)
     if not args.json:

@@ -8,7 +8,7 @@
   duplicate_of`` (id of the representative), ``nearest_id, nearest_similarity``,
   ``leak_partners`` (ids, ";"-joined), ``suggested_label, label_agreement,
   conflict_labels``, ``outlier_distance, outlier_z`` and the raw statistics
-  ``blur_laplacian_var, lum_p05, lum_p95, entropy, channel_diff, odd_size_stat``.
+  ``sharpness, lum_p05, lum_p95, entropy, channel_diff, odd_size_stat``.
 - ``groups(check)``: one row per group member (``exact_duplicate``,
   ``near_duplicate``, ``leak``, ``label_conflict``): group, id, path, label,
   split, keep (the representative chosen by the keep policy), similarity to
@@ -131,7 +131,7 @@ def _threshold_text(check: str, th: dict) -> str:
         "leak": "duplicate across splits",
         "label_conflict": "group with several labels, or neighbour agreement ≤ {label_agreement}",
         "outlier": "robust z ≥ {outlier_z}",
-        "blurry": "Laplacian variance < {blurry}",
+        "blurry": "sharpness < {blurry}",
         "dark": "95th percentile luminance < {dark}",
         "bright": "5th percentile luminance > {bright}",
         "low_information": "entropy < {low_information} bits",

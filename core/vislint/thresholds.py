@@ -27,14 +27,17 @@ class Thresholds:
         different bytes are decoded in full and compared pixel by pixel (0.995).
     label_agreement: an image is a label conflict when the weighted share of its
         neighbours carrying its own label is at most this (0.2) and another label
-        wins the vote.
+        wins the vote. Applies to semantic features (a model's or precomputed
+        vectors) only; see :mod:`vislint.checks.labels`.
     label_min_support: minimum summed neighbour similarity for a vote to count (2.0).
     outlier_z: robust z-score (median/MAD) of the distance to the nearest
         neighbours above which an image is an outlier (6.0).
-    blurry: variance of the Laplacian of luminance at the 128×128 working scale
-        below which an image is blurry (grey levels², 60).
-    dark: 95th percentile of luminance (0–255) below which an image is dark (45).
-    bright: 5th percentile of luminance (0–255) above which an image is bright (215).
+    blurry: sharpness below which an image is blurry (0.12). Sharpness is the RMS
+        of the Laplacian of luminance at the 128×128 working scale divided by the
+        luminance standard deviation + 1 (unitless), so darkening or lowering the
+        contrast of an image does not make it "blurry".
+    dark: 95th percentile of luminance (0–255) below which an image is dark (40).
+    bright: 5th percentile of luminance (0–255) above which an image is bright (200).
     low_information: luminance entropy in bits below which an image is low
         information (2.0).
     grayscale: mean largest channel difference (0–255) below which an image is
@@ -49,9 +52,9 @@ class Thresholds:
     label_agreement: float = 0.2
     label_min_support: float = 2.0
     outlier_z: float = 6.0
-    blurry: float = 60.0
-    dark: float = 45.0
-    bright: float = 215.0
+    blurry: float = 0.12
+    dark: float = 40.0
+    bright: float = 200.0
     low_information: float = 2.0
     grayscale: float = 2.0
     odd_aspect: float = 3.0

@@ -1,2 +1,2 @@
 """The checks. Each module reads the catalog, image statistics and the shared kNN
-graph, and returns per-image arrays; :mod:`vislint.scan` assembles them."""
+graph, and returns per-image arrays; :mod:`vislint.pipeline` assembles them."""

@@ -6,7 +6,7 @@ score with :func:`vislint.thresholds.soft_score` (0.5 at the threshold).
 
 | check | statistic | bad when |
 |---|---|---|
-| blurry | variance of the Laplacian of luminance | below ``blurry`` |
+| blurry | sharpness: RMS of the Laplacian of luminance / (luminance std + 1) | below ``blurry`` |
 | dark | 95th percentile of luminance | below ``dark`` |
 | bright | 5th percentile of luminance | above ``bright`` |
 | low_information | entropy of the luminance histogram (bits) | below ``low_information`` |
@@ -37,8 +37,9 @@ def quality_scores(stats: np.ndarray, width: np.ndarray, height: np.ndarray,
         odd = np.maximum(np.log(aspect) / np.log(t.odd_aspect),
                          np.abs(np.log(area / median_area)) / np.log(t.odd_area_factor))
     odd = np.where(valid, odd, np.nan)
+    sharpness = np.sqrt(st["blur_laplacian_var"]) / (st["lum_std"] + 1.0)
     out = {
-        "blurry": (st["blur_laplacian_var"], soft_score(st["blur_laplacian_var"], t.blurry, low_is_bad=True)),
+        "blurry": (sharpness, soft_score(sharpness, t.blurry, low_is_bad=True)),
         "dark": (st["lum_p95"], soft_score(st["lum_p95"], t.dark, low_is_bad=True)),
         # headroom above the 5th percentile: little headroom = washed out
         "bright": (st["lum_p05"], soft_score(255.0 - st["lum_p05"], 255.0 - t.bright, low_is_bad=True)),

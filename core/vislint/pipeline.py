@@ -94,7 +94,8 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     timings["graph"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    results = _run_checks(catalog, meta, valid, feats, stats, graph, t)
+    results = _run_checks(catalog, meta, valid, feats, stats, graph, t,
+                          semantic=not isinstance(features, str))
     timings["checks"] = time.perf_counter() - clock
     results.info.update({
         "params": {"k": k, "index": graph.method, "features": feature_name, "threads": threads,
@@ -200,7 +201,8 @@ def _graph(feats, valid, k, index, threads):
     return KnnGraph(neighbors, sims, g.method)
 
 
-def _run_checks(catalog: Catalog, meta, valid, feats, stats, graph, t: Thresholds) -> ScanResults:
+def _run_checks(catalog: Catalog, meta, valid, feats, stats, graph, t: Thresholds,
+                semantic: bool) -> ScanResults:
     n = len(catalog)
     ids = np.array(catalog.ids, dtype=object)
     col = {name: i for i, name in enumerate(_native.STAT_NAMES)}
@@ -224,7 +226,7 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, graph, t: Threshold
                                      duplicate_group=dup.duplicate_group,
                                      representative=dup.representative,
                                      max_agreement=t.label_agreement,
-                                     min_support=t.label_min_support)
+                                     min_support=t.label_min_support, flag_votes=semantic)
     o_score, o_flag, o_dist, o_z = outlier_scores(valid=valid, graph=graph,
                                                   exact_group=dup.exact_group, z_threshold=t.outlier_z)
     quality = quality_scores(stats, meta["width"], meta["height"], valid, t)
@@ -265,13 +267,14 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, graph, t: Threshold
         stat, score = quality[check]
         images[f"{check}_score"] = score
         images[f"is_{check}"] = np.nan_to_num(score) >= 0.5
-    for name in ("blur_laplacian_var", "lum_p05", "lum_p95", "entropy", "channel_diff"):
+    images["sharpness"] = quality["blurry"][0]
+    for name in ("lum_p05", "lum_p95", "entropy", "channel_diff"):
         images[name] = stats[:, col[name]]
     images["odd_size_stat"] = quality["odd_size"][0]
 
     rank = np.full(n, n, np.int64)
     rank[order] = np.arange(len(order))
-    groups = _group_table(images, feats, dup, rank, conflicts.conflict_groups)
+    groups = _group_table(images, feats, dup, rank, near_flag, conflicts.conflict_groups)
     pairs = _pair_table(images, dup, leaks)
     info = {"leak_table": leaks.table, "confused_labels": _confused(images)}
     return ScanResults(images, groups, pairs, info)
@@ -283,21 +286,27 @@ def _groups(group: np.ndarray):
     return np.split(srt, np.flatnonzero(np.diff(group[srt])) + 1) if len(srt) else []
 
 
-def _group_table(images, feats, dup, rank, conflict_groups) -> pd.DataFrame:
-    """Group members per check, representative (best in keep order) first."""
+def _group_table(images, feats, dup, rank, near_flag, conflict_groups) -> pd.DataFrame:
+    """Group members per check, representative (best in keep order) first.
+
+    Exact groups are the exact-copy components. Every duplicate group is listed
+    under near_duplicate when it holds a near (not exact) copy, under leak when
+    it spans splits, and under label_conflict when it holds several labels.
+    """
     rows = []
     split = images["split"].tolist()
     conflict_set = set(conflict_groups)
-    for check, group in (("exact_duplicate", dup.exact_group), ("near_duplicate", dup.duplicate_group)):
+    for kind, group in (("exact", dup.exact_group), ("duplicate", dup.duplicate_group)):
         for members in _groups(group):
             g = int(group[members[0]])
             rep = int(members[np.argmin(rank[members])])
-            checks = [check]
-            if check == "near_duplicate":
-                if len({split[m] for m in members if split[m]}) > 1:
-                    checks.append("leak")
-                if g in conflict_set:
-                    checks.append("label_conflict")
+            if kind == "exact":
+                checks = ["exact_duplicate"]
+            else:
+                checks = [c for c, applies in (
+                    ("near_duplicate", near_flag[members].any()),
+                    ("leak", len({split[m] for m in members if isinstance(split[m], str)}) > 1),
+                    ("label_conflict", g in conflict_set)) if applies]
             ordered = [rep] + sorted(int(m) for m in members if m != rep)
             sims = np.clip(feats[ordered] @ feats[rep], -1.0, 1.0)
             for c in checks:

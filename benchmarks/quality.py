@@ -1,0 +1,204 @@
+"""Precision and recall of every check against ground truth; the measurements behind the defaults.
+
+    .venv/bin/python benchmarks/quality.py [--shared ../shared/data] [--work DIR]
+
+1. imagededup fixtures: duplicate pairs/groups and invalid files vs their ground truth.
+2. Intel sample: the 47 byte-identical pairs; the glacier/mountain copy.
+3. Planted copies of Intel photos (re-encode, resize, crop, flip, brightness; and
+   harder ones): recall per kind and precision vs the near-duplicate threshold.
+4. Planted dark / bright / blurry / low-information images among clean photos:
+   precision and recall vs each threshold.
+5. Planted outliers (other-domain images among Intel photos): z-scores.
+6. Planted wrong labels (Intel images moved to another class): neighbour-vote
+   precision and recall vs the agreement threshold.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+import vislint  # noqa: E402
+from planted import EXTRA_KINDS, COPY_KINDS, copy_metrics, plant_copies, plant_quality  # noqa: E402
+
+SWEEP = (0.80, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94, 0.96)
+
+
+def intel_sources(shared: Path) -> list[Path]:
+    """Intel photos that are not byte-identical to another (so planted truth is clean)."""
+    dup = set(pd.read_csv(shared / "intel-scenes-exact-duplicates.csv")["file"])
+    root = shared / "intel-scenes-sample"
+    return sorted(p for p in root.rglob("*.jpg") if str(p.relative_to(root)) not in dup)
+
+
+def section(title):
+    print(f"\n## {title}")
+
+
+def fixtures(shared: Path):
+    section("imagededup fixtures: duplicate pairs (precision, recall) vs threshold")
+    root = shared / "imagededup-fixtures"
+    res = vislint.scan(root, thresholds={"near_duplicate": min(SWEEP)})
+    gt = root / "ground_truth_groups.csv"
+    for t in SWEEP:
+        r = vislint.evaluate(_rethreshold(res, t), gt).set_index(["check", "unit"])
+        p = r.loc[("duplicate", "pairs")]
+        print(f"  t={t:.2f}  pairs P={p.precision:.3f} R={p.recall:.3f} (tp {p.tp}, fp {p.fp}, fn {p.fn})")
+    inv = vislint.evaluate(res, gt).set_index(["check", "unit"]).loc[("invalid", "images")]
+    print(f"  invalid files: P={inv.precision:.2f} R={inv.recall:.2f}; reasons: "
+          f"{res.to_dataframe().query('is_invalid')['invalid_reason'].tolist()}")
+    df = res.to_dataframe()
+    for _, row in df[~df.is_invalid].iterrows():
+        print(f"    {row.relpath:<58} nearest {row.nearest_similarity:.3f}")
+
+
+def _rethreshold(res, t):
+    """A copy of res whose pair table keeps only pairs with similarity ≥ t (or exact)."""
+    pairs = res.pair_table
+    keep = (pairs["check"] == "exact_duplicate") | (pairs["similarity"] >= t)
+    return vislint.ScanResults(res.images, res.group_table, pairs[keep], res.info)
+
+
+def intel(shared: Path):
+    section("Intel sample: byte-identical pairs and the glacier/mountain copy")
+    root = shared / "intel-scenes-sample"
+    res = vislint.scan(root)
+    truth = pd.read_csv(shared / "intel-scenes-exact-duplicates.csv")
+    gt = truth.rename(columns={"md5": "group"})
+    r = vislint.evaluate(res, gt).set_index(["check", "unit"]).loc[("duplicate", "pairs")]
+    exact = res.pairs("exact_duplicate")
+    print(f"  exact pairs found {len(exact)} (truth {len(truth) // 2}); truth pairs recalled as duplicates: "
+          f"{r.tp}/{r.tp + r.fn}")
+    df = res.to_dataframe().set_index("relpath")
+    for f in ("train_set/glacier/10234.jpg", "train_set/mountain/7654.jpg"):
+        row = df.loc[f]
+        print(f"  {f}: exact={row.is_exact_duplicate} conflict={row.is_label_conflict} labels={row.conflict_labels}")
+    s = res.summary().set_index("check")
+    print("  flags on the real sample: " + ", ".join(f"{c} {int(s.loc[c, 'images'])}" for c in s.index))
+    return res
+
+
+def copies(sources, work: Path):
+    section("Planted copies of Intel photos: recall by kind, precision vs threshold")
+    dest = work / "copies"
+    planted = plant_copies(sources, dest, kinds=COPY_KINDS + EXTRA_KINDS, n_originals=400, n_distractors=600)
+    res = vislint.scan(dest, thresholds={"near_duplicate": min(SWEEP)})
+    for t in SWEEP:
+        m = copy_metrics(_rethreshold(res, t), planted)
+        by = " ".join(f"{k} {v:.2f}" for k, v in m["recall_by_kind"].items())
+        promised = np.mean([m["recall_by_kind"][k] for k in COPY_KINDS])
+        print(f"  t={t:.2f} P={m['precision']:.3f} (fp {m['fp']}) recall(promised kinds)={promised:.3f} | {by}")
+
+
+def quality(sources, work: Path):
+    section("Planted quality problems: precision/recall vs threshold")
+    dest = work / "quality"
+    planted = plant_quality(sources, dest, n_each=25, n_clean=600)
+    res = vislint.scan(dest)
+    df = res.to_dataframe()
+    truth = {c: {r for r, k in planted["flags"] if k == c} for c in ("dark", "bright", "blurry", "low_information")}
+    sweeps = {
+        "blurry": ("sharpness", [0.06, 0.09, 0.12, 0.15, 0.2], "below"),
+        "dark": ("lum_p95", [30, 40, 45, 50, 60, 70], "below"),
+        "bright": ("lum_p05", [180, 190, 200, 210, 215, 225], "above"),
+        "low_information": ("entropy", [1.0, 1.5, 2.0, 2.5, 3.0, 4.0], "below"),
+    }
+    for check, (stat, values, side) in sweeps.items():
+        out = []
+        for v in values:
+            pred = set(df.loc[(df[stat] < v) if side == "below" else (df[stat] > v), "relpath"])
+            tp = len(pred & truth[check])
+            out.append(f"{v}: P={tp / len(pred) if pred else 1:.2f} R={tp / len(truth[check]):.2f} (n={len(pred)})")
+        print(f"  {check} ({stat} {side}): " + "; ".join(out))
+
+
+def outliers(sources, work: Path):
+    section("Planted outliers: z-score of other-domain images among photos")
+    from PIL import Image
+    dest = work / "outliers"
+    rng = np.random.default_rng(0)
+    for i, src in enumerate(sources[:800]):
+        (dest / "photos").mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, dest / "photos" / f"{i:04d}.jpg")
+    import skimage
+    data = Path(skimage.__file__).parent / "data"
+    odd = ["text.png", "brick.png", "coins.png", "page.png", "cell.png", "chessboard_GRAY.png",
+           "microaneurysms.png", "moon.png", "logo.png", "clock_motion.png"]
+    for name in odd:
+        Image.open(data / name).convert("RGB").resize((150, 150)).save(dest / "photos" / f"odd_{name}.jpg")
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (150, 150, 3), dtype=np.uint8)).save(dest / "photos" / f"odd_noise{i}.jpg")
+    res = vislint.scan(dest)
+    df = res.to_dataframe()
+    is_odd = df.relpath.str.contains("odd_")
+    z = df.outlier_z
+    print(f"  clean photos: z median {z[~is_odd].median():.2f}, 99th pct {z[~is_odd].quantile(0.99):.2f}, "
+          f"max {z[~is_odd].max():.2f}")
+    print("  planted: " + ", ".join(f"{r.split('odd_')[1]} {v:.1f}" for r, v in zip(df.relpath[is_odd], z[is_odd])))
+    for t in (3, 4, 5, 6, 8):
+        pred = z >= t
+        tp = (pred & is_odd).sum()
+        print(f"  z≥{t}: P={tp / max(pred.sum(), 1):.2f} R={tp / is_odd.sum():.2f} (flagged {pred.sum()})")
+
+
+def labels(shared: Path, work: Path):
+    section("Planted wrong labels (Intel train images moved to another class): neighbour vote")
+    src = shared / "intel-scenes-sample" / "train_set"
+    dest = work / "labels" / "train_set"
+    shutil.copytree(src, dest)
+    rng = np.random.default_rng(0)
+    classes = sorted(p.name for p in dest.iterdir())
+    moved = set()
+    for c in classes:
+        files = sorted((dest / c).glob("*.jpg"))
+        for f in rng.choice(files, 10, replace=False):
+            other = rng.choice([x for x in classes if x != c])
+            target = dest / other / f"moved_{f.name}"
+            f.rename(target)
+            moved.add(f"train_set/{other}/{target.name}")
+    res = vislint.scan(work / "labels", thresholds={"label_agreement": 1.0, "label_min_support": 0.0})
+    df = res.to_dataframe()
+    vote = df[df.conflict_labels.isna()]
+    truth = vote.relpath.isin(moved)
+    acc = (df.suggested_label.fillna(df.label) == df.label)[~df.relpath.isin(moved)].mean()
+    print(f"  neighbour-vote accuracy on unmoved images: {acc:.3f}")
+    for t in (0.0, 0.1, 0.2, 0.3, 0.4):
+        pred = (vote.label_agreement <= t) & vote.suggested_label.notna()
+        tp = (pred & truth).sum()
+        print(f"  agreement≤{t}: P={tp / max(pred.sum(), 1):.2f} R={tp / truth.sum():.2f} (flagged {pred.sum()})")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", type=Path, default=HERE.parents[1] / "shared" / "data")
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="sections: fixtures intel copies quality outliers labels")
+    args = ap.parse_args()
+    todo = args.only or ["fixtures", "intel", "copies", "quality", "outliers", "labels"]
+    sources = intel_sources(args.shared)
+    with tempfile.TemporaryDirectory() as w:
+        work = Path(w)
+        if "fixtures" in todo:
+            fixtures(args.shared)
+        if "intel" in todo:
+            intel(args.shared)
+        if "copies" in todo:
+            copies(sources, work)
+        if "quality" in todo:
+            quality(sources, work)
+        if "outliers" in todo:
+            outliers(sources, work)
+        if "labels" in todo:
+            labels(args.shared, work)
+
+
+if __name__ == "__main__":
+    main()
