@@ -1,0 +1,134 @@
+"""Quality against ground truth: real data from ../shared/data and problems planted
+into real photos. These are the promises of the README, checked."""
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+import vislint
+from conftest import shared
+from planted import COPY_KINDS, copy_metrics, flag_metrics, plant_copies, plant_quality
+
+
+def intel_photos():
+    root = shared("intel-scenes-sample")
+    dup = set(pd.read_csv(root.parent / "intel-scenes-exact-duplicates.csv")["file"])
+    return sorted(p for p in root.rglob("*.jpg") if str(p.relative_to(root)) not in dup)
+
+
+@pytest.fixture(scope="module")
+def intel_scan():
+    return vislint.scan(shared("intel-scenes-sample"))
+
+
+def test_intel_all_byte_identical_pairs_found(intel_scan):
+    truth = pd.read_csv(shared("intel-scenes-exact-duplicates.csv"))
+    truth_pairs = {tuple(sorted(g["file"])) for _, g in truth.groupby("md5")}
+    exact = intel_scan.pairs("exact_duplicate")
+    root = str(shared("intel-scenes-sample")) + "/"
+    found = {tuple(sorted((a.removeprefix(root), b.removeprefix(root))))
+             for a, b in zip(exact["path_a"], exact["path_b"])}
+    assert found == truth_pairs
+    assert len(found) == 47
+
+
+def test_intel_glacier_mountain_copy_is_exact_and_a_label_conflict(intel_scan):
+    df = intel_scan.to_dataframe().set_index("relpath")
+    a, b = df.loc["train_set/glacier/10234.jpg"], df.loc["train_set/mountain/7654.jpg"]
+    assert a.is_exact_duplicate and b.is_exact_duplicate and a.exact_group == b.exact_group
+    for row in (a, b):
+        assert row.is_label_conflict and set(row.conflict_labels.split("|")) == {"glacier", "mountain"}
+    assert ["glacier", "mountain"] in [c["labels"] for c in intel_scan.info["confused_labels"]]
+
+
+def test_intel_leaks_counted_by_split_pair(intel_scan):
+    df = intel_scan.to_dataframe()
+    table = intel_scan.leak_table
+    assert table["train"]["test"] > 0 and table["test"]["train"] > 0
+    # counts agree with the per-image partners
+    ids_by_split = {s: set(df.loc[df.split == s, "id"]) for s in ("train", "valid", "test")}
+    for split, others in table.items():
+        rows = df[(df.split == split) & df.is_leak]
+        for other, count in others.items():
+            assert count == sum(bool(set(p.split(";")) & ids_by_split[other]) for p in rows.leak_partners)
+    # every byte-identical pair across splits is a leak
+    exact = intel_scan.pairs("exact_duplicate")
+    cross = exact[exact.split_a != exact.split_b]
+    leak_pairs = intel_scan.pairs("leak")
+    assert set(zip(cross.id_a, cross.id_b)) <= set(zip(leak_pairs.id_a, leak_pairs.id_b))
+
+
+def test_imagededup_truncated_files_have_a_reason_and_pairs_are_precise():
+    root = shared("imagededup-fixtures")
+    res = vislint.scan(root)
+    df = res.to_dataframe()
+    bad = df[df.is_invalid]
+    assert sorted(bad.relpath) == ["mixed_images/ukbench09268_corrupt.jpg",
+                                   "mixed_nested_images/ukbench09268_corrupt.jpg"]
+    assert set(bad.invalid_reason) <= {"truncated", "corrupt", "not_image"}
+    assert bad.invalid_message.str.len().min() > 10
+    ev = vislint.evaluate(res, root / "ground_truth_groups.csv").set_index(["check", "unit"])
+    assert ev.loc[("duplicate", "pairs"), "precision"] == 1.0
+    assert ev.loc[("invalid", "images"), "recall"] == 1.0
+    # The JPEG named .svg and the BMP/PNG/WebP re-encodings are found as one group.
+    group = df[df.relpath.str.contains("ukbench09380")]
+    assert len(group) == 6 and group.duplicate_group.nunique() == 1 and (group.duplicate_group >= 0).all()
+
+
+@pytest.fixture(scope="module")
+def planted_copies(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("copies")
+    planted = plant_copies(intel_photos(), dest, n_originals=250, n_distractors=500)
+    return planted, vislint.scan(dest)
+
+
+def test_planted_copies_recall_and_precision(planted_copies):
+    planted, res = planted_copies
+    m = copy_metrics(res, planted)
+    assert m["precision"] >= 0.99, m
+    assert m["recall"] >= 0.95, m
+    for kind in COPY_KINDS:
+        assert m["recall_by_kind"][kind] >= 0.9, (kind, m)
+
+
+def test_planted_copy_groups_do_not_chain(planted_copies):
+    _, res = planted_copies
+    groups = res.groups("near_duplicate")
+    # every member is itself above the threshold to its representative
+    assert (groups.similarity >= res.info["thresholds"]["near_duplicate"] - 1e-6).all()
+    assert groups.groupby("group").size().max() <= 4
+
+
+def test_planted_quality_problems_found(tmp_path):
+    planted = plant_quality(intel_photos(), tmp_path, n_each=15, n_clean=300)
+    res = vislint.scan(tmp_path)
+    for check in ("dark", "blurry", "low_information"):
+        m = flag_metrics(res, planted, check)
+        assert m["recall"] >= 0.95 and m["precision"] >= 0.8, (check, m)
+    m = flag_metrics(res, planted, "bright")
+    assert m["recall"] >= 0.8 and m["precision"] >= 0.8, m
+
+
+def test_planted_leaks_and_mislabeled_copies(tmp_path):
+    photos = intel_photos()[:300]
+    for i, p in enumerate(photos[:200]):
+        dst = tmp_path / "train" / ("a" if i % 2 else "b") / p.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, dst)
+    (tmp_path / "test").mkdir()
+    leaks = photos[:5]
+    for p in leaks:
+        shutil.copy(p, tmp_path / "test" / p.name)
+    wrong = photos[10:15]  # copies into the other class: same picture, two labels
+    for i, p in enumerate(wrong, start=10):
+        shutil.copy(p, tmp_path / "train" / ("b" if i % 2 else "a") / f"copy_{p.name}")
+    res = vislint.scan(tmp_path)
+    df = res.to_dataframe().set_index("relpath")
+    for p in leaks:
+        assert df.loc[f"test/{p.name}", "is_leak"]
+    assert res.leak_table == {"test": {"train": 5}, "train": {"test": 5}}
+    for i, p in enumerate(wrong, start=10):
+        row = df.loc[f"train/{'b' if i % 2 else 'a'}/copy_{p.name}"]
+        assert row.is_label_conflict and set(row.conflict_labels.split("|")) == {"a", "b"}
