@@ -94,6 +94,8 @@ def write_corpus(folder: Path) -> dict[str, Case]:
         "bad_precision.jpg": (jpeg_with_bad_precision(picture), "corrupt", None),
         "random.jpg": (rng.integers(0, 256, 5000, dtype=np.uint8).tobytes(), "not_image", None),
         "text.png": (b"this is a note, not a picture\n" * 10, "not_image", None),
+        "error_page.jpg": (b"<!DOCTYPE html><html><body><svg width='9'></svg>Not Found</body>"
+                           b"</html>", "not_image", None),
         "drawing.svg": (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
                         b'width="10" height="10"><rect width="10" height="10"/></svg>\n',
                         "unsupported_format", None),

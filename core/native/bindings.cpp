@@ -16,6 +16,7 @@
 #include "graph.hpp"
 #include "hashes.hpp"
 #include "parallel.hpp"
+#include "resize.hpp"
 #include "stats.hpp"
 
 namespace py = pybind11;
@@ -233,6 +234,41 @@ py::tuple label_tally_py(const py::array& neighbors, const py::array& sims,
     return py::make_tuple(suggested, agreement, support);
 }
 
+py::array_t<std::uint8_t> tiles_from_images_py(const py::list& images, int size, int threads) {
+    check_threads(threads);
+    if (size < 1) throw py::value_error("size: expected an int >= 1, got " + std::to_string(size));
+    std::vector<carray<std::uint8_t>> held;
+    held.reserve(images.size());
+    for (std::size_t i = 0; i < images.size(); ++i) {
+        py::array a = py::array::ensure(images[i]);
+        if (!a || a.ndim() != 3 || a.shape(2) != 3 || a.shape(0) < 1 || a.shape(1) < 1)
+            throw py::value_error("images[" + std::to_string(i) +
+                                  "]: expected a uint8 array of shape (H, W, 3), got " +
+                                  (a ? describe(a) : std::string("a non-array")));
+        held.push_back(convert<std::uint8_t>(a, "images[" + std::to_string(i) + "]", Kind::Uint8,
+                                             "uint8 array of shape (H, W, 3)"));
+    }
+    const std::size_t n = held.size();
+    py::array_t<std::uint8_t> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(size),
+                                   static_cast<py::ssize_t>(size), py::ssize_t{3}});
+    std::vector<const std::uint8_t*> src(n);
+    std::vector<int> hs(n), ws(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        src[i] = held[i].data();
+        hs[i] = static_cast<int>(held[i].shape(0));
+        ws[i] = static_cast<int>(held[i].shape(1));
+    }
+    std::uint8_t* dst = out.mutable_data();
+    const std::size_t tile_bytes = static_cast<std::size_t>(size) * size * 3;
+    {
+        py::gil_scoped_release nogil;
+        vislint::parallel_for(n, threads, [&](std::size_t i) {
+            vislint::resize_rgb(src[i], hs[i], ws[i], dst + i * tile_bytes, size, size);
+        });
+    }
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -309,8 +345,9 @@ Returns:
 )doc");
 
     m.def("descriptor", &descriptor_py, py::arg("tiles"), py::arg("threads") = 0,
-          py::kw_only(), py::arg("weight_layout") = 1.0, py::arg("weight_gradients") = 1.0,
-          py::arg("weight_colour") = 0.5,
+          py::kw_only(), py::arg("weight_layout") = vislint::DescriptorWeights{}.layout,
+          py::arg("weight_gradients") = vislint::DescriptorWeights{}.gradients,
+          py::arg("weight_colour") = vislint::DescriptorWeights{}.colour,
           R"doc(Built-in (model-free) image descriptor for near-duplicate search.
 
 Compare with cosine similarity (= dot product: rows are unit norm). Close for
@@ -320,9 +357,12 @@ copies; the output is exactly identical for a tile and its left-right mirror.
 Args:
     tiles: uint8[N, 128, 128, 3] RGB tiles.
     threads: worker threads, 0 (default) = all hardware threads.
-    weight_layout: weight of block A (default 1.0).
+    weight_layout: weight of block A (default 0.4).
     weight_gradients: weight of block B (default 1.0).
-    weight_colour: weight of block C (default 0.5). Weights must be >= 0.
+    weight_colour: weight of block C (default 0.4). Weights must be >= 0.
+        Only their ratios matter. Defaults measured on 3,999 natural photos:
+        at a cosine threshold keeping 99% of 5%-cropped copies, 2.7% of the
+        images had an unrelated neighbour above it (24% with 1.0/1.0/0.5).
 
 Returns:
     float32[N, DESCRIPTOR_DIM] (448), L2-normalised rows; a flat grey tile
@@ -336,7 +376,8 @@ Returns:
       gradient magnitude in 8 unsigned orientation bins x 4x4 cells (linear /
       bilinear soft binning), L2-normalised, clipped at 0.2, re-normalised.
     - C colour (2x32): per cell of a 4x4 grid, means of (R-G)/(R+G+B+3)
-      and (R+G-2B)/(R+G+B+3).
+      and (R+G-2B)/(R+G+B+3); divided by max(norm, 0.3) instead of its norm
+      so a nearly grey image's chroma noise stays small.
 
     Column order: A.s A.a B.s B.a C.s C.a.
 )doc");
@@ -399,5 +440,21 @@ Returns:
     support = total weight; suggested = label with the largest weight
     (ties -> smallest label; -1 when support == 0); agreement = weight of
     labels[r] / support (NaN when labels[r] < 0 or support == 0).
+)doc");
+
+    m.def("tiles_from_images", &tiles_from_images_py, py::arg("images"),
+          py::arg("size") = vislint::kTileSize, py::arg("threads") = 0,
+          R"doc(Resample whole RGB images to square tiles (aspect ratio ignored).
+
+Per axis: area averaging (box filter with fractional coverage) when shrinking,
+linear interpolation between pixel centres when enlarging; rounded to uint8.
+
+Args:
+    images: list of uint8[H, W, 3] arrays (any sizes).
+    size: tile side in pixels (default TILE_SIZE = 128).
+    threads: worker threads, 0 (default) = all hardware threads.
+
+Returns:
+    uint8[N, size, size, 3].
 )doc");
 }

@@ -20,11 +20,12 @@ constexpr int kOrient = 8;                   // orientation bins
 constexpr int kCellPx = kSmall / kCells;     // 8 small pixels per gradient cell
 constexpr int kColourCellPx = kTileSize / kCells;  // 32 tile pixels per colour cell
 
-void l2_normalise(double* x, int n) {
+// x /= max(|x|, min_norm); a zero vector stays zero.
+void l2_normalise(double* x, int n, double min_norm = 0.0) {
     double ss = 0.0;
     for (int i = 0; i < n; ++i) ss += x[i] * x[i];
     if (ss <= 0.0) return;
-    const double inv = 1.0 / std::sqrt(ss);
+    const double inv = 1.0 / std::max(std::sqrt(ss), min_norm);
     for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
@@ -139,6 +140,7 @@ void descriptor_one(const std::uint8_t* tile, const DescriptorWeights& w, float*
     const int offsets[3] = {0, kLayoutDim, kLayoutDim + kGradientDim};
     const int sizes[3] = {kLayoutDim, kGradientDim, kColourDim};
     const double weights[3] = {w.layout, w.gradients, w.colour};
+    const double floors[3] = {0.0, 0.0, kColourNormFloor};
     for (int blk = 0; blk < 3; ++blk) {
         const int n = sizes[blk];
         double* seg = d + 2 * offsets[blk];
@@ -147,7 +149,7 @@ void descriptor_one(const std::uint8_t* tile, const DescriptorWeights& w, float*
             seg[i] = 0.5 * (a + b);
             seg[n + i] = 0.5 * std::fabs(a - b);
         }
-        l2_normalise(seg, 2 * n);
+        l2_normalise(seg, 2 * n, floors[blk]);
         for (int i = 0; i < 2 * n; ++i) seg[i] *= weights[blk];
     }
     l2_normalise(d, kDescriptorDim);

@@ -1,0 +1,181 @@
+"""
+vislint native core: per-image statistics, perceptual hashes, the built-in
+image descriptor and graph loops over nearest-neighbour results.
+
+Images come in as `tiles`: uint8 arrays of shape (N, 128, 128, 3), RGB, each
+the whole image resized to TILE_SIZE x TILE_SIZE (aspect ratio ignored).
+Every function takes and returns NumPy arrays, releases the GIL while it
+computes, and raises ValueError on a wrong dtype or shape. `threads=0`
+uses all hardware threads; results are bit-identical for any thread count.
+Luminance everywhere is Y = 0.299 R + 0.587 G + 0.114 B in 0..255.
+"""
+from __future__ import annotations
+import numpy
+import numpy.typing
+import typing
+__all__: list[str] = ['DESCRIPTOR_DIM', 'STAT_NAMES', 'TILE_SIZE', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'tiles_from_images']
+def center_groups(neighbors: numpy.ndarray, sims: numpy.ndarray, threshold: typing.SupportsFloat | typing.SupportsIndex, order: numpy.ndarray) -> numpy.typing.NDArray[numpy.int64]:
+    """
+    Non-chaining grouping around centres (sequential).
+    
+    An undirected edge (r, v) exists when v is in neighbors[r] or r in
+    neighbors[v] with similarity >= threshold (compared in float32); adjacency
+    lists are sorted by node index. Nodes are visited in `order`; a node not yet
+    assigned becomes a centre and every not-yet-assigned node adjacent to it joins
+    its group. Members never recruit, so a chain a-b-c-d-e does not become one
+    group.
+    
+    Args:
+        neighbors: int64[N, k], k nearest neighbours of each row (-1 = none;
+            the row itself is ignored).
+        sims: float32[N, k], cosine similarity of each neighbour.
+        threshold: minimum similarity of an edge.
+        order: int64[N], a permutation of 0..N-1 (visit order).
+    
+    Returns:
+        int64[N]: the centre's index for every member of a group (centre
+        included); -1 for nodes that end up alone.
+    """
+def components(n: typing.SupportsInt | typing.SupportsIndex, i: numpy.ndarray, j: numpy.ndarray) -> numpy.typing.NDArray[numpy.int64]:
+    """
+    Connected components of an undirected graph.
+    
+    Args:
+        n: number of nodes (>= 0).
+        i: int64[E], edge sources in [0, n).
+        j: int64[E], edge targets in [0, n).
+    
+    Returns:
+        int64[n]: for every node, the smallest node index in its component
+        (isolated nodes get their own index).
+    """
+def descriptor(tiles: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Built-in (model-free) image descriptor for near-duplicate search.
+    
+    Compare with cosine similarity (= dot product: rows are unit norm). Close for
+    re-encoded, resized, slightly cropped, mirrored and brightness/contrast-shifted
+    copies; the output is exactly identical for a tile and its left-right mirror.
+    
+    Args:
+        tiles: uint8[N, 128, 128, 3] RGB tiles.
+        threads: worker threads, 0 (default) = all hardware threads.
+        weight_layout: weight of block A (default 0.4).
+        weight_gradients: weight of block B (default 1.0).
+        weight_colour: weight of block C (default 0.4). Weights must be >= 0.
+            Only their ratios matter. Defaults measured on 3,999 natural photos:
+            at a cosine threshold keeping 99% of 5%-cropped copies, 2.7% of the
+            images had an unrelated neighbour above it (24% with 1.0/1.0/0.5).
+    
+    Returns:
+        float32[N, DESCRIPTOR_DIM] (448), L2-normalised rows; a flat grey tile
+        gives the zero vector. Built from three blocks computed on the tile (v)
+        and on its mirror (v_f), each emitted as [(v+v_f)/2, |v-v_f|/2],
+        L2-normalised, times its weight:
+    
+        - A layout (2x64): 8x8 box means of luminance normalised to zero mean,
+          unit std (std floored at 1 grey level).
+        - B gradients (2x128): normalised luminance at 32x32; central-difference
+          gradient magnitude in 8 unsigned orientation bins x 4x4 cells (linear /
+          bilinear soft binning), L2-normalised, clipped at 0.2, re-normalised.
+        - C colour (2x32): per cell of a 4x4 grid, means of (R-G)/(R+G+B+3)
+          and (R+G-2B)/(R+G+B+3); divided by max(norm, 0.3) instead of its norm
+          so a nearly grey image's chroma noise stays small.
+    
+        Column order: A.s A.a B.s B.a C.s C.a.
+    """
+def hamming_distance(a: numpy.ndarray, b: numpy.ndarray) -> numpy.typing.NDArray[numpy.int32]:
+    """
+    Element-wise Hamming distance of 64-bit hashes.
+    
+    Args:
+        a: uint64[M] (any integer dtype, cast to uint64).
+        b: uint64[M], same shape as a.
+    
+    Returns:
+        int32[M], popcount(a[i] ^ b[i]) in 0..64.
+    """
+def image_stats(tiles: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Per-image quality statistics of tiles.
+    
+    Args:
+        tiles: uint8[N, 128, 128, 3] RGB tiles.
+        threads: worker threads, 0 (default) = all hardware threads.
+    
+    Returns:
+        float32[N, len(STAT_NAMES)], columns in STAT_NAMES order, on luminance
+        Y = 0.299 R + 0.587 G + 0.114 B (grey levels 0..255):
+    
+        - blur_laplacian_var: variance of the 4-neighbour Laplacian
+          [0,1,0; 1,-4,1; 0,1,0] of Y over the interior (1-px border skipped),
+          grey levels squared. Low = blurry.
+        - lum_mean, lum_std: mean and (population) standard deviation of Y.
+        - lum_p01, lum_p05, lum_p50, lum_p95, lum_p99: percentiles of a 256-bin
+          histogram of round(Y) (half rounded up): smallest v whose cumulative
+          count >= p * 16384.
+        - entropy: Shannon entropy of that histogram, bits (0..8).
+        - colourfulness: Hasler & Suesstrunk (2003), rg = R-G, yb = (R+G)/2 - B:
+          sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2).
+        - channel_diff: mean of max(|R-G|, |G-B|, |R-B|) (0 for grey images).
+    """
+def label_tally(neighbors: numpy.ndarray, sims: numpy.ndarray, labels: numpy.ndarray, n_labels: typing.SupportsInt | typing.SupportsIndex, min_sim: typing.SupportsFloat | typing.SupportsIndex = 0.0, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple:
+    """
+    Similarity-weighted vote of each node's neighbours over labels.
+    
+    For row r, every neighbour v != r (v >= 0) with labels[v] >= 0 and
+    sims[r, j] >= min_sim (float32 comparison) adds w = max(sim, 0) to its label.
+    
+    Args:
+        neighbors: int64[N, k], neighbour indices in [0, N) (-1 = none).
+        sims: float32[N, k], similarities.
+        labels: int32[N], label of each node in [0, n_labels); negative =
+            unlabelled.
+        n_labels: number of labels (>= 0).
+        min_sim: minimum similarity of a counted neighbour (default 0.0).
+        threads: worker threads, 0 (default) = all hardware threads.
+    
+    Returns:
+        (suggested int32[N], agreement float32[N], support float32[N]):
+        support = total weight; suggested = label with the largest weight
+        (ties -> smallest label; -1 when support == 0); agreement = weight of
+        labels[r] / support (NaN when labels[r] < 0 or support == 0).
+    """
+def perceptual_hashes(tiles: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.uint64]:
+    """
+    64-bit perceptual hashes of tiles.
+    
+    Args:
+        tiles: uint8[N, 128, 128, 3] RGB tiles.
+        threads: worker threads, 0 (default) = all hardware threads.
+    
+    Returns:
+        uint64[N, 2]; bit i of a hash is (h >> i) & 1.
+    
+        - column 0, pHash: luminance box-averaged to 32x32 (4x4 px means),
+          2-D DCT-II (unnormalised cosine sums), the 8x8 lowest frequencies
+          F[u][v] (u = vertical, v = horizontal, DC at [0][0]);
+          bit u*8+v = F[u][v] > median of the 63 AC coefficients.
+        - column 1, dHash: luminance box-averaged to 8 rows (16 px each) x 9
+          columns (128/9 px each, exact area averaging: a pixel straddling two
+          columns is split by its fractional overlap); bit r*8+c =
+          Y[r][c+1] > Y[r][c]. Computed exactly, so equal means give 0.
+    """
+def tiles_from_images(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.uint8]:
+    """
+    Resample whole RGB images to square tiles (aspect ratio ignored).
+    
+    Per axis: area averaging (box filter with fractional coverage) when shrinking,
+    linear interpolation between pixel centres when enlarging; rounded to uint8.
+    
+    Args:
+        images: list of uint8[H, W, 3] arrays (any sizes).
+        size: tile side in pixels (default TILE_SIZE = 128).
+        threads: worker threads, 0 (default) = all hardware threads.
+    
+    Returns:
+        uint8[N, size, size, 3].
+    """
+DESCRIPTOR_DIM: int = 448
+STAT_NAMES: list = ['blur_laplacian_var', 'lum_mean', 'lum_std', 'lum_p01', 'lum_p05', 'lum_p50', 'lum_p95', 'lum_p99', 'entropy', 'colourfulness', 'channel_diff']
+TILE_SIZE: int = 128

@@ -1,0 +1,457 @@
+"""The native core (vislint._native) against NumPy / pure-Python references."""
+from __future__ import annotations
+
+import importlib.util
+import io
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from vislint import _native as nat
+
+REPO = Path(__file__).resolve().parents[1]
+S = nat.TILE_SIZE
+
+
+# ---------------------------------------------------------------- inputs
+
+def random_tiles(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, S, S, 3), dtype=np.uint8)
+
+
+def structured_tiles() -> np.ndarray:
+    """Flat, ramps, checkerboard, pure colours, half/half, stripes."""
+    yy, xx = np.mgrid[0:S, 0:S]
+    t = []
+    t.append(np.full((S, S, 3), 128))                                  # flat grey
+    t.append(np.repeat((xx * 2)[..., None], 3, -1))                     # horizontal ramp
+    t.append(np.repeat((yy * 2)[..., None], 3, -1))                     # vertical ramp
+    t.append(np.repeat((((yy // 8) + (xx // 8)) % 2 * 255)[..., None], 3, -1))  # checkerboard
+    t.append(np.stack([np.full((S, S), 255), np.zeros((S, S)), np.zeros((S, S))], -1))  # red
+    t.append(np.stack([np.zeros((S, S)), np.full((S, S), 40), np.full((S, S), 200)], -1))
+    t.append(np.repeat(np.where(xx < S // 2, 0, 255)[..., None], 3, -1))  # half / half
+    t.append(np.stack([(xx * 7) % 256, (yy * 3) % 256, (xx + yy) % 256], -1))  # stripes
+    t.append(np.zeros((S, S, 3)))                                       # black
+    return np.stack(t).astype(np.uint8)
+
+
+def smooth_photo(rng: np.random.Generator, size=(160, 160)) -> Image.Image:
+    """A real-looking image: a smooth random colour field with soft-edged blobs and noise."""
+    h, w = size
+    coarse = rng.uniform(0, 255, (5, 5, 3)).astype(np.uint8)
+    base = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC)).astype(float)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(8, 40)
+        mask = np.clip((r - np.hypot(yy - cy, xx - cx)) / 2, 0, 1)[..., None]
+        base = base * (1 - mask) + rng.uniform(0, 255, 3) * mask
+    base += rng.normal(0, 4, base.shape)
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+def to_tile(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("RGB").resize((S, S), Image.Resampling.BILINEAR))
+
+
+def smooth_tiles(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([to_tile(smooth_photo(rng)) for _ in range(n)])
+
+
+def luma(tile: np.ndarray) -> np.ndarray:
+    """Y = 0.299 R + 0.587 G + 0.114 B, computed exactly as (299 R + 587 G + 114 B) / 1000."""
+    t = tile.astype(np.int64)
+    return (299 * t[..., 0] + 587 * t[..., 1] + 114 * t[..., 2]) / 1000.0
+
+
+# ---------------------------------------------------------------- image_stats
+
+def stats_reference(tile: np.ndarray) -> np.ndarray:
+    t = tile.astype(np.float64)
+    R, G, B = t[..., 0], t[..., 1], t[..., 2]
+    Y = luma(tile)
+    lap = Y[:-2, 1:-1] + Y[2:, 1:-1] + Y[1:-1, :-2] + Y[1:-1, 2:] - 4 * Y[1:-1, 1:-1]
+    hist = np.bincount(np.floor(Y + 0.5).astype(int).ravel(), minlength=256)
+    cum = np.cumsum(hist)
+    pct = [int(np.argmax(cum >= p * Y.size)) for p in (0.01, 0.05, 0.50, 0.95, 0.99)]
+    q = hist[hist > 0] / Y.size
+    rg, yb = R - G, 0.5 * (R + G) - B
+    colourfulness = np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+    diff = np.maximum.reduce([np.abs(R - G), np.abs(G - B), np.abs(R - B)]).mean()
+    return np.array([lap.var(), Y.mean(), Y.std(), *pct, -(q * np.log2(q)).sum(), colourfulness, diff])
+
+
+def test_stat_names():
+    assert nat.STAT_NAMES == [
+        "blur_laplacian_var", "lum_mean", "lum_std", "lum_p01", "lum_p05", "lum_p50",
+        "lum_p95", "lum_p99", "entropy", "colourfulness", "channel_diff",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["random", "structured", "smooth"])
+def test_image_stats_match_numpy(kind):
+    tiles = {"random": random_tiles(4), "structured": structured_tiles(), "smooth": smooth_tiles(4)}[kind]
+    got = nat.image_stats(tiles, threads=1)
+    assert got.dtype == np.float32 and got.shape == (len(tiles), len(nat.STAT_NAMES))
+    want = np.stack([stats_reference(t) for t in tiles])
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+
+
+def test_image_stats_known_values():
+    got = dict(zip(nat.STAT_NAMES, nat.image_stats(structured_tiles())[[0, 3, 4]].T))
+    flat, checker, red = 0, 1, 2
+    assert got["blur_laplacian_var"][flat] == 0 and got["entropy"][flat] == 0
+    assert got["lum_p50"][flat] == 128 and got["channel_diff"][flat] == 0
+    assert got["entropy"][checker] == pytest.approx(1.0)
+    assert got["channel_diff"][red] == 255
+    assert got["colourfulness"][red] == pytest.approx(0.3 * np.hypot(255, 127.5), rel=1e-5)
+
+
+# ---------------------------------------------------------------- hashes
+
+def phash_reference(tile: np.ndarray) -> int:
+    f = luma(tile).reshape(32, 4, 32, 4).mean(axis=(1, 3))
+    x, u = np.arange(32), np.arange(8)
+    C = np.cos(np.pi * (2 * x[None, :] + 1) * u[:, None] / 64)  # [u, x]
+    F = (C @ f @ C.T).ravel()  # F[u*8 + v], u vertical
+    med = np.median(F[1:])
+    return sum(1 << i for i in range(64) if F[i] > med)
+
+
+def dhash_reference(tile: np.ndarray) -> int:
+    """Exact area averaging into 9 columns of 128/9 px and 8 rows of 16 px."""
+    Y = luma(tile)
+    edges = np.arange(10) * S / 9
+    x = np.arange(S)
+    W = np.clip(np.minimum(x[None, :] + 1, edges[1:, None]) - np.maximum(x[None, :], edges[:-1, None]), 0, None)
+    rows = Y.reshape(8, 16, S).mean(axis=1)
+    cells = rows @ W.T / W.sum(axis=1)
+    return sum(1 << (r * 8 + c) for r in range(8) for c in range(8) if cells[r, c + 1] > cells[r, c])
+
+
+@pytest.mark.parametrize("kind", ["random", "smooth"])
+def test_hashes_match_numpy(kind):
+    tiles = random_tiles(6, seed=3) if kind == "random" else smooth_tiles(6, seed=3)
+    got = nat.perceptual_hashes(tiles)
+    assert got.dtype == np.uint64 and got.shape == (len(tiles), 2)
+    assert [int(h) for h in got[:, 0]] == [phash_reference(t) for t in tiles]
+    assert [int(h) for h in got[:, 1]] == [dhash_reference(t) for t in tiles]
+
+
+def test_dhash_bits_on_ramps():
+    yy, xx = np.mgrid[0:S, 0:S]
+    right = np.repeat((xx * 2)[..., None], 3, -1).astype(np.uint8)
+    h = nat.perceptual_hashes(np.stack([right, right[:, ::-1], np.full_like(right, 90)]))[:, 1]
+    assert [int(v) for v in h] == [2**64 - 1, 0, 0]
+
+
+def test_hashes_survive_jpeg():
+    tiles = smooth_tiles(4, seed=5)
+    copies = np.stack([to_tile(jpeg(Image.fromarray(t), 50)) for t in tiles])
+    a, b = nat.perceptual_hashes(tiles), nat.perceptual_hashes(copies)
+    assert nat.hamming_distance(a[:, 0], b[:, 0]).max() <= 6
+    assert nat.hamming_distance(a[:, 1], b[:, 1]).max() <= 6
+
+
+def test_hamming_distance_matches_bit_count():
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 2**64, 200, dtype=np.uint64)
+    b = rng.integers(0, 2**64, 200, dtype=np.uint64)
+    b[:3] = [a[0], ~a[1], 0]
+    a[2] = 2**64 - 1
+    got = nat.hamming_distance(a, b)
+    assert got.dtype == np.int32
+    assert got.tolist() == [(int(x) ^ int(y)).bit_count() for x, y in zip(a, b)]
+    assert got[:3].tolist() == [0, 64, 64]
+
+
+# ---------------------------------------------------------------- descriptor
+
+def jpeg(im: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def test_descriptor_shape_and_unit_norm():
+    assert nat.DESCRIPTOR_DIM == 448
+    tiles = np.concatenate([random_tiles(3), smooth_tiles(3), structured_tiles()[1:-1]])
+    d = nat.descriptor(tiles)
+    assert d.dtype == np.float32 and d.shape == (len(tiles), 448)
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1.0, atol=1e-5)
+    # Flat grey and black tiles have no structure and no colour: the zero vector.
+    assert not nat.descriptor(structured_tiles()[[0, -1]]).any()
+
+
+def test_descriptor_identical_for_mirror():
+    tiles = np.concatenate([random_tiles(3, seed=1), smooth_tiles(3, seed=1), structured_tiles()])
+    assert np.array_equal(nat.descriptor(tiles), nat.descriptor(np.ascontiguousarray(tiles[:, :, ::-1])))
+
+
+def test_descriptor_near_copies_close_unrelated_far():
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        a, b = smooth_photo(rng), smooth_photo(rng)
+        w, h = a.size
+        dx, dy = round(0.05 * w), round(0.05 * h)
+        copies = [
+            jpeg(a, 50),
+            ImageEnhance.Brightness(a).enhance(0.8),
+            a.crop((dx, dy, w, h)),  # 5% crop, resized back to the tile
+        ]
+        d = nat.descriptor(np.stack([to_tile(a), to_tile(b)] + [to_tile(c) for c in copies]))
+        copy_cos = d[2:] @ d[0]
+        unrelated = float(d[1] @ d[0])
+        assert copy_cos.min() >= 0.9, copy_cos
+        assert unrelated < copy_cos.min() - 0.1, (unrelated, copy_cos)
+
+
+def test_descriptor_weights():
+    tiles = smooth_tiles(2, seed=2)
+    only_layout = nat.descriptor(tiles, weight_layout=1.0, weight_gradients=0.0, weight_colour=0.0)
+    assert not only_layout[:, 128:].any() and only_layout[:, :128].any()
+    with pytest.raises(ValueError, match="weights: expected finite values >= 0"):
+        nat.descriptor(tiles, weight_colour=-1.0)
+
+
+# ---------------------------------------------------------------- threads
+
+def test_identical_for_any_thread_count():
+    tiles = np.concatenate([random_tiles(5, seed=9), smooth_tiles(4, seed=9)])
+    for fn in (nat.image_stats, nat.perceptual_hashes, nat.descriptor):
+        one, two = fn(tiles, threads=1), fn(tiles, threads=2)
+        assert np.array_equal(one, two, equal_nan=True), fn.__name__
+        assert np.array_equal(one, fn(tiles, threads=0), equal_nan=True), fn.__name__
+    nb, sims, labels = random_knn(300, 8, seed=4)
+    a = nat.label_tally(nb, sims, labels, 5, threads=1)
+    b = nat.label_tally(nb, sims, labels, 5, threads=2)
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y, equal_nan=True)
+
+
+def test_empty_batches():
+    empty = np.zeros((0, S, S, 3), np.uint8)
+    assert nat.image_stats(empty).shape == (0, len(nat.STAT_NAMES))
+    assert nat.perceptual_hashes(empty).shape == (0, 2)
+    assert nat.descriptor(empty).shape == (0, nat.DESCRIPTOR_DIM)
+    assert nat.components(0, np.zeros(0, np.int64), np.zeros(0, np.int64)).shape == (0,)
+
+
+# ---------------------------------------------------------------- graph
+
+def components_reference(n, i, j):
+    adj = [[] for _ in range(n)]
+    for a, b in zip(i, j):
+        adj[a].append(b)
+        adj[b].append(a)
+    label = [-1] * n
+    for s in range(n):  # increasing s: the first node reached is the smallest
+        if label[s] >= 0:
+            continue
+        label[s] = s
+        queue = deque([s])
+        while queue:
+            v = queue.popleft()
+            for w in adj[v]:
+                if label[w] < 0:
+                    label[w] = s
+                    queue.append(w)
+    return label
+
+
+def test_components_hand_made():
+    i = np.array([1, 5, 6, 3], np.int64)
+    j = np.array([2, 4, 2, 3], np.int64)
+    got = nat.components(8, i, j)
+    assert got.dtype == np.int64
+    assert got.tolist() == [0, 1, 1, 3, 4, 4, 1, 7]
+
+
+def test_components_random_against_bfs():
+    rng = np.random.default_rng(1)
+    n = 500
+    i = rng.integers(0, n, 400)
+    j = rng.integers(0, n, 400)
+    assert nat.components(n, i, j).tolist() == components_reference(n, i.tolist(), j.tolist())
+
+
+def test_components_validates():
+    with pytest.raises(ValueError, match=r"edges: expected node indices in \[0, 3\), got \(0, 3\)"):
+        nat.components(3, np.array([0]), np.array([3]))
+    with pytest.raises(ValueError, match=r"j: expected integer array of the same shape as i \(2,\)"):
+        nat.components(3, np.array([0, 1]), np.array([1]))
+    with pytest.raises(ValueError, match="i: expected integer array of shape"):
+        nat.components(3, np.array([0.0]), np.array([1]))
+
+
+def random_knn(n, k, seed=0, n_labels=5):
+    rng = np.random.default_rng(seed)
+    nb = rng.integers(-1, n, (n, k)).astype(np.int64)
+    nb[::7, 0] = np.arange(n)[::7]  # some self-neighbours
+    sims = rng.uniform(-0.2, 1.0, (n, k)).astype(np.float32)
+    labels = rng.integers(-1, n_labels, n).astype(np.int32)
+    return nb, sims, labels
+
+
+def center_groups_reference(nb, sims, threshold, order):
+    n = len(nb)
+    adj = [set() for _ in range(n)]
+    for r in range(n):
+        for v, s in zip(nb[r], sims[r]):
+            if v >= 0 and v != r and s >= np.float32(threshold):
+                adj[r].add(int(v))
+                adj[v].add(r)
+    out = [None] * n
+    for c in order:
+        if out[c] is not None:
+            continue
+        out[c] = c
+        members = [v for v in sorted(adj[c]) if out[v] is None]
+        for v in members:
+            out[v] = c
+        if not members:
+            out[c] = -1
+    return out
+
+
+def test_center_groups_does_not_chain():
+    # Path a-b-c-d-e, every edge well above the threshold, listed both ways.
+    nb = np.array([[1, -1], [0, 2], [1, 3], [2, 4], [3, -1]], np.int64)
+    sims = np.where(nb >= 0, 0.99, 0.0).astype(np.float32)
+    got = nat.center_groups(nb, sims, 0.9, np.arange(5))
+    assert got.tolist() == [0, 0, 2, 2, -1]
+    assert len({g for g in got.tolist() if g >= 0}) > 1
+
+
+def test_center_groups_uses_reverse_edges_and_ignores_self():
+    nb = np.array([[1, 0], [1, -1], [2, -1]], np.int64)  # only 0 -> 1 listed; self-loops
+    sims = np.array([[0.95, 1.0], [1.0, 0.0], [1.0, 0.0]], np.float32)
+    got = nat.center_groups(nb, sims, 0.9, np.array([1, 0, 2]))
+    assert got.tolist() == [1, 1, -1]
+    # Below the threshold: nobody joins. Threshold compares in float32.
+    assert nat.center_groups(nb, sims, 0.96, np.array([1, 0, 2])).tolist() == [-1, -1, -1]
+    assert nat.center_groups(nb, sims, 0.95, np.array([1, 0, 2])).tolist() == [1, 1, -1]
+
+
+def test_center_groups_random_against_reference():
+    nb, sims, _ = random_knn(200, 6, seed=2)
+    order = np.random.default_rng(3).permutation(200)
+    got = nat.center_groups(nb, sims, 0.8, order)
+    assert got.tolist() == center_groups_reference(nb, sims, 0.8, order.tolist())
+
+
+def test_center_groups_validates():
+    nb = np.array([[1], [0]], np.int64)
+    sims = np.ones((2, 1), np.float32)
+    with pytest.raises(ValueError, match="order: expected a permutation of 0..2-1, got repeated value 0"):
+        nat.center_groups(nb, sims, 0.5, np.array([0, 0]))
+    with pytest.raises(ValueError, match=r"order: expected integer array of shape \(2,\)"):
+        nat.center_groups(nb, sims, 0.5, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"sims: expected float array of the same shape as neighbors \(2, 1\)"):
+        nat.center_groups(nb, np.ones((2, 2), np.float32), 0.5, np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"neighbors: expected indices in \[0, 2\) or -1 for none, got 5"):
+        nat.center_groups(np.array([[5], [0]]), sims, 0.5, np.array([0, 1]))
+
+
+def label_tally_reference(nb, sims, labels, n_labels, min_sim):
+    n = len(nb)
+    suggested = np.full(n, -1, np.int32)
+    agreement = np.full(n, np.nan, np.float32)
+    support = np.zeros(n, np.float32)
+    for r in range(n):
+        tally = np.zeros(n_labels)
+        for v, s in zip(nb[r], sims[r]):
+            if v < 0 or v == r or labels[v] < 0 or not s >= np.float32(min_sim):
+                continue
+            tally[labels[v]] += max(float(s), 0.0)
+        total = tally.sum()
+        support[r] = total
+        if total > 0:
+            suggested[r] = int(np.argmax(tally))  # first maximum = smallest label
+            if labels[r] >= 0:
+                agreement[r] = tally[labels[r]] / total
+    return suggested, agreement, support
+
+
+@pytest.mark.parametrize("min_sim", [0.0, 0.5, -1.0])
+def test_label_tally_against_reference(min_sim):
+    nb, sims, labels = random_knn(400, 10, seed=6)
+    got = nat.label_tally(nb, sims, labels, 5, min_sim=min_sim)
+    want = label_tally_reference(nb, sims, labels, 5, min_sim)
+    assert got[0].dtype == np.int32 and got[1].dtype == np.float32 and got[2].dtype == np.float32
+    assert np.array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-5)
+
+
+def test_label_tally_ties_and_empty():
+    nb = np.array([[1, 2], [0, -1], [0, -1], [0, 1]], np.int64)
+    sims = np.array([[0.5, 0.5], [0.0, 0.0], [-0.5, 0.0], [0.9, 0.9]], np.float32)
+    labels = np.array([-1, 3, 1, 0], np.int32)
+    suggested, agreement, support = nat.label_tally(nb, sims, labels, 4)
+    assert suggested.tolist() == [1, -1, -1, 3]  # tie 1 vs 3 -> 1; zero support -> -1
+    assert np.isnan(agreement[0]) and np.isnan(agreement[1]) and np.isnan(agreement[2])
+    assert agreement[3] == 0.0
+    assert support.tolist() == pytest.approx([1.0, 0.0, 0.0, 0.9])
+
+
+def test_label_tally_validates():
+    nb = np.array([[1], [0]], np.int64)
+    sims = np.ones((2, 1), np.float32)
+    with pytest.raises(ValueError, match="labels: expected values < n_labels=2 .* got 2 at index 1"):
+        nat.label_tally(nb, sims, np.array([0, 2]), 2)
+    with pytest.raises(ValueError, match=r"labels: expected integer array of shape \(2,\)"):
+        nat.label_tally(nb, sims, np.array([0]), 2)
+
+
+# ---------------------------------------------------------------- argument checks
+
+@pytest.mark.parametrize("fn", [nat.image_stats, nat.perceptual_hashes, nat.descriptor])
+def test_tiles_validation(fn):
+    msg = r"tiles: expected uint8 array of shape \(N, 128, 128, 3\), got {}"
+    with pytest.raises(ValueError, match=msg.format(r"float64 array of shape \(2, 128, 128, 3\)")):
+        fn(np.zeros((2, S, S, 3)))
+    with pytest.raises(ValueError, match=msg.format(r"uint8 array of shape \(2, 64, 64, 3\)")):
+        fn(np.zeros((2, 64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match=msg.format(r"uint8 array of shape \(128, 128, 3\)")):
+        fn(np.zeros((S, S, 3), np.uint8))
+    with pytest.raises(ValueError, match="threads: expected an int >= 0"):
+        fn(np.zeros((1, S, S, 3), np.uint8), threads=-1)
+
+
+def test_non_contiguous_tiles_accepted():
+    tiles = random_tiles(4)
+    view = tiles[::2]
+    assert np.array_equal(nat.image_stats(view), nat.image_stats(np.ascontiguousarray(view)))
+
+
+def test_hamming_validation():
+    with pytest.raises(ValueError, match=r"b: expected integer \(uint64\) array of the same shape as a \(3,\), got uint64 array of shape \(2,\)"):
+        nat.hamming_distance(np.zeros(3, np.uint64), np.zeros(2, np.uint64))
+    with pytest.raises(ValueError, match=r"a: expected integer \(uint64\) array of shape \(M,\), got float32"):
+        nat.hamming_distance(np.zeros(3, np.float32), np.zeros(3, np.uint64))
+
+
+def test_knn_validation():
+    with pytest.raises(ValueError, match=r"neighbors: expected integer array of shape \(N, k\), got int64 array of shape \(3,\)"):
+        nat.label_tally(np.zeros(3, np.int64), np.zeros(3, np.float32), np.zeros(3, np.int32), 1)
+    with pytest.raises(ValueError, match="sims: expected float array of shape"):
+        nat.label_tally(np.zeros((3, 1), np.int64), np.zeros((3, 1), np.int64), np.zeros(3, np.int32), 1)
+
+
+# ---------------------------------------------------------------- type stub
+
+def test_stub_is_up_to_date(tmp_path):
+    if importlib.util.find_spec("pybind11_stubgen") is None:
+        pytest.skip("pybind11-stubgen is not installed (pip install pybind11-stubgen)")
+    out = tmp_path / "_native.pyi"
+    subprocess.run([sys.executable, str(REPO / "tools" / "gen_native_stub.py"), str(out)], check=True)
+    committed = REPO / "core" / "vislint" / "_native.pyi"
+    assert out.read_text() == committed.read_text(), (
+        "core/vislint/_native.pyi is stale: run python tools/gen_native_stub.py"
+    )
