@@ -6,7 +6,9 @@
   brightness/contrast changes, re-encoding and resizing), then fitted to the
   data set: centred on the data set's mean and L2-normalised, so that what
   every image shares (sky at the top, say) does not make unrelated images look
-  alike.
+  alike. A grayscale image has no colour to compare: its colour block is set
+  to the mean colour block of the data set's colour images before centring, so
+  a grayscale copy of a colour photo is compared on luminance alone.
 - Precomputed vectors: a float array with one row per catalog image
   (``features=my_array``).
 """
@@ -20,6 +22,11 @@ BUILTIN_VERSION = "builtin-v1"
 """Changes whenever the built-in descriptor's raw output changes; part of the cache key."""
 
 
+MEAN_PRIOR = 200
+"""Centring uses the data set mean scaled by N / (N + MEAN_PRIOR): the full mean for
+large sets, little of it for a few dozen images."""
+
+
 class Builtin:
     """The built-in descriptor (no model, no download)."""
 
@@ -31,11 +38,20 @@ class Builtin:
         """Raw descriptors, float32[N, dim], of uint8[N, 128, 128, 3] tiles."""
         return _native.descriptor(tiles, threads=threads)
 
-    def fit_transform(self, raw: np.ndarray) -> np.ndarray:
-        """Centre on the data set's mean and L2-normalise (float32[N, dim])."""
+    colour_dims = slice(_native.DESCRIPTOR_DIM - 64, _native.DESCRIPTOR_DIM)
+    """The colour block ([s, a] of 32 chroma cells), last in the descriptor."""
+
+    def fit_transform(self, raw: np.ndarray, grayscale: np.ndarray | None = None) -> np.ndarray:
+        """Centre on the data set's mean and L2-normalise (float32[N, dim]).
+
+        grayscale: bool[N], images without colour (see the module docstring).
+        """
         x = raw.astype(np.float64)
-        if len(x) > 1:
-            x -= x.mean(axis=0)
+        if grayscale is not None and grayscale.any() and not grayscale.all():
+            x[grayscale, self.colour_dims] = x[~grayscale, self.colour_dims].mean(axis=0)
+        # Shrink the mean towards zero for small sets, where a few copies of one
+        # picture would otherwise be most of the "mean" and be centred away.
+        x -= x.mean(axis=0) * (len(x) / (len(x) + MEAN_PRIOR))
         return l2_normalise(x)
 
 

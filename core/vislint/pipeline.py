@@ -82,7 +82,8 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
                              f"float array with one row per image")
         feats = np.zeros((n, extractor.dim), np.float32)
         if len(vidx):
-            feats[vidx] = extractor.fit_transform(raw[vidx])
+            gray = stats[vidx, _native.STAT_NAMES.index("channel_diff")] < t.grayscale
+            feats[vidx] = extractor.fit_transform(raw[vidx], gray)
         feature_name = extractor.version
     else:
         feats = validate_precomputed(features, n)
