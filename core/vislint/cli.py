@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=0, help="worker threads (default: all cores)")
     s.add_argument("--k", type=int, default=None, help="neighbours per image in the kNN graph (default 10)")
     s.add_argument("--index", choices=("auto", "exact", "ivf"), default="auto",
-                   help="kNN index: exact up to 50,000 images, IVF beyond (default auto)")
+                   help="kNN index: exact up to 20,000 images, IVF beyond (default auto)")
     s.add_argument("--no-labels", action="store_true", help="ignore class folders as labels")
     s.add_argument("--no-splits", action="store_true", help="ignore train/valid/test folders")
     s.add_argument("--batch-size", type=int, default=512,

@@ -218,7 +218,7 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, graph, t: Threshold
             return False
 
     dup = find_duplicates(valid=valid, content_hash=meta["content_hash"], width=meta["width"],
-                          height=meta["height"], features=feats, graph=graph, order=order,
+                          height=meta["height"], graph=graph, order=order,
                           near_threshold=t.near_duplicate, pixel_min_sim=t.exact_pixels_min_sim,
                           pixels_equal=pixels_equal)
     leaks = find_leaks(splits=catalog.splits, features=feats, duplicate_group=dup.duplicate_group,

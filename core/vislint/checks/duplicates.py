@@ -57,7 +57,7 @@ class Duplicates:
     pair_exact: np.ndarray
 
 
-def find_duplicates(*, valid, content_hash, width, height, features, graph, order,
+def find_duplicates(*, valid, content_hash, width, height, graph, order,
                     near_threshold: float, pixel_min_sim: float, pixels_equal) -> Duplicates:
     """Find exact and near duplicates among the ``valid`` rows.
 
@@ -71,7 +71,10 @@ def find_duplicates(*, valid, content_hash, width, height, features, graph, orde
     cols, vals = nbr.ravel(), sims.ravel()
     real = (cols >= 0) & valid[rows]
     a, b = np.minimum(rows[real], cols[real]), np.maximum(rows[real], cols[real])
-    edges = np.unique(np.stack([a, b], axis=1), axis=0) if real.any() else np.empty((0, 2), np.int64)
+    # each undirected edge once, with its similarity from the graph
+    _, first = np.unique(a * n + b, return_index=True)
+    edges = np.stack([a[first], b[first]], axis=1).reshape(-1, 2)
+    e_sim = vals[real][first].astype(np.float64)
 
     # Exact: same bytes (all pairs within a hash), then same pixels among candidates.
     by_hash: dict[str, list[int]] = {}
@@ -83,7 +86,6 @@ def find_duplicates(*, valid, content_hash, width, height, features, graph, orde
             ei.append(members[0])
             ej.append(m)
     if len(edges):
-        e_sim = np.einsum("ij,ij->i", features[edges[:, 0]], features[edges[:, 1]])
         cand = ((e_sim >= pixel_min_sim) & (width[edges[:, 0]] == width[edges[:, 1]])
                 & (height[edges[:, 0]] == height[edges[:, 1]]))
         for i, j in edges[cand]:
