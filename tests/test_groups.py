@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import vislint
@@ -41,3 +42,46 @@ def test_sliding_crops_do_not_chain_into_one_group(tmp_path):
     assert (groups.similarity >= t - 1e-6).all()
     for _, g in groups.groupby("group"):
         assert g.keep.sum() == 1
+
+
+def test_keep_policy_prefers_labelled_train_larger_sharper(tmp_path):
+    import pandas as pd
+    from PIL import ImageFilter
+    photo = _photo().crop((50, 50, 350, 350))
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "test").mkdir()
+    photo.save(tmp_path / "test" / "big_unlabelled.png")                   # unlabelled: last
+    photo.resize((150, 150)).save(tmp_path / "train" / "a" / "small.png")  # smaller
+    photo.save(tmp_path / "train" / "a" / "large.jpg", quality=95)         # kept
+    photo.filter(ImageFilter.GaussianBlur(1)).save(tmp_path / "train" / "a" / "large_soft.jpg", quality=95)
+    res = vislint.scan(tmp_path)
+    group = res.groups("near_duplicate")
+    assert group.group.nunique() == 1 and len(group) == 4
+    assert group.iloc[0].path.endswith("train/a/large.jpg") and group.iloc[0].keep
+    df = res.to_dataframe().set_index("relpath")
+    kept_id = df.loc["train/a/large.jpg", "id"]
+    for other in ("test/big_unlabelled.png", "train/a/small.png", "train/a/large_soft.jpg"):
+        assert df.loc[other, "duplicate_of"] == kept_id
+    assert pd.isna(df.loc["train/a/large.jpg", "duplicate_of"])
+
+
+def test_evaluate_counts_pairs_groups_and_flags(tmp_path):
+    import pandas as pd
+    from conftest import write_images
+    paths = write_images(tmp_path, 6)
+    (tmp_path / "copy.jpg").write_bytes(paths[0].read_bytes())
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    res = vislint.scan(tmp_path)
+    gt = pd.DataFrame({"path": ["img00000.jpg", "copy.jpg", "img00001.jpg", "img00002.jpg", "empty.jpg"],
+                       "group": ["g0", "g0", "g1", "g1", "e"],
+                       "corrupt": [False, False, False, False, True]})
+    ev = vislint.evaluate(res, gt).set_index(["check", "unit"])
+    pairs = ev.loc[("duplicate", "pairs")]
+    assert (pairs.tp, pairs.fp, pairs.fn) == (1, 0, 1)  # the copy found; 1↔2 is no real copy
+    assert pairs.precision == 1.0 and pairs.recall == 0.5
+    assert ev.loc[("invalid", "images")].recall == 1.0
+    flags = pd.DataFrame({"path": ["empty.jpg", "img00003.jpg"], "check": ["invalid", "invalid"]})
+    inv = vislint.evaluate(res, flags).set_index(["check", "unit"]).loc[("invalid", "images")]
+    assert (inv.tp, inv.fp, inv.fn) == (1, 0, 1)
+    with pytest.raises(ValueError, match="not in the scan"):
+        vislint.evaluate(res, pd.DataFrame({"path": ["nope.jpg"], "group": ["x"]}))

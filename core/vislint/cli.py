@@ -27,8 +27,8 @@ _CHECK_HELP = """checks (score in [0, 1], higher = worse; flag at the default th
   exact_duplicate  same bytes, or same decoded pixels in another encoding
   near_duplicate   built-in descriptor similarity >= 0.90; groups never chain
   leak             a duplicate whose partner is in another split (train/valid/test)
-  label_conflict   a duplicate group holding several labels, or neighbours voting
-                   for another label (agreement <= 0.2)
+  label_conflict   a duplicate group holding several labels; with semantic features,
+                   also neighbours voting for another label (agreement <= 0.2)
   outlier          far from everything else (robust z of neighbour distance >= 6)
   blurry, dark, bright, low_information, odd_size, grayscale
                    image statistics against documented thresholds
