@@ -186,8 +186,9 @@ def summary_text(res, out=None, seconds=None) -> str:
     for split, others in sorted(d["leak_table"].items()):
         for other, k in sorted(others.items()):
             row("", f"  {split} images with a copy in {other}: {k:,}")
+    g = c["label_conflict"]["groups"]
     row("label conflicts", f"{c['label_conflict']['images']:,} images; "
-                           f"{c['label_conflict']['groups']:,} duplicate groups with several labels")
+                           f"{g:,} duplicate group{'' if g == 1 else 's'} with several labels")
     for pair in d["confused_labels"][:5]:
         row("", f"  {' ↔ '.join(pair['labels'])}: {pair['images']} images")
     for check in ("outlier", "blurry", "dark", "bright", "low_information", "odd_size", "grayscale"):

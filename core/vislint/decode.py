@@ -153,7 +153,7 @@ def decode_batch(paths, *, tile: int = TILE, min_side: int = 10, max_pixels: int
     def decode_chunk(start: int) -> list[FileInfo]:
         infos, rows, images = [], [], []
         for i in range(start, min(start + chunk, len(paths))):
-            pixels, info = _decode_pixels(paths[i], tile=tile, min_side=min_side,
+            pixels, info = decode_pixels(paths[i], tile=tile, min_side=min_side,
                                           max_pixels=max_pixels, skip_hashes=skip_hashes)
             if pixels is not None:
                 rows.append(i)
@@ -162,7 +162,7 @@ def decode_batch(paths, *, tile: int = TILE, min_side: int = 10, max_pixels: int
         if images:  # one native call per chunk, GIL released; this thread does the work
             small = _native.tiles_from_images(images, size=tile, threads=1)
             for r, t, info in zip(rows, small, (infos[i - start] for i in rows)):
-                tiles[r] = _orient(t, info.orientation)
+                tiles[r] = orient_tile(t, info.orientation)
         return infos
 
     starts = range(0, len(paths), chunk)
@@ -192,14 +192,14 @@ def decode_one(path, *, tile: int = TILE, min_side: int = 10, max_pixels: int = 
     The tile is None when the file failed (``info.reason`` says why) or was skipped because its
     hash is in ``skip_hashes``. Arguments as in :func:`decode_batch`; never raises for a bad file.
     """
-    pixels, info = _decode_pixels(path, tile=tile, min_side=min_side, max_pixels=max_pixels,
+    pixels, info = decode_pixels(path, tile=tile, min_side=min_side, max_pixels=max_pixels,
                                   skip_hashes=skip_hashes)
     if pixels is None:
         return None, info
-    return _orient(_native.tiles_from_images([pixels], size=tile, threads=1)[0], info.orientation), info
+    return orient_tile(_native.tiles_from_images([pixels], size=tile, threads=1)[0], info.orientation), info
 
 
-def _decode_pixels(path, *, tile, min_side, max_pixels, skip_hashes):
+def decode_pixels(path, *, tile, min_side, max_pixels, skip_hashes):
     """(uint8[H, W, 3] pixels before orientation, at most ~2 tiles a side, or None; FileInfo)."""
     info = FileInfo()
     try:
@@ -219,7 +219,7 @@ def _decode_pixels(path, *, tile, min_side, max_pixels, skip_hashes):
         return None, info
 
 
-def _orient(tile: np.ndarray, orientation: int) -> np.ndarray:
+def orient_tile(tile: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation to a square tile (same as orienting before resizing)."""
     if orientation not in _TRANSPOSE:
         return tile

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from .checks.labels import find_label_conflicts
 from .checks.leaks import find_leaks
 from .checks.outliers import outlier_scores
 from .checks.quality import QUALITY_CHECKS, quality_scores
-from .decode import REASONS, decode_batch, decode_full
+from .decode import REASONS, decode_full, decode_pixels, orient_tile
 from .features import Builtin, validate_precomputed
 from .knn import DEFAULT_K, knn_graph
 from .results import ScanResults
@@ -126,9 +127,47 @@ def _thresholds(thresholds) -> Thresholds:
     raise ValueError("thresholds must be a vislint.Thresholds or a dict like {'near_duplicate': 0.95}")
 
 
+_CHUNK = 16
+"""Files one worker decodes and describes in one go (one native call per chunk)."""
+
+
+def _describe_chunk(paths, extractor, skip_hashes, min_side, max_pixels):
+    """Decode ``paths`` and describe the fresh ones in this thread.
+
+    Returns (FileInfo per path, {name: array} for the rows that were described, or None).
+    The native calls release the GIL, so workers decode and describe in parallel.
+    """
+    infos, rows, images = [], [], []
+    for i, path in enumerate(paths):
+        pixels, info = decode_pixels(path, tile=_native.TILE_SIZE, min_side=min_side,
+                                     max_pixels=max_pixels, skip_hashes=skip_hashes)
+        infos.append(info)
+        if pixels is not None:
+            rows.append(i)
+            images.append(pixels)
+    if not rows:
+        return infos, None
+    tiles = _native.tiles_from_images(images, size=_native.TILE_SIZE, threads=1)
+    for j, i in enumerate(rows):
+        tiles[j] = orient_tile(tiles[j], infos[i].orientation)
+    fresh = [infos[i] for i in rows]
+    return infos, {
+        "hash": np.array([f.content_hash for f in fresh]),
+        "raw": extractor.describe(tiles, threads=1),
+        "stats": _native.image_stats(tiles, threads=1),
+        "phash": _native.perceptual_hashes(tiles, threads=1),
+        "width": np.array([f.width for f in fresh], np.int32),
+        "height": np.array([f.height for f in fresh], np.int32),
+        "frames": np.array([f.frames for f in fresh], np.int32),
+        "format": np.array([f.format or "" for f in fresh]),
+        "mode": np.array([f.mode or "" for f in fresh]),
+    }
+
+
 def _decode_all(catalog: Catalog, cache: FeatureCache, extractor, threads, progress,
                 min_side, max_pixels, batch_size, timings) -> dict:
-    """Decode every image not yet cached; returns per-image metadata arrays."""
+    """Decode and describe every image not yet cached, batch by batch (a batch = a
+    cache chunk, written as soon as it is complete); returns per-image metadata."""
     n = len(catalog)
     meta = {"ok": np.zeros(n, bool), "reason": [None] * n, "message": [None] * n,
             "width": np.zeros(n, np.int32), "height": np.zeros(n, np.int32),
@@ -138,40 +177,28 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, extractor, threads, progr
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
-    t_decode = t_native = 0.0
+    clock = time.perf_counter()
     try:
-        for start in range(0, n, batch_size):
-            sl = slice(start, min(start + batch_size, n))
-            clock = time.perf_counter()
-            d = decode_batch(catalog.paths[sl], min_side=min_side, max_pixels=max_pixels,
-                             threads=threads, skip_hashes=cache.hashes())
-            t_decode += time.perf_counter() - clock
-            clock = time.perf_counter()
-            fresh = np.flatnonzero(d.ok & ~d.cached)
-            # identical files in one batch are described once
-            first: dict[str, int] = {}
-            for i in fresh:
-                first.setdefault(d.content_hash[i], int(i))
-            fresh = np.array(sorted(first.values()), np.int64)
-            if len(fresh):
-                tiles = np.ascontiguousarray(d.tiles[fresh])
-                cache.add({
-                    "hash": np.array([d.content_hash[i] for i in fresh]),
-                    "raw": extractor.describe(tiles, threads),
-                    "stats": _native.image_stats(tiles, threads=threads),
-                    "phash": _native.perceptual_hashes(tiles, threads=threads),
-                    "width": d.width[fresh], "height": d.height[fresh], "frames": d.frames[fresh],
-                    "format": np.array([d.format[i] or "" for i in fresh]),
-                    "mode": np.array([d.mode[i] or "" for i in fresh]),
-                })
-            t_native += time.perf_counter() - clock
-            meta["ok"][sl] = d.ok
-            meta["width"][sl], meta["height"][sl] = d.width, d.height
-            meta["file_size"][sl] = d.file_size
-            for name in ("reason", "message", "content_hash", "format"):
-                meta[name][sl] = getattr(d, name)
-            if bar is not None:
-                bar.update(sl.stop - sl.start)
+        with ThreadPoolExecutor(threads) as pool:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                skip = cache.hashes()
+                parts = list(pool.map(
+                    lambda s: _describe_chunk(catalog.paths[s:min(s + _CHUNK, stop)], extractor,
+                                              skip, min_side, max_pixels),
+                    range(start, stop, _CHUNK)))
+                described = [d for _, d in parts if d is not None]
+                if described:
+                    cache.add({k: np.concatenate([d[k] for d in described]) for k in described[0]})
+                infos = [info for part, _ in parts for info in part]
+                for i, info in enumerate(infos, start=start):
+                    meta["ok"][i] = info.reason is None
+                    meta["reason"][i], meta["message"][i] = info.reason, info.message
+                    meta["width"][i], meta["height"][i] = info.width, info.height
+                    meta["file_size"][i], meta["content_hash"][i] = info.file_size, info.content_hash
+                    meta["format"][i] = info.format
+                if bar is not None:
+                    bar.update(stop - start)
     finally:
         if bar is not None:
             bar.close()
@@ -183,8 +210,7 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, extractor, threads, progr
         meta["height"][cached_rows] = got["height"]
         for r, f in zip(cached_rows, got["format"].tolist()):
             meta["format"][r] = f or None
-    timings["decode"] = t_decode
-    timings["describe"] = t_native
+    timings["decode_describe"] = time.perf_counter() - clock
     return meta
 
 
