@@ -1,0 +1,65 @@
+"""The shared kNN graph: exact and approximate, self excluded, canonical order,
+identical for any thread count."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vislint.knn import knn_graph
+
+
+def _clustered(n=3000, d=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x[1::2] = x[0::2] + 0.1 * rng.standard_normal((n // 2, d)).astype(np.float32)  # twins
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_graph_excludes_self_and_is_sorted():
+    x = _clustered(400)
+    g = knn_graph(x, 5, method="exact")
+    assert g.neighbors.shape == (400, 5) and g.method == "exact"
+    assert not (g.neighbors == np.arange(400)[:, None]).any()
+    assert (np.diff(g.sims, axis=1) <= 0).all()
+    twin = np.arange(400) ^ 1
+    assert (g.neighbors[:, 0] == twin).all()
+    ref = x @ x.T
+    np.fill_diagonal(ref, -np.inf)
+    np.testing.assert_allclose(g.sims, -np.sort(-ref, axis=1)[:, :5], atol=1e-5)
+
+
+def test_exact_copies_keep_self_out():
+    x = _clustered(50)
+    x[10] = x[11] = x[12]
+    g = knn_graph(x, 3, method="exact")
+    for i in (10, 11, 12):
+        assert i not in g.neighbors[i]
+        assert set(g.neighbors[i, :2]) == {10, 11, 12} - {i}
+
+
+def test_approximate_graph_finds_the_near_neighbours():
+    x = _clustered(6000)
+    g = knn_graph(x, 10, method="ivf")
+    assert g.method == "ivf"
+    twin = np.arange(6000) ^ 1
+    assert (g.neighbors[:, 0] == twin).mean() >= 0.99
+    exact = knn_graph(x, 10, method="exact")
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(g.neighbors, exact.neighbors)])
+    assert overlap >= 0.5
+
+
+@pytest.mark.parametrize("method", ["exact", "ivf"])
+def test_graph_identical_for_any_thread_count(method):
+    x = _clustered(3000)
+    one, two = knn_graph(x, 10, method=method, threads=1), knn_graph(x, 10, method=method, threads=2)
+    np.testing.assert_array_equal(one.neighbors, two.neighbors)
+    np.testing.assert_array_equal(one.sims, two.sims)
+
+
+def test_bad_input_is_a_value_error():
+    with pytest.raises(ValueError, match="2-D"):
+        knn_graph(np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="method"):
+        knn_graph(np.zeros((5, 3), np.float32), method="hnsw")
+    tiny = knn_graph(np.eye(1, 4, dtype=np.float32), 3)
+    assert (tiny.neighbors == -1).all()
