@@ -162,7 +162,7 @@ def decode_batch(paths, *, tile: int = TILE, min_side: int = 10, max_pixels: int
         if images:  # one native call per chunk, GIL released; this thread does the work
             small = _native.tiles_from_images(images, size=tile, threads=1)
             for r, t, info in zip(rows, small, (infos[i - start] for i in rows)):
-                tiles[r] = orient_tile(t, info.orientation)
+                tiles[r] = orient(t, info.orientation)
         return infos
 
     starts = range(0, len(paths), chunk)
@@ -196,7 +196,7 @@ def decode_one(path, *, tile: int = TILE, min_side: int = 10, max_pixels: int = 
                                   skip_hashes=skip_hashes)
     if pixels is None:
         return None, info
-    return orient_tile(_native.tiles_from_images([pixels], size=tile, threads=1)[0], info.orientation), info
+    return orient(_native.tiles_from_images([pixels], size=tile, threads=1)[0], info.orientation), info
 
 
 def decode_pixels(path, *, tile, min_side, max_pixels, skip_hashes):
@@ -219,11 +219,11 @@ def decode_pixels(path, *, tile, min_side, max_pixels, skip_hashes):
         return None, info
 
 
-def orient_tile(tile: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation to a square tile (same as orienting before resizing)."""
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to uint8[H, W, 3] pixels (or a tile)."""
     if orientation not in _TRANSPOSE:
-        return tile
-    return np.asarray(Image.fromarray(tile).transpose(_TRANSPOSE[orientation]))
+        return pixels
+    return np.asarray(Image.fromarray(pixels).transpose(_TRANSPOSE[orientation]))
 
 
 def decode_full(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:

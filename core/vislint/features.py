@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _native
 
-BUILTIN_VERSION = "builtin-v1"
+BUILTIN_VERSION = "builtin-v2"
 """Changes whenever the built-in descriptor's raw output changes; part of the cache key."""
 
 
@@ -33,10 +33,6 @@ class Builtin:
     name = "builtin"
     version = BUILTIN_VERSION
     dim = _native.DESCRIPTOR_DIM
-
-    def describe(self, tiles: np.ndarray, threads: int = 0) -> np.ndarray:
-        """Raw descriptors, float32[N, dim], of uint8[N, 128, 128, 3] tiles."""
-        return _native.descriptor(tiles, threads=threads)
 
     colour_dims = slice(_native.DESCRIPTOR_DIM - 64, _native.DESCRIPTOR_DIM)
     """The colour block ([s, a] of 32 chroma cells), last in the descriptor."""

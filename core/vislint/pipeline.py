@@ -18,7 +18,7 @@ from .checks.labels import find_label_conflicts
 from .checks.leaks import find_leaks
 from .checks.outliers import outlier_scores
 from .checks.quality import QUALITY_CHECKS, quality_scores
-from .decode import REASONS, decode_full, decode_pixels, orient_tile
+from .decode import REASONS, decode_full, decode_pixels, orient
 from .features import Builtin, validate_precomputed
 from .knn import DEFAULT_K, knn_graph
 from .results import ScanResults
@@ -65,8 +65,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     timings["catalog"] = time.perf_counter() - clock
 
     # Decode and describe, batch by batch; each batch is cached as it completes.
-    meta = _decode_all(catalog, cache, extractor, threads, progress, min_side, max_pixels,
-                       batch_size, timings)
+    meta = _decode_all(catalog, cache, threads, progress, min_side, max_pixels, batch_size, timings)
     valid = meta["ok"]
     clock = time.perf_counter()
     hashes = [h if ok else None for h, ok in zip(meta["content_hash"], valid)]
@@ -131,31 +130,26 @@ _CHUNK = 16
 """Files one worker decodes and describes in one go (one native call per chunk)."""
 
 
-def _describe_chunk(paths, extractor, skip_hashes, min_side, max_pixels):
+def _describe_chunk(paths, skip_hashes, min_side, max_pixels):
     """Decode ``paths`` and describe the fresh ones in this thread.
 
     Returns (FileInfo per path, {name: array} for the rows that were described, or None).
-    The native calls release the GIL, so workers decode and describe in parallel.
+    The native call releases the GIL, so workers decode and describe in parallel.
     """
-    infos, rows, images = [], [], []
-    for i, path in enumerate(paths):
+    infos, fresh, images = [], [], []
+    for path in paths:
         pixels, info = decode_pixels(path, tile=_native.TILE_SIZE, min_side=min_side,
                                      max_pixels=max_pixels, skip_hashes=skip_hashes)
         infos.append(info)
         if pixels is not None:
-            rows.append(i)
-            images.append(pixels)
-    if not rows:
+            fresh.append(info)
+            images.append(orient(pixels, info.orientation))
+    if not images:
         return infos, None
-    tiles = _native.tiles_from_images(images, size=_native.TILE_SIZE, threads=1)
-    for j, i in enumerate(rows):
-        tiles[j] = orient_tile(tiles[j], infos[i].orientation)
-    fresh = [infos[i] for i in rows]
+    _, stats, hashes, raw = _native.analyze(images, size=_native.TILE_SIZE, threads=1)
     return infos, {
         "hash": np.array([f.content_hash for f in fresh]),
-        "raw": extractor.describe(tiles, threads=1),
-        "stats": _native.image_stats(tiles, threads=1),
-        "phash": _native.perceptual_hashes(tiles, threads=1),
+        "raw": raw, "stats": stats, "phash": hashes,
         "width": np.array([f.width for f in fresh], np.int32),
         "height": np.array([f.height for f in fresh], np.int32),
         "frames": np.array([f.frames for f in fresh], np.int32),
@@ -164,8 +158,8 @@ def _describe_chunk(paths, extractor, skip_hashes, min_side, max_pixels):
     }
 
 
-def _decode_all(catalog: Catalog, cache: FeatureCache, extractor, threads, progress,
-                min_side, max_pixels, batch_size, timings) -> dict:
+def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_side, max_pixels,
+                batch_size, timings) -> dict:
     """Decode and describe every image not yet cached, batch by batch (a batch = a
     cache chunk, written as soon as it is complete); returns per-image metadata."""
     n = len(catalog)
@@ -184,8 +178,8 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, extractor, threads, progr
                 stop = min(start + batch_size, n)
                 skip = cache.hashes()
                 parts = list(pool.map(
-                    lambda s: _describe_chunk(catalog.paths[s:min(s + _CHUNK, stop)], extractor,
-                                              skip, min_side, max_pixels),
+                    lambda s: _describe_chunk(catalog.paths[s:min(s + _CHUNK, stop)], skip,
+                                              min_side, max_pixels),
                     range(start, stop, _CHUNK)))
                 described = [d for _, d in parts if d is not None]
                 if described:
