@@ -242,6 +242,93 @@ def test_empty_batches():
     assert nat.components(0, np.zeros(0, np.int64), np.zeros(0, np.int64)).shape == (0,)
 
 
+# ---------------------------------------------------------------- analyze (fused)
+
+def analyze_inputs(seed: int = 0) -> list[np.ndarray]:
+    """Photos and noise at sizes that shrink, enlarge, keep and mix both per axis."""
+    rng = np.random.default_rng(seed)
+    images = [np.asarray(smooth_photo(rng, size)) for size in [(150, 150), (160, 240), (128, 128)]]
+    for h, w in [(150, 150), (90, 300), (300, 90), (7, 5), (1, 1), (257, 129)]:
+        images.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    images.append(np.full((150, 150, 3), 128, np.uint8))  # flat grey: zero descriptor
+    return images
+
+
+def test_analyze_equals_the_separate_functions():
+    images = analyze_inputs()
+    tiles, stats, hashes, desc = nat.analyze(images, threads=1)
+    assert tiles.dtype == np.uint8 and tiles.shape == (len(images), S, S, 3)
+    assert stats.dtype == np.float32 and stats.shape == (len(images), len(nat.STAT_NAMES))
+    assert hashes.dtype == np.uint64 and hashes.shape == (len(images), 2)
+    assert desc.dtype == np.float32 and desc.shape == (len(images), nat.DESCRIPTOR_DIM)
+    want = nat.tiles_from_images(images, size=S, threads=1)
+    assert np.array_equal(tiles, want)
+    assert np.array_equal(stats, nat.image_stats(want, threads=1))
+    assert np.array_equal(hashes, nat.perceptual_hashes(want, threads=1))
+    assert np.array_equal(desc, nat.descriptor(want, threads=1))
+    assert not desc[-1].any()
+
+
+def test_analyze_identical_for_any_thread_count_and_weights():
+    images = analyze_inputs(seed=1)
+    one = nat.analyze(images, threads=1)
+    for threads in (2, 3, 0):
+        for a, b in zip(one, nat.analyze(images, threads=threads)):
+            assert np.array_equal(a, b), threads
+    w = dict(weight_layout=1.0, weight_gradients=0.5, weight_colour=0.0)
+    _, _, _, desc = nat.analyze(images, threads=2, **w)
+    assert np.array_equal(desc, nat.descriptor(one[0], threads=1, **w))
+
+
+def test_analyze_validates_and_handles_empty():
+    tiles, stats, hashes, desc = nat.analyze([])
+    assert tiles.shape == (0, S, S, 3) and stats.shape == (0, len(nat.STAT_NAMES))
+    assert hashes.shape == (0, 2) and desc.shape == (0, nat.DESCRIPTOR_DIM)
+    ok = np.zeros((20, 30, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"size: expected 128"):
+        nat.analyze([ok], size=64)
+    with pytest.raises(ValueError, match=r"images\[1\]: expected a uint8 array of shape \(H, W, 3\)"):
+        nat.analyze([ok, np.zeros((20, 30), np.uint8)])
+    with pytest.raises(ValueError, match=r"images\[0\]: expected uint8 array of shape \(H, W, 3\), got float64"):
+        nat.analyze([np.zeros((20, 30, 3))])
+    with pytest.raises(ValueError, match="weights: expected finite values >= 0"):
+        nat.analyze([ok], weight_colour=-1.0)
+    with pytest.raises(ValueError, match="threads: expected an int >= 0"):
+        nat.analyze([ok], threads=-1)
+
+
+def resize_reference(image: np.ndarray, size: int) -> np.ndarray:
+    """Area averaging when shrinking, linear between pixel centres when enlarging (float64)."""
+    def weights(n_in: int) -> np.ndarray:
+        W = np.zeros((size, n_in))
+        scale = n_in / size
+        for o in range(size):
+            if scale >= 1:
+                a, b = o * scale, (o + 1) * scale
+                for i in range(int(np.floor(a)), min(n_in, int(np.ceil(b)))):
+                    W[o, i] = (min(b, i + 1) - max(a, i)) / scale
+            else:
+                x = min(max((o + 0.5) * scale - 0.5, 0.0), n_in - 1.0)
+                i0 = int(x)
+                i1 = min(i0 + 1, n_in - 1)
+                W[o, i0] += 1 - (x - i0)
+                W[o, i1] += x - i0
+        return W
+    rows = np.tensordot(weights(image.shape[0]), image.astype(np.float64), axes=(1, 0))
+    out = np.tensordot(rows, weights(image.shape[1]), axes=(1, 1)).transpose(0, 2, 1)
+    return np.clip(np.floor(out + 0.5), 0, 255)
+
+
+def test_tiles_from_images_match_area_and_linear_reference():
+    images = analyze_inputs(seed=2)
+    tiles = nat.tiles_from_images(images, size=S)
+    for image, tile in zip(images, tiles):
+        diff = np.abs(tile.astype(int) - resize_reference(image, S))
+        # float32 weights vs float64: only values within ~1e-4 of a rounding tie may differ
+        assert diff.max() <= 1 and (diff > 0).sum() <= 8, image.shape
+    assert nat.tiles_from_images([np.zeros((3, 4, 3), np.uint8)], size=13).shape == (1, 13, 13, 3)
+
+
 # ---------------------------------------------------------------- graph
 
 def components_reference(n, i, j):

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "analyze.hpp"
 #include "descriptor.hpp"
 #include "graph.hpp"
 #include "hashes.hpp"
@@ -234,10 +235,9 @@ py::tuple label_tally_py(const py::array& neighbors, const py::array& sims,
     return py::make_tuple(suggested, agreement, support);
 }
 
-py::array_t<std::uint8_t> tiles_from_images_py(const py::list& images, int size, int threads) {
-    check_threads(threads);
-    if (size < 1) throw py::value_error("size: expected an int >= 1, got " + std::to_string(size));
-    std::vector<carray<std::uint8_t>> held;
+// The images of a list as C-contiguous uint8 arrays (kept alive in `held`).
+std::vector<vislint::ImageRef> as_images(const py::list& images,
+                                         std::vector<carray<std::uint8_t>>& held) {
     held.reserve(images.size());
     for (std::size_t i = 0; i < images.size(); ++i) {
         py::array a = py::array::ensure(images[i]);
@@ -248,25 +248,61 @@ py::array_t<std::uint8_t> tiles_from_images_py(const py::list& images, int size,
         held.push_back(convert<std::uint8_t>(a, "images[" + std::to_string(i) + "]", Kind::Uint8,
                                              "uint8 array of shape (H, W, 3)"));
     }
-    const std::size_t n = held.size();
+    std::vector<vislint::ImageRef> refs(held.size());
+    for (std::size_t i = 0; i < held.size(); ++i)
+        refs[i] = {held[i].data(), static_cast<int>(held[i].shape(0)),
+                   static_cast<int>(held[i].shape(1))};
+    return refs;
+}
+
+py::array_t<std::uint8_t> tiles_from_images_py(const py::list& images, int size, int threads) {
+    check_threads(threads);
+    if (size < 1) throw py::value_error("size: expected an int >= 1, got " + std::to_string(size));
+    std::vector<carray<std::uint8_t>> held;
+    const std::vector<vislint::ImageRef> refs = as_images(images, held);
+    const std::size_t n = refs.size();
     py::array_t<std::uint8_t> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(size),
                                    static_cast<py::ssize_t>(size), py::ssize_t{3}});
-    std::vector<const std::uint8_t*> src(n);
-    std::vector<int> hs(n), ws(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        src[i] = held[i].data();
-        hs[i] = static_cast<int>(held[i].shape(0));
-        ws[i] = static_cast<int>(held[i].shape(1));
-    }
     std::uint8_t* dst = out.mutable_data();
     const std::size_t tile_bytes = static_cast<std::size_t>(size) * size * 3;
     {
         py::gil_scoped_release nogil;
         vislint::parallel_for(n, threads, [&](std::size_t i) {
-            vislint::resize_rgb(src[i], hs[i], ws[i], dst + i * tile_bytes, size, size);
+            vislint::resize_rgb(refs[i].pixels, refs[i].h, refs[i].w, dst + i * tile_bytes, size,
+                                size);
         });
     }
     return out;
+}
+
+py::tuple analyze_py(const py::list& images, int size, int threads, double weight_layout,
+                     double weight_gradients, double weight_colour) {
+    check_threads(threads);
+    if (size != vislint::kTileSize)
+        throw py::value_error("size: expected " + std::to_string(vislint::kTileSize) +
+                              " (TILE_SIZE: the statistics, hashes and descriptor are defined "
+                              "on tiles of that size), got " + std::to_string(size));
+    vislint::DescriptorWeights w;
+    w.layout = weight_layout;
+    w.gradients = weight_gradients;
+    w.colour = weight_colour;
+    std::vector<carray<std::uint8_t>> held;
+    const std::vector<vislint::ImageRef> refs = as_images(images, held);
+    const auto n = static_cast<py::ssize_t>(refs.size());
+    const py::ssize_t s = vislint::kTileSize;
+    py::array_t<std::uint8_t> tiles({n, s, s, py::ssize_t{3}});
+    py::array_t<float> stats(std::vector<py::ssize_t>{n, vislint::kNumStats});
+    py::array_t<std::uint64_t> hashes(std::vector<py::ssize_t>{n, 2});
+    py::array_t<float> desc(std::vector<py::ssize_t>{n, vislint::kDescriptorDim});
+    std::uint8_t* pt = tiles.mutable_data();
+    float* ps = stats.mutable_data();
+    std::uint64_t* ph = hashes.mutable_data();
+    float* pd = desc.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::analyze_images(refs.data(), refs.size(), w, pt, ps, ph, pd, threads);
+    }
+    return py::make_tuple(tiles, stats, hashes, desc);
 }
 
 }  // namespace
@@ -456,5 +492,30 @@ Args:
 
 Returns:
     uint8[N, size, size, 3].
+)doc");
+
+    m.def("analyze", &analyze_py, py::arg("images"), py::arg("size") = vislint::kTileSize,
+          py::arg("threads") = 0, py::kw_only(),
+          py::arg("weight_layout") = vislint::DescriptorWeights{}.layout,
+          py::arg("weight_gradients") = vislint::DescriptorWeights{}.gradients,
+          py::arg("weight_colour") = vislint::DescriptorWeights{}.colour,
+          R"doc(Everything per image in one call: tile, statistics, hashes, descriptor.
+
+Resizes each image to its tile and computes the statistics, perceptual hashes
+and descriptor from the tile in one pass over its pixels. The results are
+identical, bit for bit, to tiles_from_images followed by image_stats,
+perceptual_hashes and descriptor on the tiles, for any thread count.
+
+Args:
+    images: list of uint8[H, W, 3] arrays (any sizes).
+    size: tile side; must be TILE_SIZE (128), the size the statistics, hashes
+        and descriptor are defined on.
+    threads: worker threads over images, 0 (default) = all hardware threads.
+    weight_layout, weight_gradients, weight_colour: descriptor block weights,
+        as in descriptor().
+
+Returns:
+    (tiles uint8[N, 128, 128, 3], stats float32[N, len(STAT_NAMES)],
+    hashes uint64[N, 2], descriptors float32[N, DESCRIPTOR_DIM]).
 )doc");
 }

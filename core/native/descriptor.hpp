@@ -19,6 +19,13 @@
 // Output layout (448): A.s A.a B.s B.a C.s C.a.
 // A tile with no luminance structure and no colour (flat grey) gives the zero
 // vector.
+//
+// Computation (descriptor.cpp, from the one pass over the tile in analyze.hpp): A from
+// exact integer box sums; B in float, the angle from an odd minimax polynomial of
+// atan (< 5e-6 bin), bins and cells weighted exactly as specified; C in float. Sums
+// run in an order that is symmetric under a left-right mirror, so v(mirrored tile) is
+// exactly v(tile) with columns reversed and orientation bins b <-> 7 - b, and v_f is
+// obtained by that permutation instead of a second pass.
 #pragma once
 
 #include <cstddef>
@@ -43,8 +50,11 @@ struct DescriptorWeights {
     double colour = 0.4;
 };
 
-// Raw vector of a tile (mirror = read the tile mirrored left-right).
+// Raw vector of a tile (mirror = of the tile mirrored left-right).
 void descriptor_raw(const std::uint8_t* tile, bool mirror, double* v);
+
+// Throws std::invalid_argument unless every weight is finite and >= 0.
+void check_descriptor_weights(const DescriptorWeights& w);
 
 // out: kDescriptorDim floats.
 void descriptor_one(const std::uint8_t* tile, const DescriptorWeights& w, float* out);

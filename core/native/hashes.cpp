@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 
+#include "analyze.hpp"
 #include "parallel.hpp"
 #include "stats.hpp"
 
@@ -47,35 +48,33 @@ const std::array<int, kDW * kTileSize>& dhash_weights() {
     return table;
 }
 
-}  // namespace
-
-std::uint64_t phash_one(const std::uint8_t* tile) {
-    // 32x32 box means of Y (exact integer sums of 1000*Y, then scaled).
-    double f[kDct][kDct];
-    for (int br = 0; br < kDct; ++br)
-        for (int bc = 0; bc < kDct; ++bc) {
-            std::int64_t s = 0;
-            for (int r = br * kBox; r < (br + 1) * kBox; ++r)
-                for (int c = bc * kBox; c < (bc + 1) * kBox; ++c)
-                    s += luma1000(tile + 3 * (r * kTileSize + c));
-            f[br][bc] = static_cast<double>(s) / (1000.0 * kBox * kBox);
-        }
+// pHash from the 4x4 box sums of y: box means (exact sums / 16000), then the separable
+// DCT, rows first (horizontal frequency v) then columns (u); every coefficient is summed
+// in index order, the 8 frequencies of a row side by side. (The same arithmetic as
+// before, so even exact ties, e.g. in flat synthetic tiles, break the same way.)
+std::uint64_t phash_from_boxes(const std::int32_t (*box)[kDct]) {
     const auto& C = dct_table();
-    // Separable DCT: rows first (horizontal frequency v), then columns (u).
+    double Ct[kDct][kLow];  // Ct[y][v] = C[v][y]
+    for (int v = 0; v < kLow; ++v)
+        for (int y = 0; y < kDct; ++y) Ct[y][v] = C[v * kDct + y];
     double t[kDct][kLow];
-    for (int x = 0; x < kDct; ++x)
-        for (int v = 0; v < kLow; ++v) {
-            double s = 0.0;
-            for (int y = 0; y < kDct; ++y) s += f[x][y] * C[v * kDct + y];
-            t[x][v] = s;
+    for (int x = 0; x < kDct; ++x) {
+        double acc[kLow] = {};
+        for (int y = 0; y < kDct; ++y) {
+            const double f = static_cast<double>(box[x][y]) / (1000.0 * kBox * kBox);
+            for (int v = 0; v < kLow; ++v) acc[v] += f * Ct[y][v];
         }
+        for (int v = 0; v < kLow; ++v) t[x][v] = acc[v];
+    }
     double coef[kLow * kLow];
-    for (int u = 0; u < kLow; ++u)
-        for (int v = 0; v < kLow; ++v) {
-            double s = 0.0;
-            for (int x = 0; x < kDct; ++x) s += C[u * kDct + x] * t[x][v];
-            coef[u * kLow + v] = s;
+    for (int u = 0; u < kLow; ++u) {
+        double acc[kLow] = {};
+        for (int x = 0; x < kDct; ++x) {
+            const double c = C[u * kDct + x];
+            for (int v = 0; v < kLow; ++v) acc[v] += c * t[x][v];
         }
+        for (int v = 0; v < kLow; ++v) coef[u * kLow + v] = acc[v];
+    }
     double ac[kLow * kLow - 1];
     std::copy(coef + 1, coef + kLow * kLow, ac);
     constexpr int mid = (kLow * kLow - 1) / 2;  // 63 values -> index 31
@@ -87,21 +86,20 @@ std::uint64_t phash_one(const std::uint8_t* tile) {
     return h;
 }
 
-std::uint64_t dhash_one(const std::uint8_t* tile) {
+// dHash from the 16-row column sums of y. Every cell has the same area (16 * 128/9 px),
+// so comparing the weighted sums (weights scaled by 9) compares the means exactly.
+std::uint64_t dhash_from_bands(const std::int32_t (*band)[kTileSize]) {
     const auto& W = dhash_weights();
-    constexpr int band = kTileSize / kDH;  // 16 rows per dHash row
     std::uint64_t h = 0;
     for (int r = 0; r < kDH; ++r) {
-        // Column sums of 1000*Y over the 16-row band.
-        std::int64_t colsum[kTileSize] = {0};
-        for (int y = r * band; y < (r + 1) * band; ++y)
-            for (int x = 0; x < kTileSize; ++x) colsum[x] += luma1000(tile + 3 * (y * kTileSize + x));
-        // Every cell has the same area (16 * 128/9 px), so comparing the
-        // weighted sums (weights scaled by 9) compares the means exactly.
         std::int64_t cell[kDW];
         for (int c = 0; c < kDW; ++c) {
+            // Only the columns overlapping the cell: [floor(128 c / 9), ceil(128 (c+1) / 9)).
+            const int x0 = kTileSize * c / kDW;
+            const int x1 = (kTileSize * (c + 1) + kDW - 1) / kDW;
             std::int64_t s = 0;
-            for (int x = 0; x < kTileSize; ++x) s += W[c * kTileSize + x] * colsum[x];
+            for (int x = x0; x < x1; ++x)
+                s += static_cast<std::int64_t>(W[c * kTileSize + x]) * band[r][x];
             cell[c] = s;
         }
         for (int c = 0; c < kDW - 1; ++c)
@@ -110,11 +108,28 @@ std::uint64_t dhash_one(const std::uint8_t* tile) {
     return h;
 }
 
+}  // namespace
+
+void hashes_from_sums(const TileSums& s, std::uint64_t* out) {
+    out[0] = phash_from_boxes(s.box);
+    out[1] = dhash_from_bands(s.band);
+}
+
+std::uint64_t phash_one(const std::uint8_t* tile) {
+    TileSums s;
+    tile_pass(tile, kWantHashes, s);
+    return phash_from_boxes(s.box);
+}
+
+std::uint64_t dhash_one(const std::uint8_t* tile) {
+    TileSums s;
+    tile_pass(tile, kWantHashes, s);
+    return dhash_from_bands(s.band);
+}
+
 void perceptual_hashes(const std::uint8_t* tiles, std::size_t n, std::uint64_t* out, int threads) {
     parallel_for(n, threads, [&](std::size_t i) {
-        const std::uint8_t* tile = tiles + i * kTileBytes;
-        out[2 * i] = phash_one(tile);
-        out[2 * i + 1] = dhash_one(tile);
+        analyze_tile(tiles + i * kTileBytes, DescriptorWeights{}, nullptr, out + 2 * i, nullptr);
     });
 }
 

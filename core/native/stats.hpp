@@ -27,6 +27,8 @@ const std::vector<std::string>& stat_names();
 inline constexpr int kNumStats = 11;
 
 // tiles: n tiles of kTileBytes each; out: n * kNumStats floats (row-major).
+// Computed by the shared tile pass (analyze.hpp): exact integer sums for the moments,
+// histogram and Laplacian sum; the Laplacian's squares in float lanes per row.
 void image_stats(const std::uint8_t* tiles, std::size_t n, float* out, int threads);
 
 // One tile (exposed for tests / reuse).

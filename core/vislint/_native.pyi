@@ -13,7 +13,28 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DESCRIPTOR_DIM', 'STAT_NAMES', 'TILE_SIZE', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'tiles_from_images']
+__all__: list[str] = ['DESCRIPTOR_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'tiles_from_images']
+def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> tuple:
+    """
+    Everything per image in one call: tile, statistics, hashes, descriptor.
+    
+    Resizes each image to its tile and computes the statistics, perceptual hashes
+    and descriptor from the tile in one pass over its pixels. The results are
+    identical, bit for bit, to tiles_from_images followed by image_stats,
+    perceptual_hashes and descriptor on the tiles, for any thread count.
+    
+    Args:
+        images: list of uint8[H, W, 3] arrays (any sizes).
+        size: tile side; must be TILE_SIZE (128), the size the statistics, hashes
+            and descriptor are defined on.
+        threads: worker threads over images, 0 (default) = all hardware threads.
+        weight_layout, weight_gradients, weight_colour: descriptor block weights,
+            as in descriptor().
+    
+    Returns:
+        (tiles uint8[N, 128, 128, 3], stats float32[N, len(STAT_NAMES)],
+        hashes uint64[N, 2], descriptors float32[N, DESCRIPTOR_DIM]).
+    """
 def center_groups(neighbors: numpy.ndarray, sims: numpy.ndarray, threshold: typing.SupportsFloat | typing.SupportsIndex, order: numpy.ndarray) -> numpy.typing.NDArray[numpy.int64]:
     """
     Non-chaining grouping around centres (sequential).

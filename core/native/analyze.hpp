@@ -1,0 +1,67 @@
+// One pass over a tile's pixels for everything computed from tiles, and the fused
+// resize-and-analyse entry point.
+//
+// tile_pass() reads each pixel once (RGB planes and the luminance of a row are
+// computed once) and reduces the tile to TileSums; the finishing steps turn the sums into
+// image statistics (stats.cpp), perceptual hashes (hashes.cpp) and the descriptor
+// (descriptor.cpp). The public per-feature functions (image_stats, perceptual_hashes,
+// descriptor) and analyze_images all go through analyze_tile, so their results are
+// identical bit for bit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "descriptor.hpp"
+#include "stats.hpp"
+
+namespace vislint {
+
+// Which outputs a pass must prepare (bit flags).
+enum : unsigned { kWantStats = 1u, kWantHashes = 2u, kWantDescriptor = 4u, kWantAll = 7u };
+
+// The reductions of one tile. Luminance is y = 1000 Y = 299 R + 587 G + 114 B (exact).
+struct TileSums {
+    // kWantHashes | kWantDescriptor
+    std::int32_t box[32][32];   // sums of y over 4x4-pixel boxes
+    // kWantHashes
+    std::int32_t band[8][kTileSize];  // column sums of y over 16-row bands
+    // kWantStats | kWantDescriptor: sums of R, G, B and of their products over the tile
+    std::int64_t r, g, b, rr, gg, bb, rg, gb, rb;
+    // kWantStats
+    std::int32_t hist[256];     // counts of round(Y), half up
+    std::int64_t lap_sum;       // sum of the 4-neighbour Laplacian of y over the interior
+    double lap_sq;              // sum of its squares
+    std::int64_t diff_sum;      // sum of max(R, G, B) - min(R, G, B)
+    // kWantDescriptor: per 32x32-pixel cell (row-major 4x4), sums of
+    // (R - G) / (R + G + B + 3) and (R + G - 2B) / (R + G + B + 3), summed in an order that
+    // is symmetric under a left-right mirror (so a mirrored tile gives the mirrored sums
+    // exactly).
+    double chroma[16][2];
+};
+
+void tile_pass(const std::uint8_t* tile, unsigned want, TileSums& s);  // stats.cpp
+
+// Finishing steps (each reads only the fields its flag asks tile_pass for).
+void stats_from_sums(const TileSums& s, float* out);                   // stats.cpp
+void hashes_from_sums(const TileSums& s, std::uint64_t* out);          // hashes.cpp (2 values)
+void descriptor_from_sums(const TileSums& s, const DescriptorWeights& w,
+                          float* out);                                  // descriptor.cpp
+
+// tile_pass + the finishing steps whose output pointer is not null.
+void analyze_tile(const std::uint8_t* tile, const DescriptorWeights& w, float* stats,
+                  std::uint64_t* hashes, float* descriptor);
+
+// One decoded image: h rows x w columns x 3 bytes, rows contiguous.
+struct ImageRef {
+    const std::uint8_t* pixels;
+    int h, w;
+};
+
+// For each image: resize to a kTileSize tile (resize_rgb) into tiles[i], then analyze_tile.
+// tiles: n * kTileBytes; stats: n * kNumStats; hashes: n * 2; descriptors: n * kDescriptorDim.
+void analyze_images(const ImageRef* images, std::size_t n, const DescriptorWeights& w,
+                    std::uint8_t* tiles, float* stats, std::uint64_t* hashes,
+                    float* descriptors, int threads);
+
+}  // namespace vislint
