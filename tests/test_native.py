@@ -289,7 +289,7 @@ def test_analyze_validates_and_handles_empty():
         nat.analyze([ok], size=64)
     with pytest.raises(ValueError, match=r"images\[1\]: expected a uint8 array of shape \(H, W, 3\)"):
         nat.analyze([ok, np.zeros((20, 30), np.uint8)])
-    with pytest.raises(ValueError, match=r"images\[0\]: expected uint8 array of shape \(H, W, 3\), got float64"):
+    with pytest.raises(ValueError, match=r"images\[0\]: expected uint8 array of shape \(H, W, 3\) or \(H, W, 4\), got float64"):
         nat.analyze([np.zeros((20, 30, 3))])
     with pytest.raises(ValueError, match="weights: expected finite values >= 0"):
         nat.analyze([ok], weight_colour=-1.0)
@@ -542,3 +542,12 @@ def test_stub_is_up_to_date(tmp_path):
     assert out.read_text() == committed.read_text(), (
         "core/vislint/_native.pyi is stale: run python tools/gen_native_stub.py"
     )
+
+
+def test_rgbx_input_gives_the_same_results_as_rgb():
+    rng = np.random.default_rng(11)
+    rgbx = rng.integers(0, 256, (97, 150, 4), dtype=np.uint8)
+    rgb = np.ascontiguousarray(rgbx[..., :3])
+    for a, b in zip(nat.analyze([rgbx]), nat.analyze([rgb])):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(nat.tiles_from_images([rgbx]), nat.tiles_from_images([rgb]))

@@ -52,10 +52,12 @@ void descriptor_from_sums(const TileSums& s, const DescriptorWeights& w,
 void analyze_tile(const std::uint8_t* tile, const DescriptorWeights& w, float* stats,
                   std::uint64_t* hashes, float* descriptor);
 
-// One decoded image: h rows x w columns x 3 bytes, rows contiguous.
+// One decoded image: h rows x w columns x `channels` bytes (3: RGB; 4: RGBX, the 4th
+// byte ignored), rows contiguous.
 struct ImageRef {
     const std::uint8_t* pixels;
     int h, w;
+    int channels;
 };
 
 // For each image: resize to a kTileSize tile (resize_rgb) into tiles[i], then analyze_tile.

@@ -241,17 +241,18 @@ std::vector<vislint::ImageRef> as_images(const py::list& images,
     held.reserve(images.size());
     for (std::size_t i = 0; i < images.size(); ++i) {
         py::array a = py::array::ensure(images[i]);
-        if (!a || a.ndim() != 3 || a.shape(2) != 3 || a.shape(0) < 1 || a.shape(1) < 1)
+        if (!a || a.ndim() != 3 || (a.shape(2) != 3 && a.shape(2) != 4) || a.shape(0) < 1 ||
+            a.shape(1) < 1)
             throw py::value_error("images[" + std::to_string(i) +
-                                  "]: expected a uint8 array of shape (H, W, 3), got " +
+                                  "]: expected a uint8 array of shape (H, W, 3) or (H, W, 4), got " +
                                   (a ? describe(a) : std::string("a non-array")));
         held.push_back(convert<std::uint8_t>(a, "images[" + std::to_string(i) + "]", Kind::Uint8,
-                                             "uint8 array of shape (H, W, 3)"));
+                                             "uint8 array of shape (H, W, 3) or (H, W, 4)"));
     }
     std::vector<vislint::ImageRef> refs(held.size());
     for (std::size_t i = 0; i < held.size(); ++i)
         refs[i] = {held[i].data(), static_cast<int>(held[i].shape(0)),
-                   static_cast<int>(held[i].shape(1))};
+                   static_cast<int>(held[i].shape(1)), static_cast<int>(held[i].shape(2))};
     return refs;
 }
 
@@ -269,7 +270,7 @@ py::array_t<std::uint8_t> tiles_from_images_py(const py::list& images, int size,
         py::gil_scoped_release nogil;
         vislint::parallel_for(n, threads, [&](std::size_t i) {
             vislint::resize_rgb(refs[i].pixels, refs[i].h, refs[i].w, dst + i * tile_bytes, size,
-                                size);
+                                size, refs[i].channels);
         });
     }
     return out;
@@ -486,7 +487,8 @@ Per axis: area averaging (box filter with fractional coverage) when shrinking,
 linear interpolation between pixel centres when enlarging; rounded to uint8.
 
 Args:
-    images: list of uint8[H, W, 3] arrays (any sizes).
+    images: list of uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is
+        ignored) arrays, any sizes.
     size: tile side in pixels (default TILE_SIZE = 128).
     threads: worker threads, 0 (default) = all hardware threads.
 
@@ -507,7 +509,8 @@ identical, bit for bit, to tiles_from_images followed by image_stats,
 perceptual_hashes and descriptor on the tiles, for any thread count.
 
 Args:
-    images: list of uint8[H, W, 3] arrays (any sizes).
+    images: list of uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is
+        ignored) arrays, any sizes.
     size: tile side; must be TILE_SIZE (128), the size the statistics, hashes
         and descriptor are defined on.
     threads: worker threads over images, 0 (default) = all hardware threads.

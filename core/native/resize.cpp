@@ -175,9 +175,11 @@ void vertical(const float* const* rows, const float* w4, int count, std::size_t 
 }  // namespace
 
 void resize_rgb(const std::uint8_t* src, int h, int w, std::uint8_t* dst, int out_h, int out_w,
-                ResizeScratch& s) {
+                int channels, ResizeScratch& s) {
     prepare(s, h, w, out_h, out_w);
     const std::size_t in_row = 3 * static_cast<std::size_t>(w);
+    const std::size_t src_row = static_cast<std::size_t>(channels) * w;
+    if (channels == 4) s.packed.resize(in_row);
     const std::size_t mid_row = 3 * static_cast<std::size_t>(out_w) + 1;
     const std::size_t out_row = 3 * static_cast<std::size_t>(out_w);
     float* x = s.row.data();
@@ -192,7 +194,13 @@ void resize_rgb(const std::uint8_t* src, int h, int w, std::uint8_t* dst, int ou
     for (int o = 0; o < out_h; ++o) {
         const int first = s.y_first[o], count = s.y_count[o];
         for (; next < first + count; ++next) {
-            bytes_to_floats(src + static_cast<std::size_t>(next) * in_row, in_row, x);
+            const std::uint8_t* row = src + static_cast<std::size_t>(next) * src_row;
+            if (channels == 4) {  // drop the 4th byte of each pixel
+                for (int i = 0; i < w; ++i)
+                    for (int c = 0; c < 3; ++c) s.packed[3 * i + c] = row[4 * i + c];
+                row = s.packed.data();
+            }
+            bytes_to_floats(row, in_row, x);
             horizontal(s, x, s.mid.data() + static_cast<std::size_t>(next % s.ky) * mid_row);
         }
         for (int c = 0; c < count; ++c)
@@ -208,9 +216,10 @@ void resize_rgb(const std::uint8_t* src, int h, int w, std::uint8_t* dst, int ou
     }
 }
 
-void resize_rgb(const std::uint8_t* src, int h, int w, std::uint8_t* dst, int out_h, int out_w) {
+void resize_rgb(const std::uint8_t* src, int h, int w, std::uint8_t* dst, int out_h, int out_w,
+                int channels) {
     thread_local ResizeScratch scratch;
-    resize_rgb(src, h, w, dst, out_h, out_w, scratch);
+    resize_rgb(src, h, w, dst, out_h, out_w, channels, scratch);
 }
 
 }  // namespace vislint

@@ -12,7 +12,9 @@ namespace vislint {
 // Arithmetic (fixed, so results are reproducible): float weights, each output the sum of
 // weight * pixel over its taps in source order, rows first then columns, then
 // (uint8) clamp(v + 0.5, 0, 255).
-void resize_rgb(const std::uint8_t* src, int h, int w, std::uint8_t* dst, int out_h, int out_w);
+// channels: bytes per source pixel, 3 (RGB) or 4 (RGBX/RGBA: the 4th byte is ignored).
+void resize_rgb(const std::uint8_t* src, int h, int w, std::uint8_t* dst, int out_h, int out_w,
+                int channels = 3);
 
 // Reusable buffers of resize_rgb, so that a thread resizing many images allocates once per
 // geometry (the taps only depend on the sizes).
@@ -39,9 +41,10 @@ struct ResizeScratch {
     std::vector<float> y_weight;     // 4 floats per vertical tap (ky per output), x4
     std::vector<float> row;          // one source row as floats, padded
     std::vector<float> mid;          // ring of ky horizontally resampled rows
+    std::vector<std::uint8_t> packed;  // one 4-channel source row packed to RGB
 };
 
 void resize_rgb(const std::uint8_t* src, int h, int w, std::uint8_t* dst, int out_h, int out_w,
-                ResizeScratch& scratch);
+                int channels, ResizeScratch& scratch);
 
 }  // namespace vislint

@@ -380,7 +380,8 @@ void analyze_images(const ImageRef* images, std::size_t n, const DescriptorWeigh
     check_descriptor_weights(w);
     parallel_for(n, threads, [&](std::size_t i) {
         std::uint8_t* tile = tiles + i * kTileBytes;
-        resize_rgb(images[i].pixels, images[i].h, images[i].w, tile, kTileSize, kTileSize);
+        resize_rgb(images[i].pixels, images[i].h, images[i].w, tile, kTileSize, kTileSize,
+                   images[i].channels);
         analyze_tile(tile, w, stats + i * kNumStats, hashes + 2 * i,
                      descriptors + i * kDescriptorDim);
     });

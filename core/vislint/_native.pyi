@@ -24,7 +24,8 @@ def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128,
     perceptual_hashes and descriptor on the tiles, for any thread count.
     
     Args:
-        images: list of uint8[H, W, 3] arrays (any sizes).
+        images: list of uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is
+            ignored) arrays, any sizes.
         size: tile side; must be TILE_SIZE (128), the size the statistics, hashes
             and descriptor are defined on.
         threads: worker threads over images, 0 (default) = all hardware threads.
@@ -190,7 +191,8 @@ def tiles_from_images(images: list, size: typing.SupportsInt | typing.SupportsIn
     linear interpolation between pixel centres when enlarging; rounded to uint8.
     
     Args:
-        images: list of uint8[H, W, 3] arrays (any sizes).
+        images: list of uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is
+            ignored) arrays, any sizes.
         size: tile side in pixels (default TILE_SIZE = 128).
         threads: worker threads, 0 (default) = all hardware threads.
     

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
 from . import _native
@@ -213,14 +214,29 @@ def decode_pixels(path, *, tile, min_side, max_pixels, skip_hashes):
         factor = min(rgb.width, rgb.height) // tile
         if factor >= 2:
             rgb = rgb.reduce(factor)
-        return np.asarray(rgb), info
+        return _pixel_array(rgb), info
     except DecodeError as e:
         info.reason, info.message = e.reason, e.message
         return None, info
 
 
+def _pixel_array(im: Image.Image) -> np.ndarray:
+    """The pixels of an RGB image: uint8[H, W, 4] RGBX sharing Pillow's own buffer (no
+    copy; Pillow stores RGB as 4 bytes a pixel and exports it as an Arrow array), or a
+    uint8[H, W, 3] copy where that export is not available (older Pillow, large images
+    stored in several blocks)."""
+    w, h = im.size
+    try:
+        arr = pa.array(im)
+        if len(arr) == w * h and arr.type.list_size == 4 and arr.offset == 0:
+            return np.frombuffer(arr.buffers()[-1], np.uint8, count=4 * w * h).reshape(h, w, 4)
+    except (AttributeError, TypeError, ValueError, pa.ArrowException):
+        pass
+    return np.asarray(im)
+
+
 def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1-8) to uint8[H, W, 3] pixels (or a tile)."""
+    """Apply an EXIF orientation (1-8) to uint8[H, W, 3 or 4] pixels (or a tile)."""
     if orientation not in _TRANSPOSE:
         return pixels
     return np.asarray(Image.fromarray(pixels).transpose(_TRANSPOSE[orientation]))
