@@ -56,3 +56,18 @@ def test_bad_input_exits_2_with_a_hint(tmp_path):
 def test_version_and_module_entry_point():
     r = vislint("--version")
     assert r.returncode == 0 and r.stdout.startswith("vislint ")
+
+
+def test_demo_command_builds_and_scans(tmp_path):
+    r = vislint("demo", "--data", tmp_path / "demo", "--out", tmp_path / "out", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["images"] > 100
+    c = summary["checks"]
+    assert c["invalid"]["images"] == 2
+    assert c["exact_duplicate"]["groups"] >= 4 and c["near_duplicate"]["groups"] >= 3
+    assert c["leak"]["groups"] >= 3 and c["label_conflict"]["groups"] >= 1
+    assert c["dark"]["images"] >= 1 and c["blurry"]["images"] >= 1
+    assert (tmp_path / "out" / "manifest.json").is_file()
+    r = vislint("demo", "--data", tmp_path / "demo", "--out", tmp_path / "out")  # again: rebuilt, rescanned
+    assert r.returncode == 0 and "vislint scanned" in r.stdout
