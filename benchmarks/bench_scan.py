@@ -48,7 +48,6 @@ def run_measured(cmd: list[str], env: dict | None = None) -> dict:
 
 
 def count_images(data: Path) -> int:
-    sys.path.insert(0, str(HERE.parent / "core"))
     from vislint.catalog import build_catalog
     return len(build_catalog(data))
 
