@@ -18,13 +18,14 @@ file really decodes is decided later, by :mod:`vislint.decode`.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 
 IMAGE_EXTENSIONS = frozenset(
     "jpg jpeg jpe jfif png apng bmp dib gif tif tiff webp ppm pgm pbm pnm pfm ico icns tga dds "
@@ -130,7 +131,8 @@ def build_catalog(source, *, labels="auto", splits="auto") -> Catalog:
     for name, value in (("labels", labels), ("splits", splits)):
         if value not in ("auto", None):
             raise ValueError(f"{name} must be 'auto' or None, got {value!r}")
-    if isinstance(source, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # a DataFrame means pandas is loaded; never load it here
+    if pd is not None and isinstance(source, pd.DataFrame):
         catalog = _from_frame(source, base=None, what="the DataFrame")
     elif isinstance(source, (list, tuple)):
         catalog = _from_list(source)
@@ -153,6 +155,8 @@ def _from_path(path: Path) -> Catalog:
     if path.is_dir():
         return _from_folder(path)
     if path.suffix.lower() == ".csv":
+        import pandas as pd
+
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         return _from_frame(frame, base=path.parent, what=str(path))
     raise ValueError(f"{path} is a file, not a folder or a .csv file; to scan one image, "
@@ -237,7 +241,8 @@ def _from_list(items) -> Catalog:
     return _catalog_of(items, base=None, labels=[None] * n, splits=[None] * n, what="the list")
 
 
-def _from_frame(frame: pd.DataFrame, base: Path | None, what: str) -> Catalog:
+def _from_frame(frame, base: Path | None, what: str) -> Catalog:
+    """Catalog of a pandas DataFrame (see the module docstring)."""
     column = next((c for c in ("path", "filepath") if c in frame.columns), None)
     if column is None:
         raise ValueError(f"{what} has no 'path' or 'filepath' column (its columns are "
@@ -257,7 +262,8 @@ def _from_frame(frame: pd.DataFrame, base: Path | None, what: str) -> Catalog:
 
 def _text(value) -> str | None:
     """A cell as text; None for NaN, None and the empty string."""
-    if pd.isna(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is getattr(
+            sys.modules.get("pandas"), "NA", None):
         return None
     return str(value) or None
 

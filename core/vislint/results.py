@@ -26,8 +26,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where it is used: it costs ~0.5 s to import
+    import pandas as pd
 
 from .workdir import atomic_path, write_json
 
@@ -67,6 +69,8 @@ class ScanResults:
 
     def summary(self) -> pd.DataFrame:
         """One row per check: images flagged, groups (where the check groups), threshold."""
+        import pandas as pd
+
         th = self.info.get("thresholds", {})
         rows = []
         for check in CHECKS:
@@ -108,6 +112,8 @@ def load(path: str | Path) -> ScanResults:
     if not manifest.is_file():
         raise FileNotFoundError(f"{path} holds no saved scan (no manifest.json); run "
                                 f"`vislint scan DATA --out {path}` first")
+    import pandas as pd
+
     info = json.loads(manifest.read_text(encoding="utf-8"))
     version = info.pop("format_version", None)
     if version != FORMAT_VERSION:
