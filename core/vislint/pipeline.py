@@ -1,10 +1,8 @@
 """The scan: source → catalog → decode → features → kNN graph → checks → ScanResults."""
 from __future__ import annotations
 
-import importlib
 import os
 import platform
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,8 +57,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     t = _thresholds(thresholds)
     threads = threads or os.cpu_count() or 1
-    warm = threading.Thread(target=_import_later_modules, daemon=True)
-    warm.start()
+
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -97,7 +94,6 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         feature_name = f"precomputed-{feats.shape[1]}d"
     timings["features"] = time.perf_counter() - clock
 
-    warm.join()
     clock = time.perf_counter()
     graph = _graph(feats, valid, k, index, threads)
     timings["graph"] = time.perf_counter() - clock
@@ -122,16 +118,6 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         timings["write"] = time.perf_counter() - clock
         results.save_manifest(out)  # again, now with the write time
     return results
-
-
-def _import_later_modules() -> None:
-    """Import what the graph, checks and results need (faiss, pandas, pyarrow: ~0.7 s
-    together) in the background while the images are decoded, mostly in C."""
-    for name in ("faiss", "pandas", "pyarrow.parquet"):
-        try:
-            importlib.import_module(name)
-        except ImportError:  # the real import, later, reports it
-            pass
 
 
 def _thresholds(thresholds) -> Thresholds:
