@@ -14,7 +14,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 COPY_KINDS = ("jpeg", "resize", "crop", "hflip", "brightness")
 """The transformations near-duplicate recall is promised for (issue: q ≥ 50,
 resize ≥ 0.5×, crop ≤ 10 %, horizontal flip, brightness ±20 %)."""
-EXTRA_KINDS = ("colour", "rotate", "text")
+EXTRA_KINDS = ("colour", "rotate", "rotate_any", "text")
 """Harder transformations, measured and reported but not promised."""
 
 
@@ -43,6 +43,10 @@ def transform(im: Image.Image, kind: str, rng: random.Random) -> tuple[Image.Ima
     if kind == "rotate":
         a = rng.uniform(-10, 10)
         return im.rotate(a, resample=Image.Resampling.BILINEAR), f"rotate {a:.1f}°", 92
+    if kind == "rotate_any":  # any angle; half of them on an expanded canvas with black corners
+        a, expand = rng.uniform(0, 360), rng.random() < 0.5
+        out = im.rotate(a, resample=Image.Resampling.BILINEAR, expand=expand)
+        return out, f"rotate {a:.0f}°{' expanded' if expand else ''}", 92
     if kind == "text":
         from PIL import ImageDraw
         out = im.copy()

@@ -551,3 +551,69 @@ def test_rgbx_input_gives_the_same_results_as_rgb():
     for a, b in zip(nat.analyze([rgbx]), nat.analyze([rgb])):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(nat.tiles_from_images([rgbx]), nat.tiles_from_images([rgb]))
+
+
+# ---------------------------------------------------------------- rotation
+
+def rotation_of(images: list[Image.Image]):
+    tiles = np.stack([to_tile(im) for im in images])
+    w = np.array([im.size[0] for im in images], np.int32)
+    h = np.array([im.size[1] for im in images], np.int32)
+    return nat.rotation_features(tiles, w, h)
+
+
+def centred(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=0)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_rotation_features_invariant_to_rotation_and_mirror():
+    rng = np.random.default_rng(21)
+    photos = [smooth_photo(rng, (160, 200)) for _ in range(6)]
+    a = photos[0]
+    copies = [a.rotate(90, expand=True), a.rotate(37, resample=Image.Resampling.BILINEAR, expand=True),
+              a.rotate(200, resample=Image.Resampling.BILINEAR),
+              a.transpose(Image.Transpose.FLIP_LEFT_RIGHT).rotate(60, resample=Image.Resampling.BILINEAR)]
+    ret, polar, info = rotation_of(photos + copies)
+    assert ret.shape == (10, nat.ROTATION_DIM) and polar.shape == (10, 16, 128) and polar.dtype == np.int8
+    v = centred(ret.astype(np.float64))
+    copy_cos, unrelated = v[6:] @ v[0], v[1:6] @ v[0]
+    assert copy_cos.min() > unrelated.max() + 0.1, (copy_cos, unrelated)
+    # content radius: the whole canvas for photos, about 1/(|cos|+|sin|) of it on an expanded 37° canvas
+    assert np.allclose(info[:6, 0], 1.0) and info[7, 0] < 0.85
+    assert (info[:, 1] > 1).all()  # texture present
+    ai = np.full(4, 0)
+    score, angle, mirrored = nat.rotation_verify(polar, ai, np.arange(6, 10))
+    assert score.min() > 0.8, score
+    assert abs(angle[0] - 270) <= 360 / 256 + 1e-3 or abs(angle[0] - 90) <= 360 / 256 + 1e-3, angle
+    assert mirrored.tolist() == [False, False, False, True]
+    others, _, _ = nat.rotation_verify(polar, np.zeros(5, int), np.arange(1, 6))
+    assert others.max() < 0.6, others
+    self_score, _, _ = nat.rotation_verify(polar, np.arange(10), np.arange(10))
+    assert np.allclose(self_score, 1.0, atol=1e-4)
+
+
+def test_rotation_identical_for_any_thread_count_and_validates():
+    tiles = np.concatenate([random_tiles(3, seed=5), smooth_tiles(5, seed=5), structured_tiles()])
+    n = len(tiles)
+    w, h = np.full(n, 300, np.int32), np.arange(100, 100 + n, dtype=np.int32)
+    one, two = nat.rotation_features(tiles, w, h, threads=1), nat.rotation_features(tiles, w, h, threads=2)
+    for x, y in zip(one, two):
+        assert np.array_equal(x, y)
+    a, b = np.arange(n), np.roll(np.arange(n), 1)
+    v1, v2 = nat.rotation_verify(one[1], a, b, threads=1), nat.rotation_verify(one[1], a, b, threads=2)
+    for x, y in zip(v1, v2):
+        assert np.array_equal(x, y)
+    flat = structured_tiles()[[0, 8]]  # flat grey, black: no texture, zero grid
+    _, polar, info = nat.rotation_features(flat, np.full(2, 50, np.int32), np.full(2, 50, np.int32))
+    assert (info[:, 1] == 0).all() and not polar.any()
+    with pytest.raises(ValueError, match="widths: expected integer array of shape \\(2,\\)"):
+        nat.rotation_features(flat, np.full(3, 50), np.full(2, 50))
+    with pytest.raises(ValueError, match="polar: expected int8 array of shape \\(N, 16, 128\\)"):
+        nat.rotation_verify(np.zeros((2, 16, 64), np.int8), np.array([0]), np.array([1]))
+    with pytest.raises(ValueError, match="row index out of range"):
+        nat.rotation_verify(polar, np.array([0]), np.array([2]))
+    with pytest.raises(ValueError, match="same shape"):
+        nat.rotation_verify(polar, np.array([0, 1]), np.array([1]))
+    empty = nat.rotation_verify(polar, np.zeros(0, int), np.zeros(0, int))
+    assert all(len(x) == 0 for x in empty)

@@ -71,6 +71,9 @@ def test_imagededup_truncated_files_have_a_reason_and_pairs_are_precise():
     assert bad.invalid_message.str.len().min() > 10
     ev = vislint.evaluate(res, root / "ground_truth_groups.csv").set_index(["check", "unit"])
     assert ev.loc[("duplicate", "pairs"), "precision"] == 1.0
+    assert ev.loc[("duplicate", "pairs"), "recall"] >= 0.9  # rotated copies included
+    rotated = df[df.relpath.str.endswith("ukbench00120_rotation.jpg")]
+    assert rotated.is_near_duplicate.all()
     assert ev.loc[("invalid", "images"), "recall"] == 1.0
     # The JPEG named .svg and the BMP/PNG/WebP re-encodings are found as one group.
     group = df[df.relpath.str.contains("ukbench09380")]
@@ -91,6 +94,18 @@ def test_planted_copies_recall_and_precision(planted_copies):
     assert m["recall"] >= 0.95, m
     for kind in COPY_KINDS:
         assert m["recall_by_kind"][kind] >= 0.9, (kind, m)
+
+
+def test_planted_rotated_copies_found_at_any_angle(tmp_path):
+    # any angle, half of them expanded onto a canvas with black corners
+    planted = plant_copies(intel_photos(), tmp_path, kinds=("rotate_any",), n_originals=120,
+                           n_distractors=300, seed=3)
+    res = vislint.scan(tmp_path)
+    m = copy_metrics(res, planted)
+    assert m["recall"] >= 0.95 and m["precision"] >= 0.99, m
+    # a rotated copy's pair reports its rotation similarity, at or above the threshold
+    pairs = res.pairs("near_duplicate")
+    assert (pairs.similarity >= res.info["thresholds"]["near_duplicate"] - 1e-6).all()
 
 
 def test_planted_copy_groups_do_not_chain(planted_copies):

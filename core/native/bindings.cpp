@@ -18,6 +18,7 @@
 #include "hashes.hpp"
 #include "parallel.hpp"
 #include "resize.hpp"
+#include "rotation.hpp"
 #include "stats.hpp"
 
 namespace py = pybind11;
@@ -306,6 +307,71 @@ py::tuple analyze_py(const py::list& images, int size, int threads, double weigh
     return py::make_tuple(tiles, stats, hashes, desc);
 }
 
+// int array of shape (n,) with a given name.
+carray<std::int32_t> as_sizes(const py::array& a, const std::string& name, std::size_t n) {
+    auto out = convert<std::int32_t>(a, name, Kind::Integer, "integer array of shape (N,)");
+    if (out.ndim() != 1 || static_cast<std::size_t>(out.shape(0)) != n)
+        throw py::value_error(name + ": expected integer array of shape (" + std::to_string(n) +
+                              ",) (one per tile), got " + describe(a));
+    return out;
+}
+
+py::tuple rotation_features_py(const py::array& tiles, const py::array& widths,
+                               const py::array& heights, int threads) {
+    check_threads(threads);
+    auto t = as_tiles(tiles);
+    const auto n = static_cast<std::size_t>(t.shape(0));
+    auto w = as_sizes(widths, "widths", n);
+    auto h = as_sizes(heights, "heights", n);
+    const auto np_ = static_cast<py::ssize_t>(n);
+    py::array_t<float> retrieval(std::vector<py::ssize_t>{np_, vislint::kRotationDim});
+    py::array_t<std::int8_t> polar(std::vector<py::ssize_t>{np_, vislint::kPolarRings, vislint::kPolarAngles});
+    py::array_t<float> info(std::vector<py::ssize_t>{np_, vislint::kRotationInfo});
+    const std::uint8_t* pt = t.data();
+    const std::int32_t* pw = w.data();
+    const std::int32_t* ph = h.data();
+    float* pr = retrieval.mutable_data();
+    std::int8_t* pp = polar.mutable_data();
+    float* pi = info.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::rotation_features_batch(pt, pw, ph, n, pr, pp, pi, threads);
+    }
+    return py::make_tuple(retrieval, polar, info);
+}
+
+py::tuple rotation_verify_py(const py::array& polar, const py::array& a, const py::array& b,
+                             int threads) {
+    check_threads(threads);
+    const std::string expected = "int8 array of shape (N, 16, 128)";
+    if (polar.ndim() != 3 || polar.shape(1) != vislint::kPolarRings ||
+        polar.shape(2) != vislint::kPolarAngles || polar.dtype().kind() != 'i' ||
+        polar.dtype().itemsize() != 1)
+        throw py::value_error("polar: expected " + expected + ", got " + describe(polar));
+    auto pg = carray<std::int8_t>::ensure(polar);
+    auto ia = convert<std::int64_t>(a, "a", Kind::Integer, "integer array of shape (P,)");
+    auto ib = convert<std::int64_t>(b, "b", Kind::Integer, "integer array of shape (P,)");
+    if (ia.ndim() != 1 || ib.ndim() != 1 || ia.shape(0) != ib.shape(0))
+        throw py::value_error("a, b: expected two integer arrays of the same shape (P,), got " +
+                              describe(a) + " and " + describe(b));
+    const auto n = static_cast<std::size_t>(pg.shape(0));
+    const auto p = static_cast<std::size_t>(ia.shape(0));
+    py::array_t<float> score(static_cast<py::ssize_t>(p));
+    py::array_t<float> angle(static_cast<py::ssize_t>(p));
+    py::array_t<bool> mirrored(static_cast<py::ssize_t>(p));
+    const std::int8_t* pp = pg.data();
+    const std::int64_t* pa = ia.data();
+    const std::int64_t* pb = ib.data();
+    float* ps = score.mutable_data();
+    float* pn = angle.mutable_data();
+    auto* pm = reinterpret_cast<std::uint8_t*>(mirrored.mutable_data());
+    {
+        py::gil_scoped_release nogil;
+        vislint::rotation_verify(pp, n, pa, pb, p, ps, pn, pm, threads);
+    }
+    return py::make_tuple(score, angle, mirrored);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -325,6 +391,48 @@ PYBIND11_MODULE(_native, m) {
     for (const auto& s : vislint::stat_names()) names.append(s);
     m.attr("STAT_NAMES") = names;
     m.attr("DESCRIPTOR_DIM") = vislint::kDescriptorDim;
+    m.attr("ROTATION_DIM") = vislint::kRotationDim;
+    m.def("rotation_features", &rotation_features_py, py::arg("tiles"), py::arg("widths"),
+          py::arg("heights"), py::arg("threads") = 0,
+          R"doc(Rotation-invariant description of images, for finding rotated copies.
+
+Each image is described on the disk of its content (a copy rotated with black
+padding has the same content disk as its original): see rotation.hpp.
+
+Args:
+    tiles: uint8[N, 128, 128, 3] RGB tiles.
+    widths, heights: int[N], the images' sizes in px (only the aspect ratio is
+        used, to undo the tile's squashing).
+    threads: worker threads, 0 (default) = all hardware threads.
+
+Returns:
+    (retrieval, polar, info):
+    retrieval: float32[N, ROTATION_DIM] (160) raw vector, invariant to rotation
+        and mirroring: for luminance and band-pass luminance on 8 rings, the ring
+        means and the magnitudes of the angular Fourier terms 1..8, then the
+        chroma ring means. Centre and L2-normalise over the data set before
+        comparing with cosine similarity.
+    polar: int8[N, 16, 128], the band-pass luminance on 16 rings x 128 angles,
+        quantised with a per-image scale: the input of rotation_verify.
+    info: float32[N, 2]: content radius / canvas inradius (below 1 on a padded
+        canvas), and the band-pass standard deviation in grey levels (texture;
+        below 1 the verification has nothing to go on).
+)doc");
+    m.def("rotation_verify", &rotation_verify_py, py::arg("polar"), py::arg("a"), py::arg("b"),
+          py::arg("threads") = 0,
+          R"doc(Verify candidate rotated copies: the best correlation over rotations.
+
+Args:
+    polar: int8[N, 16, 128] from rotation_features.
+    a, b: int[P] row indices of the pairs to compare.
+    threads: worker threads, 0 (default) = all hardware threads.
+
+Returns:
+    (score, angle, mirrored): float32[P] normalised cross-correlation of the two
+    band-pass polar grids (ring weight ~ radius), maximised over 256 rotation
+    angles and the mirror, in [-1, 1] (1 = same structure); float32[P] the
+    rotation of b onto a in degrees [0, 360); bool[P] whether b was mirrored.
+)doc");
 
     m.def("image_stats", &image_stats_py, py::arg("tiles"), py::arg("threads") = 0,
           R"doc(Per-image quality statistics of tiles.

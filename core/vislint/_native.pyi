@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DESCRIPTOR_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'tiles_from_images']
+__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'rotation_features', 'rotation_verify', 'tiles_from_images']
 def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> tuple:
     """
     Everything per image in one call: tile, statistics, hashes, descriptor.
@@ -183,6 +183,47 @@ def perceptual_hashes(tiles: numpy.ndarray, threads: typing.SupportsInt | typing
           columns is split by its fractional overlap); bit r*8+c =
           Y[r][c+1] > Y[r][c]. Computed exactly, so equal means give 0.
     """
+def rotation_features(tiles: numpy.ndarray, widths: numpy.ndarray, heights: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple:
+    """
+    Rotation-invariant description of images, for finding rotated copies.
+    
+    Each image is described on the disk of its content (a copy rotated with black
+    padding has the same content disk as its original): see rotation.hpp.
+    
+    Args:
+        tiles: uint8[N, 128, 128, 3] RGB tiles.
+        widths, heights: int[N], the images' sizes in px (only the aspect ratio is
+            used, to undo the tile's squashing).
+        threads: worker threads, 0 (default) = all hardware threads.
+    
+    Returns:
+        (retrieval, polar, info):
+        retrieval: float32[N, ROTATION_DIM] (160) raw vector, invariant to rotation
+            and mirroring: for luminance and band-pass luminance on 8 rings, the ring
+            means and the magnitudes of the angular Fourier terms 1..8, then the
+            chroma ring means. Centre and L2-normalise over the data set before
+            comparing with cosine similarity.
+        polar: int8[N, 16, 128], the band-pass luminance on 16 rings x 128 angles,
+            quantised with a per-image scale: the input of rotation_verify.
+        info: float32[N, 2]: content radius / canvas inradius (below 1 on a padded
+            canvas), and the band-pass standard deviation in grey levels (texture;
+            below 1 the verification has nothing to go on).
+    """
+def rotation_verify(polar: numpy.ndarray, a: numpy.ndarray, b: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple:
+    """
+    Verify candidate rotated copies: the best correlation over rotations.
+    
+    Args:
+        polar: int8[N, 16, 128] from rotation_features.
+        a, b: int[P] row indices of the pairs to compare.
+        threads: worker threads, 0 (default) = all hardware threads.
+    
+    Returns:
+        (score, angle, mirrored): float32[P] normalised cross-correlation of the two
+        band-pass polar grids (ring weight ~ radius), maximised over 256 rotation
+        angles and the mirror, in [-1, 1] (1 = same structure); float32[P] the
+        rotation of b onto a in degrees [0, 360); bool[P] whether b was mirrored.
+    """
 def tiles_from_images(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.uint8]:
     """
     Resample whole RGB images to square tiles (aspect ratio ignored).
@@ -200,5 +241,6 @@ def tiles_from_images(images: list, size: typing.SupportsInt | typing.SupportsIn
         uint8[N, size, size, 3].
     """
 DESCRIPTOR_DIM: int = 448
+ROTATION_DIM: int = 160
 STAT_NAMES: list = ['blur_laplacian_var', 'lum_mean', 'lum_std', 'lum_p01', 'lum_p05', 'lum_p50', 'lum_p95', 'lum_p99', 'entropy', 'colourfulness', 'channel_diff']
 TILE_SIZE: int = 128

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _native
 
-BUILTIN_VERSION = "builtin-v2"
+BUILTIN_VERSION = "builtin-v3"
 """Changes whenever the built-in descriptor's raw output changes; part of the cache key."""
 
 
@@ -42,13 +42,22 @@ class Builtin:
 
         grayscale: bool[N], images without colour (see the module docstring).
         """
-        x = raw.astype(np.float64)
-        if grayscale is not None and grayscale.any() and not grayscale.all():
-            x[grayscale, self.colour_dims] = x[~grayscale, self.colour_dims].mean(axis=0)
-        # Shrink the mean towards zero for small sets, where a few copies of one
-        # picture would otherwise be most of the "mean" and be centred away.
-        x -= x.mean(axis=0) * (len(x) / (len(x) + MEAN_PRIOR))
-        return l2_normalise(x)
+        return fit_centred(raw, self.colour_dims, grayscale)
+
+
+def fit_centred(raw: np.ndarray, colour_dims: slice, grayscale: np.ndarray | None = None) -> np.ndarray:
+    """Centre raw vectors on the data set's mean and L2-normalise (float32[N, dim]).
+
+    The mean is shrunk towards zero for small sets (see :data:`MEAN_PRIOR`), where
+    a few copies of one picture would otherwise be most of the "mean" and be
+    centred away. Grayscale rows (bool[N]) get the mean ``colour_dims`` of the
+    colour rows first, so they are compared on luminance alone.
+    """
+    x = raw.astype(np.float64)
+    if grayscale is not None and grayscale.any() and not grayscale.all():
+        x[grayscale, colour_dims] = x[~grayscale, colour_dims].mean(axis=0)
+    x -= x.mean(axis=0) * (len(x) / (len(x) + MEAN_PRIOR))
+    return l2_normalise(x)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from .checks.labels import find_label_conflicts
 from .checks.leaks import find_leaks
 from .checks.outliers import outlier_scores
 from .checks.quality import QUALITY_CHECKS, quality_scores
+from .checks.rotation import duplicate_graph, judge_rotations
 from .decode import REASONS, decode_full, decode_pixels, orient
 from .features import Builtin, validate_precomputed
 from .knn import DEFAULT_K, knn_graph
@@ -78,6 +79,11 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     raw = np.zeros((n, extractor.dim), np.float32)
     stats = np.full((n, len(_native.STAT_NAMES)), np.nan, np.float32)
     raw[vidx], stats[vidx] = got["raw"], got["stats"]
+    rotation = {"retrieval": np.zeros((n, _native.ROTATION_DIM), np.float32),
+                "polar": np.zeros((n,) + got["polar"].shape[1:], np.int8),
+                "info": np.full((n, 2), np.nan, np.float32)}
+    rotation["retrieval"][vidx], rotation["polar"][vidx] = got["rot"], got["polar"]
+    rotation["info"][vidx] = got["rot_info"]
     width, height = meta["width"], meta["height"]
 
     if isinstance(features, str):
@@ -99,8 +105,8 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     timings["graph"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    results = _run_checks(catalog, meta, valid, feats, stats, graph, t,
-                          semantic=not isinstance(features, str))
+    results = _run_checks(catalog, meta, valid, feats, stats, rotation, graph, t,
+                          semantic=not isinstance(features, str), threads=threads)
     timings["checks"] = time.perf_counter() - clock
     results.info.update({
         "params": {"k": k, "index": graph.method, "features": feature_name, "threads": threads,
@@ -150,10 +156,12 @@ def _describe_chunk(paths, skip_hashes, min_side, max_pixels):
             images.append(orient(pixels, info.orientation))
     if not images:
         return infos, None
-    _, stats, hashes, raw = _native.analyze(images, size=_native.TILE_SIZE, threads=1)
+    tiles, stats, hashes, raw = _native.analyze(images, size=_native.TILE_SIZE, threads=1)
+    dims = np.array([im.shape[:2] for im in images], np.int32)
+    rot, polar, rot_info = _native.rotation_features(tiles, dims[:, 1], dims[:, 0], threads=1)
     return infos, {
         "hash": np.array([f.content_hash for f in fresh]),
-        "raw": raw, "stats": stats, "phash": hashes,
+        "raw": raw, "stats": stats, "phash": hashes, "rot": rot, "polar": polar, "rot_info": rot_info,
         "width": np.array([f.width for f in fresh], np.int32),
         "height": np.array([f.height for f in fresh], np.int32),
         "frames": np.array([f.frames for f in fresh], np.int32),
@@ -226,8 +234,8 @@ def _graph(feats, valid, k, index, threads):
     return KnnGraph(neighbors, sims, g.method)
 
 
-def _run_checks(catalog: Catalog, meta, valid, feats, stats, graph, t: Thresholds,
-                semantic: bool) -> ScanResults:
+def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t: Thresholds,
+                semantic: bool, threads: int) -> ScanResults:
     import pandas as pd
 
     n = len(catalog)
@@ -243,8 +251,14 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, graph, t: Threshold
         except Exception:  # a file that changed since decoding is simply not a pixel twin
             return False
 
+    # Rotated copies: verified pairs folded into the graph the duplicate checks use.
+    rot = judge_rotations(retrieval=rotation["retrieval"], polar=rotation["polar"],
+                          info=rotation["info"], valid=valid,
+                          grayscale=np.nan_to_num(stats[:, col["channel_diff"]]) < t.grayscale,
+                          graph=graph, near_threshold=t.near_duplicate, veto_padded=not semantic,
+                          threads=threads)
     dup = find_duplicates(valid=valid, content_hash=meta["content_hash"], width=meta["width"],
-                          height=meta["height"], graph=graph, order=order,
+                          height=meta["height"], graph=duplicate_graph(graph, rot), order=order,
                           near_threshold=t.near_duplicate, pixel_min_sim=t.exact_pixels_min_sim,
                           pixels_equal=pixels_equal)
     leaks = find_leaks(splits=catalog.splits, features=feats, duplicate_group=dup.duplicate_group,
@@ -325,6 +339,7 @@ def _group_table(images, feats, dup, rank, near_flag, conflict_groups) -> pd.Dat
     rows = []
     split = images["split"].tolist()
     conflict_set = set(conflict_groups)
+    pair_sim = dict(zip(map(tuple, dup.pairs.tolist()), dup.pair_sims.tolist()))
     for kind, group in (("exact", dup.exact_group), ("duplicate", dup.duplicate_group)):
         for members in _groups(group):
             g = int(group[members[0]])
@@ -337,7 +352,11 @@ def _group_table(images, feats, dup, rank, near_flag, conflict_groups) -> pd.Dat
                     ("leak", len({split[m] for m in members if isinstance(split[m], str)}) > 1),
                     ("label_conflict", g in conflict_set)) if applies]
             ordered = [rep] + sorted(int(m) for m in members if m != rep)
+            # similarity to the representative: the pair's (descriptor or rotation) where
+            # the pair was judged, else the feature cosine
             sims = np.clip(feats[ordered] @ feats[rep], -1.0, 1.0)
+            sims = [pair_sim.get((min(m, rep), max(m, rep)), s) for m, s in zip(ordered, sims)]
+            sims[0] = 1.0
             for c in checks:
                 rows += [{"check": c, "group": g, "row": m, "keep": m == rep, "similarity": float(s)}
                          for m, s in zip(ordered, sims)]

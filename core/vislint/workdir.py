@@ -60,7 +60,8 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-CACHE_FIELDS = ("hash", "raw", "stats", "phash", "width", "height", "frames", "format", "mode")
+CACHE_FIELDS = ("hash", "raw", "stats", "phash", "rot", "polar", "rot_info", "width", "height",
+                "frames", "format", "mode")
 """Arrays of one cache chunk, aligned by row."""
 
 

@@ -1,0 +1,494 @@
+#include "rotation.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <complex>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "parallel.hpp"
+// GCC 12 warns that the (empty) scalar tail loops of simd.hpp would overflow when it
+// inlines them with the constant tile size, a multiple of 16: a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Waggressive-loop-optimizations"
+#endif
+#include "simd.hpp"
+#include "stats.hpp"
+
+namespace vislint {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr int kT = kTileSize;
+constexpr int kD = kDiskSize;
+constexpr int kRays = 64;
+constexpr int kRaySteps = 96;
+constexpr double kEdgeBias = 0.75;      // tile px between the content edge and the first bright sample
+constexpr double kMinRadius = 0.3;      // R never below this fraction of the canvas inradius
+constexpr double kPolarExtent = 0.9;    // polar grid radius / disk radius
+constexpr double kSigma = 1.5;          // band-pass Gaussian, disk px
+constexpr int kPooledRings = kPolarRings / 2;
+constexpr int kRetrievalTerms = 8;      // angular Fourier terms 1..8 in the retrieval vector
+constexpr double kChromaWeight = 0.5;
+constexpr int kVerifyTerms = 48;        // angular Fourier terms 0..48 in the verification
+constexpr int kVerifyAngles = 256;
+
+// Bilinear sample of a size x size single-channel image at (x, y), pixel centres at
+// i + 0.5, clamped to the image.
+inline double sample(const float* img, int size, double x, double y) {
+    const double xf = std::clamp(x - 0.5, 0.0, size - 1.0001);
+    const double yf = std::clamp(y - 0.5, 0.0, size - 1.0001);
+    const int x0 = static_cast<int>(xf), y0 = static_cast<int>(yf);
+    const double ax = xf - x0, ay = yf - y0;
+    const float* r0 = img + static_cast<std::size_t>(y0) * size + x0;
+    const float* r1 = r0 + size;
+    return (r0[0] * (1 - ax) + r0[1] * ax) * (1 - ay) + (r1[0] * (1 - ax) + r1[1] * ax) * ay;
+}
+
+// out[0..3] = sum over taps t < n of w[t] * base[stride * idx[t] + 0..3], summed in tap
+// order (one SSE2 multiply-add per tap; the plain loop gives the same floats).
+inline void mac4(const float* base, const int* idx, const float* w, int stride, int n, float* out) {
+#if defined(VISLINT_SSE2)
+    __m128 acc = _mm_setzero_ps();
+    for (int t = 0; t < n; ++t)
+        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(w[t]), _mm_loadu_ps(base + stride * idx[t])));
+    _mm_storeu_ps(out, acc);
+#else
+    out[0] = out[1] = out[2] = out[3] = 0;
+    for (int t = 0; t < n; ++t)
+        for (int c = 0; c < 4; ++c) out[c] += w[t] * base[stride * idx[t] + c];
+#endif
+}
+
+// Working memory of one rotation_features call, kept per thread (no allocation, and no
+// page faults from fresh large blocks, per image).
+struct Scratch {
+    std::vector<std::uint8_t> planes = std::vector<std::uint8_t>(3 * kT * kT);
+    std::vector<float> mx = std::vector<float>(kT * kT);
+    std::vector<float> ftile = std::vector<float>(kT * kT * 3);
+    // + 1: a 4-float load at the last RGB pixel stays inside
+    std::vector<float> rows = std::vector<float>(kD * kT * 3 + 1);
+    std::vector<float> Y = std::vector<float>(kD * kD);
+    std::vector<float> chans = std::vector<float>(4 * kD * kD);  // per pixel: Y, band-pass, Cb, Cr
+    std::vector<float> padded = std::vector<float>((kD + 10) * kD);
+    std::vector<float> tmp = std::vector<float>(kD * kD);
+    std::vector<float> pol = std::vector<float>(4 * kPolarCells);
+    std::vector<double> pooled = std::vector<double>(kPolarCells / 2);
+};
+
+Scratch& scratch() {
+    thread_local Scratch s;
+    return s;
+}
+
+// max(R, G, B) of every tile pixel, as floats (SIMD deinterleave and conversion).
+void channel_max(const std::uint8_t* tile, std::uint8_t* planes, float* out) {
+    std::uint8_t* r = planes;
+    std::uint8_t* g = r + kT * kT;
+    std::uint8_t* b = g + kT * kT;
+    deinterleave_rgb(tile, kT * kT, r, g, b);
+    for (int i = 0; i < kT * kT; ++i) r[i] = std::max(std::max(r[i], g[i]), b[i]);
+    bytes_to_floats(r, kT * kT, out);
+}
+
+// Content radius in image px (see the header), from the tile's max(R, G, B).
+double content_radius(const float* mx, double w, double h) {
+    const double rcanvas = std::min(w, h) / 2;
+    std::array<double, kRays> px{}, py{};
+    for (int i = 0; i < kRays; ++i) {
+        const double phi = (i + 0.5) * 2 * kPi / kRays;
+        const double c = std::cos(phi), s = std::sin(phi);
+        const double inf = std::numeric_limits<double>::infinity();
+        const double tedge = std::min(std::abs(c) > 1e-9 ? w / 2 / std::abs(c) : inf,
+                                      std::abs(s) > 1e-9 ? h / 2 / std::abs(s) : inf);
+        double tb = tedge;
+        for (int k = 0; k < kRaySteps; ++k) {
+            const double t = tedge * (1 - (k + 0.5) / kRaySteps);
+            const double v = sample(mx, kT, kT / 2.0 + t * c * kT / w, kT / 2.0 + t * s * kT / h);
+            if (v > kDarkLevel) {
+                if (k > 0) {
+                    const double step = std::hypot(c * kT / w, s * kT / h);  // tile px per px
+                    tb = std::max(t - kEdgeBias / step, 0.0);
+                }
+                break;
+            }
+        }
+        px[i] = tb * c;
+        py[i] = tb * s;
+    }
+    double best = std::numeric_limits<double>::infinity(), radius = rcanvas;
+    for (int deg = 0; deg < 90; ++deg) {
+        const double ct = std::cos(deg * kPi / 180), st = std::sin(deg * kPi / 180);
+        double a = 0, b = 0;
+        for (int i = 0; i < kRays; ++i) {
+            a = std::max(a, std::abs(px[i] * ct + py[i] * st));
+            b = std::max(b, std::abs(-px[i] * st + py[i] * ct));
+        }
+        if (a * b < best) {
+            best = a * b;
+            radius = std::min(a, b);
+        }
+    }
+    return std::clamp(radius, kMinRadius * rcanvas, rcanvas);
+}
+
+// Resampling weights from kD output samples (2x supersampled) to kT tile samples along
+// one axis: output o = sum of w[o][j] * in[idx[o][j]], 4 taps.
+struct Taps {
+    int idx[kD][4];
+    float w[kD][4];
+};
+
+Taps disk_taps(double tile_px_per_unit) {
+    Taps t{};
+    for (int o = 0; o < kD; ++o) {
+        for (int k = 0; k < 2; ++k) {
+            const double u = ((2 * o + k) + 0.5) / (2 * kD) * 2 - 1;
+            const double f = std::clamp(kT / 2.0 + u * tile_px_per_unit - 0.5, 0.0, kT - 1.0001);
+            const int i0 = static_cast<int>(f);
+            const double a = f - i0;
+            t.idx[o][2 * k] = i0;
+            t.w[o][2 * k] = static_cast<float>(0.5 * (1 - a));
+            t.idx[o][2 * k + 1] = i0 + 1;
+            t.w[o][2 * k + 1] = static_cast<float>(0.5 * a);
+        }
+    }
+    return t;
+}
+
+// The polar sampling as a fixed table: per cell, 2x2 samples x 4 bilinear taps into the
+// kD x kD disk image, with taps on the same pixel merged (cell c uses taps
+// [start[c], start[c + 1])).
+struct PolarTable {
+    std::vector<int> start, idx;
+    std::vector<float> w;
+    PolarTable() {
+        start.push_back(0);
+        for (int r = 0; r < kPolarRings; ++r) {
+            for (int a = 0; a < kPolarAngles; ++a) {
+                std::vector<std::pair<int, double>> taps;
+                for (int sr = 0; sr < 2; ++sr) {
+                    for (int sa = 0; sa < 2; ++sa) {
+                        const double rho = (2 * r + sr + 0.5) / (2 * kPolarRings) * kPolarExtent * kD / 2;
+                        const double phi = (2 * a + sa + 0.5) / (2 * kPolarAngles) * 2 * kPi;
+                        const double x = std::clamp(kD / 2.0 + rho * std::cos(phi) - 0.5, 0.0, kD - 1.0001);
+                        const double y = std::clamp(kD / 2.0 + rho * std::sin(phi) - 0.5, 0.0, kD - 1.0001);
+                        const int x0 = static_cast<int>(x), y0 = static_cast<int>(y);
+                        const double ax = x - x0, ay = y - y0;
+                        const int base = y0 * kD + x0;
+                        taps.emplace_back(base, (1 - ax) * (1 - ay) / 4);
+                        taps.emplace_back(base + 1, ax * (1 - ay) / 4);
+                        taps.emplace_back(base + kD, (1 - ax) * ay / 4);
+                        taps.emplace_back(base + kD + 1, ax * ay / 4);
+                    }
+                }
+                std::sort(taps.begin(), taps.end());
+                for (std::size_t i = 0; i < taps.size(); ++i) {
+                    if (i > 0 && taps[i].first == taps[i - 1].first) {
+                        w.back() += static_cast<float>(taps[i].second);
+                    } else {
+                        idx.push_back(taps[i].first);
+                        w.push_back(static_cast<float>(taps[i].second));
+                    }
+                }
+                start.push_back(static_cast<int>(idx.size()));
+            }
+        }
+    }
+};
+
+const PolarTable& polar_table() {
+    static const PolarTable table;
+    return table;
+}
+
+// cos and sin of 2 pi m a / 128 for the angular transforms (m = 0..kVerifyTerms), and of
+// 2 pi m t / 256 for the correlation over rotation angles t.
+struct Trig {
+    double dft_cos[kVerifyTerms + 1][kPolarAngles], dft_sin[kVerifyTerms + 1][kPolarAngles];
+    double rot_cos[kVerifyAngles][kVerifyTerms + 1], rot_sin[kVerifyAngles][kVerifyTerms + 1];
+    Trig() {
+        for (int m = 0; m <= kVerifyTerms; ++m)
+            for (int a = 0; a < kPolarAngles; ++a) {
+                dft_cos[m][a] = std::cos(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
+                dft_sin[m][a] = std::sin(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
+            }
+        for (int t = 0; t < kVerifyAngles; ++t)
+            for (int m = 0; m <= kVerifyTerms; ++m) {
+                rot_cos[t][m] = std::cos(2 * kPi * ((m * t) % kVerifyAngles) / kVerifyAngles);
+                rot_sin[t][m] = std::sin(2 * kPi * ((m * t) % kVerifyAngles) / kVerifyAngles);
+            }
+    }
+};
+
+const Trig& trig() {
+    static const Trig table;
+    return table;
+}
+
+// In place: subtract the ring-weighted mean, scale to unit weighted energy, and multiply
+// each ring by sqrt(weight), weight ~ radius (ring r of `rings` has weight r + 0.5).
+void normalise_polar(double* grid, int rings) {
+    const double wsum = rings * rings / 2.0;  // sum of (r + 0.5)
+    double mean = 0;
+    for (int r = 0; r < rings; ++r) {
+        double s = 0;
+        for (int a = 0; a < kPolarAngles; ++a) s += grid[r * kPolarAngles + a];
+        mean += s * (r + 0.5) / wsum;
+    }
+    mean /= kPolarAngles;
+    double energy = 0;
+    for (int r = 0; r < rings; ++r) {
+        double s = 0;
+        for (int a = 0; a < kPolarAngles; ++a) {
+            double& v = grid[r * kPolarAngles + a];
+            v -= mean;
+            s += v * v;
+        }
+        energy += s * (r + 0.5) / wsum;
+    }
+    const double e = std::sqrt(energy / kPolarAngles) + 1e-6;
+    for (int r = 0; r < rings; ++r) {
+        const double f = std::sqrt((r + 0.5) / wsum) / e;
+        for (int a = 0; a < kPolarAngles; ++a) grid[r * kPolarAngles + a] *= f;
+    }
+}
+
+// F[m] = sum_a x[a] e^{-2 pi i m a / 128} for m = 0..terms.
+void angular_dft(const double* x, int terms, std::complex<double>* out) {
+    const Trig& tr = trig();
+    for (int m = 0; m <= terms; ++m) {
+        double re = 0, im = 0;
+        for (int a = 0; a < kPolarAngles; ++a) {
+            re += x[a] * tr.dft_cos[m][a];
+            im -= x[a] * tr.dft_sin[m][a];
+        }
+        out[m] = {re, im};
+    }
+}
+
+double population_std(const float* v, int n) {
+    double s = 0, ss = 0;
+    for (int i = 0; i < n; ++i) s += v[i];
+    const double mean = s / n;
+    for (int i = 0; i < n; ++i) ss += (v[i] - mean) * (v[i] - mean);
+    return std::sqrt(ss / n);
+}
+
+using Spectrum = std::array<std::complex<double>, kPolarRings*(kVerifyTerms + 1)>;
+
+// Verification spectrum of one quantised band-pass grid: normalised (self-correlation 1).
+void verify_spectrum(const std::int8_t* q, Spectrum& F) {
+    std::vector<double> grid(q, q + kPolarCells);
+    normalise_polar(grid.data(), kPolarRings);
+    double energy = 0;
+    for (int r = 0; r < kPolarRings; ++r) {
+        std::complex<double>* f = &F[r * (kVerifyTerms + 1)];
+        angular_dft(&grid[r * kPolarAngles], kVerifyTerms, f);
+        for (int m = 0; m <= kVerifyTerms; ++m) {
+            f[m] /= kPolarAngles;
+            energy += (m ? 2 : 1) * std::norm(f[m]);
+        }
+    }
+    const double scale = 1 / std::sqrt(energy + 1e-12);
+    for (auto& z : F) z *= scale;
+}
+
+}  // namespace
+
+void rotation_features(const std::uint8_t* tile, int width, int height, float* retrieval,
+                       std::int8_t* polar, float* info) {
+    constexpr int kRow = kT * 3;  // floats (or bytes) per interleaved RGB tile row
+    const double w = std::max(width, 1), h = std::max(height, 1);
+    Scratch& sc = scratch();
+    channel_max(tile, sc.planes.data(), sc.mx.data());
+    const double radius = content_radius(sc.mx.data(), w, h);
+
+    // Disk image: the vertical pass over whole interleaved rows (contiguous, vectorised),
+    // then the horizontal pass; luminance Y and the chroma differences.
+    const Taps tx = disk_taps(radius * kT / w), ty = disk_taps(radius * kT / h);
+    float* ftile = sc.ftile.data();
+    bytes_to_floats(tile, static_cast<std::size_t>(kT) * kRow, ftile);
+    float* rows = sc.rows.data();
+    for (int o = 0; o < kD; ++o) {
+        float* dst = &rows[static_cast<std::size_t>(o) * kRow];
+        const float* s0 = &ftile[static_cast<std::size_t>(ty.idx[o][0]) * kRow];
+        const float* s1 = &ftile[static_cast<std::size_t>(ty.idx[o][1]) * kRow];
+        const float* s2 = &ftile[static_cast<std::size_t>(ty.idx[o][2]) * kRow];
+        const float* s3 = &ftile[static_cast<std::size_t>(ty.idx[o][3]) * kRow];
+        const float w0 = ty.w[o][0], w1 = ty.w[o][1], w2 = ty.w[o][2], w3 = ty.w[o][3];
+        for (int k = 0; k < kRow; ++k) dst[k] = ((w0 * s0[k] + w1 * s1[k]) + w2 * s2[k]) + w3 * s3[k];
+    }
+    constexpr int kPad = 5;  // Gaussian radius, ceil(3 sigma)
+    constexpr int kP = kD + 2 * kPad;
+    float* Y = sc.Y.data();
+    float* chans = sc.chans.data();
+    for (int y = 0; y < kD; ++y) {
+        const float* src = &rows[static_cast<std::size_t>(y) * kRow];
+        for (int x = 0; x < kD; ++x) {
+            float rgb[4];  // the 4th lane is a neighbour's value, never used
+            mac4(src, tx.idx[x], tx.w[x], 3, 4, rgb);
+            const int i = y * kD + x;
+            Y[i] = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
+            chans[4 * i] = Y[i];
+            chans[4 * i + 2] = rgb[2] - Y[i];
+            chans[4 * i + 3] = rgb[0] - Y[i];
+        }
+    }
+    // Band-pass B = Y - Gauss(Y): separable, on copies padded by reflection.
+    {
+        float k[2 * kPad + 1];
+        double ksum = 0;
+        for (int i = -kPad; i <= kPad; ++i) ksum += std::exp(-0.5 * (i / kSigma) * (i / kSigma));
+        for (int i = -kPad; i <= kPad; ++i)
+            k[i + kPad] = static_cast<float>(std::exp(-0.5 * (i / kSigma) * (i / kSigma)) / ksum);
+        auto reflect = [](int i) { return i < 0 ? -i : (i >= kD ? 2 * kD - 2 - i : i); };
+        float* padded = sc.padded.data();
+        float* tmp = sc.tmp.data();
+        float line[kP];
+        for (int y = 0; y < kP; ++y)
+            std::copy_n(&Y[reflect(y - kPad) * kD], kD, &padded[y * kD]);
+        for (int y = 0; y < kD; ++y) {
+            float* dst = &tmp[y * kD];
+            for (int x = 0; x < kD; ++x) dst[x] = 0;
+            for (int i = 0; i <= 2 * kPad; ++i) {
+                const float* src = &padded[(y + i) * kD];
+                for (int x = 0; x < kD; ++x) dst[x] += k[i] * src[x];
+            }
+        }
+        for (int y = 0; y < kD; ++y) {
+            for (int x = 0; x < kP; ++x) line[x] = tmp[y * kD + reflect(x - kPad)];
+            float blurred[kD] = {};
+            for (int i = 0; i <= 2 * kPad; ++i)
+                for (int x = 0; x < kD; ++x) blurred[x] += k[i] * line[x + i];
+            for (int x = 0; x < kD; ++x) chans[4 * (y * kD + x) + 1] = Y[y * kD + x] - blurred[x];
+        }
+    }
+    // Polar grids of the four channels: pol[ch * kPolarCells + cell].
+    const PolarTable& pt = polar_table();
+    float* pol = sc.pol.data();
+    for (int cell = 0; cell < kPolarCells; ++cell) {
+        float acc[4];
+        const int t0 = pt.start[cell];
+        mac4(chans, &pt.idx[t0], &pt.w[t0], 4, pt.start[cell + 1] - t0, acc);
+        for (int c = 0; c < 4; ++c) pol[c * kPolarCells + cell] = acc[c];
+    }
+
+    // Retrieval vector: Y and B (ring means, |Fourier terms 1..8| on pooled rings), chroma.
+    float* v = retrieval;
+    double* pooled = sc.pooled.data();
+    std::complex<double> F[kRetrievalTerms + 1];
+    for (int ch = 0; ch < 2; ++ch) {
+        const float* g = pol + ch * kPolarCells;
+        for (int r = 0; r < kPooledRings; ++r)
+            for (int a = 0; a < kPolarAngles; ++a)
+                pooled[r * kPolarAngles + a] =
+                    (static_cast<double>(g[(2 * r) * kPolarAngles + a]) + g[(2 * r + 1) * kPolarAngles + a]) / 2;
+        normalise_polar(pooled, kPooledRings);
+        const double norm = 1 / std::sqrt(static_cast<double>(kPolarAngles));
+        float* means = v;
+        float* mags = v + kPooledRings;
+        for (int r = 0; r < kPooledRings; ++r) {
+            angular_dft(&pooled[r * kPolarAngles], kRetrievalTerms, F);
+            means[r] = static_cast<float>(F[0].real() * norm);
+            for (int m = 1; m <= kRetrievalTerms; ++m)
+                mags[r * kRetrievalTerms + m - 1] = static_cast<float>(std::abs(F[m]) * norm);
+        }
+        v += kPooledRings * (kRetrievalTerms + 1);
+    }
+    const double ysd = population_std(pol, kPolarCells) + 1.0;
+    for (int ch = 2; ch < 4; ++ch) {
+        const float* g = pol + ch * kPolarCells;
+        for (int r = 0; r < kPooledRings; ++r) {
+            double s = 0;
+            for (int a = 0; a < 2 * kPolarAngles; ++a) s += g[2 * r * kPolarAngles + a];
+            *v++ = static_cast<float>(kChromaWeight * s / (2 * kPolarAngles) / ysd);
+        }
+    }
+
+    // Verification input: the band-pass grid, quantised.
+    const float* bp = pol + kPolarCells;
+    float peak = 0;
+    for (int i = 0; i < kPolarCells; ++i) peak = std::max(peak, std::abs(bp[i]));
+    const float scale = peak > 0 ? 127.0f / peak : 0.0f;
+    for (int i = 0; i < kPolarCells; ++i)
+        polar[i] = static_cast<std::int8_t>(std::nearbyint(std::clamp(bp[i] * scale, -127.0f, 127.0f)));
+    info[0] = static_cast<float>(radius / (std::min(w, h) / 2));
+    info[1] = static_cast<float>(population_std(bp, kPolarCells));
+}
+
+void rotation_features_batch(const std::uint8_t* tiles, const std::int32_t* widths,
+                             const std::int32_t* heights, std::size_t n, float* retrieval,
+                             std::int8_t* polar, float* info, int threads) {
+    polar_table();  // built once, before the workers start
+    trig();
+    parallel_for(n, threads, [&](std::size_t i) {
+        rotation_features(tiles + i * kTileBytes, widths[i], heights[i],
+                          retrieval + i * kRotationDim, polar + i * kPolarCells,
+                          info + i * kRotationInfo);
+    });
+}
+
+void rotation_verify(const std::int8_t* polar, std::size_t n, const std::int64_t* a,
+                     const std::int64_t* b, std::size_t pairs, float* score, float* angle,
+                     std::uint8_t* mirrored, int threads) {
+    for (std::size_t p = 0; p < pairs; ++p) {
+        if (a[p] < 0 || b[p] < 0 || static_cast<std::size_t>(std::max(a[p], b[p])) >= n)
+            throw std::invalid_argument("pairs: row index out of range [0, " + std::to_string(n) + ")");
+    }
+    const Trig& tr = trig();
+    std::vector<std::int64_t> rows(a, a + pairs);
+    rows.insert(rows.end(), b, b + pairs);
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    std::vector<Spectrum> spectra(rows.size());
+    parallel_for(rows.size(), threads, [&](std::size_t i) {
+        verify_spectrum(polar + static_cast<std::size_t>(rows[i]) * kPolarCells, spectra[i]);
+    });
+    auto find = [&](std::int64_t r) {
+        return static_cast<std::size_t>(std::lower_bound(rows.begin(), rows.end(), r) - rows.begin());
+    };
+    parallel_for(pairs, threads, [&](std::size_t p) {
+        const Spectrum& fa = spectra[find(a[p])];
+        const Spectrum& fb = spectra[find(b[p])];
+        // Cross-spectra summed over rings: X for b as is, Z for b mirrored (conjugate).
+        std::complex<double> X[kVerifyTerms + 1], Z[kVerifyTerms + 1];
+        for (int m = 0; m <= kVerifyTerms; ++m) X[m] = Z[m] = 0;
+        for (int r = 0; r < kPolarRings; ++r)
+            for (int m = 0; m <= kVerifyTerms; ++m) {
+                const auto& za = fa[r * (kVerifyTerms + 1) + m];
+                const auto& zb = fb[r * (kVerifyTerms + 1) + m];
+                X[m] += za * std::conj(zb);
+                Z[m] += za * zb;
+            }
+        double best = -std::numeric_limits<double>::infinity();
+        int best_t = 0;
+        bool best_mirror = false;
+        for (int mirror = 0; mirror < 2; ++mirror) {
+            const std::complex<double>* S = mirror ? Z : X;
+            double re[kVerifyTerms + 1], im[kVerifyTerms + 1];
+            for (int m = 0; m <= kVerifyTerms; ++m) {
+                re[m] = m ? 2 * S[m].real() : S[m].real();
+                im[m] = m ? 2 * S[m].imag() : 0.0;
+            }
+            for (int t = 0; t < kVerifyAngles; ++t) {
+                double c = 0;
+                for (int m = 0; m <= kVerifyTerms; ++m)
+                    c += re[m] * tr.rot_cos[t][m] - im[m] * tr.rot_sin[t][m];
+                if (c > best) {
+                    best = c;
+                    best_t = t;
+                    best_mirror = mirror;
+                }
+            }
+        }
+        score[p] = static_cast<float>(best);
+        angle[p] = static_cast<float>(best_t * 360.0 / kVerifyAngles);
+        mirrored[p] = best_mirror;
+    });
+}
+
+}  // namespace vislint

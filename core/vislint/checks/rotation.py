@@ -1,0 +1,161 @@
+"""Rotated copies: the second near-duplicate rule, and a guard for padded canvases.
+
+The built-in descriptor finds re-encoded, resized, cropped, flipped and
+colour-shifted copies, but not copies turned by an arbitrary angle. For those,
+every image also has a rotation-invariant description of its content disk
+(:func:`vislint._native.rotation_features`, see ``core/native/rotation.hpp``):
+
+1. Candidates: each image's :data:`CANDIDATES` nearest neighbours in the
+   rotation-invariant retrieval vectors (centred and L2-normalised like the
+   built-in descriptor) with cosine ≥ :data:`CANDIDATE_SIM`.
+2. Verification (:func:`vislint._native.rotation_verify`): the correlation of
+   the two images' band-pass polar grids at the best rotation angle and mirror,
+   v in [-1, 1]. Only images with texture (band-pass std ≥
+   :data:`TEXTURE_FLOOR` grey levels) are verified: a flat image correlates
+   with anything.
+3. The pair's rotation similarity ``0.6 + 0.4 v`` maps the measured acceptance
+   point v = 0.75 onto the near-duplicate default 0.90 (and v = 1 onto 1), so
+   one threshold governs both rules: a pair is a near duplicate when its
+   descriptor similarity or its rotation similarity reaches ``near_duplicate``.
+
+Padded canvases: two copies rotated with "expand" share black corners, which
+the built-in descriptor sees as shared layout, so unrelated padded images can
+look alike to it. Between two padded images (content radius < :data:`PADDED`
+× canvas inradius) that both have texture, the rotation similarity decides
+instead of the descriptor's.
+
+Measured (README "Defaults and how they were chosen"): imagededup fixtures,
+planted rotations of Intel photos at ±45° and 0–360°, with and without
+expand, with resizing and JPEG; no pair added among the 3,999 Intel photos.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _native
+from ..features import fit_centred
+from ..knn import KnnGraph, knn_graph
+
+CANDIDATES = 10
+"""Nearest neighbours per image in the retrieval vectors that are verified."""
+
+CANDIDATE_SIM = 0.85
+"""Retrieval cosine a candidate needs (planted rotated copies: all above 0.9)."""
+
+TEXTURE_FLOOR = 1.0
+"""Band-pass std (grey levels) both images need for a verification."""
+
+PADDED = 0.95
+"""Content radius / canvas inradius below which an image counts as padded."""
+
+COLOUR_DIMS = slice(_native.ROTATION_DIM - 16, _native.ROTATION_DIM)
+"""The chroma ring means, last in the retrieval vector."""
+
+
+def rotation_similarity(v: np.ndarray) -> np.ndarray:
+    """Verification correlation → similarity on the descriptor's scale (0.75 → 0.90)."""
+    return 0.6 + 0.4 * np.asarray(v, np.float64)
+
+
+@dataclass
+class RotationPairs:
+    """Pairs judged by the rotation rule (row indices i < j).
+
+    pairs: int64[P, 2]; similarity: float64[P] (:func:`rotation_similarity`);
+    angle: float32[P] rotation of j onto i in degrees; mirrored: bool[P];
+    decides: bool[P], pairs of two padded images, where the rotation similarity
+    replaces the descriptor's instead of adding to it.
+    """
+
+    pairs: np.ndarray
+    similarity: np.ndarray
+    angle: np.ndarray
+    mirrored: np.ndarray
+    decides: np.ndarray
+
+
+def judge_rotations(*, retrieval, polar, info, valid, grayscale, graph: KnnGraph,
+                    near_threshold: float, veto_padded: bool, threads: int = 0) -> RotationPairs:
+    """Verify rotated-copy candidates and the shared graph's padded pairs.
+
+    retrieval: float32[N, 160] raw retrieval vectors; polar: int8[N, 16, 128];
+    info: float32[N, 2] (see :func:`vislint._native.rotation_features`); rows
+    that are not ``valid`` are ignored. grayscale: bool[N]. graph: the shared
+    kNN graph; its pairs at or above ``near_threshold`` between two padded
+    images are verified too when ``veto_padded``.
+    """
+    n = len(valid)
+    textured = valid & (info[:, 1] >= TEXTURE_FLOOR)
+    padded = textured & (info[:, 0] < PADDED)
+    cand = [np.empty((0, 2), np.int64)]
+    tidx = np.flatnonzero(textured)
+    if len(tidx) > 1:
+        vecs = fit_centred(retrieval[tidx], COLOUR_DIMS, grayscale[tidx])
+        g = knn_graph(vecs, min(CANDIDATES, len(tidx) - 1), threads=threads)
+        r, c = np.nonzero((g.neighbors >= 0) & (g.sims >= CANDIDATE_SIM))
+        cand.append(np.stack([tidx[r], tidx[g.neighbors[r, c]]], axis=1))
+    if veto_padded:
+        nbr = graph.neighbors
+        rows = np.repeat(np.arange(n), nbr.shape[1])
+        cols = nbr.ravel()
+        ok = (cols >= 0) & (graph.sims.ravel() >= near_threshold)
+        ok[ok] &= padded[rows[ok]] & padded[cols[ok]]
+        cand.append(np.stack([rows[ok], cols[ok]], axis=1))
+    pairs = np.concatenate(cand)
+    pairs = np.unique(np.sort(pairs, axis=1), axis=0)
+    if not len(pairs):
+        return RotationPairs(pairs, np.empty(0), np.empty(0, np.float32), np.empty(0, bool),
+                             np.empty(0, bool))
+    score, angle, mirrored = _native.rotation_verify(polar, pairs[:, 0], pairs[:, 1], threads=threads)
+    decides = veto_padded & padded[pairs[:, 0]] & padded[pairs[:, 1]]
+    return RotationPairs(pairs, np.round(rotation_similarity(score), 5), angle, mirrored, decides)
+
+
+def duplicate_graph(graph: KnnGraph, rot: RotationPairs) -> KnnGraph:
+    """The shared graph with the rotation rule folded in, for the duplicate checks.
+
+    Every judged pair gets similarity max(descriptor, rotation) — the rotation
+    similarity alone where ``rot.decides`` — in both directions; pairs not in
+    the graph are added as extra neighbours. Rows stay sorted by similarity
+    (then index).
+    """
+    n, k = graph.neighbors.shape
+    rows = np.repeat(np.arange(n), k)
+    cols, sims = graph.neighbors.ravel(), graph.sims.ravel().astype(np.float64)
+    keep = cols >= 0
+    rows, cols, sims = rows[keep], cols[keep], sims[keep]
+    if not len(rot.pairs):
+        return graph
+    # descriptor similarity of each judged pair where the graph has it (either direction)
+    key = rows * n + cols
+    srt = np.argsort(key)
+    a, b = rot.pairs[:, 0], rot.pairs[:, 1]
+    desc = np.full(len(a), -np.inf)
+    for x, y in ((a, b), (b, a)):
+        q = x * n + y
+        pos = np.minimum(np.searchsorted(key[srt], q), len(srt) - 1)
+        hit = key[srt][pos] == q
+        desc[hit] = np.maximum(desc[hit], sims[srt][pos][hit])
+    judged = np.where(rot.decides, rot.similarity, np.maximum(desc, rot.similarity))
+    # judged edges (both directions) replace the graph's
+    all_r = np.concatenate([rows, a, b])
+    all_c = np.concatenate([cols, b, a])
+    all_s = np.concatenate([sims, judged, judged])
+    prio = np.concatenate([np.zeros(len(rows)), np.ones(2 * len(a))])
+    order = np.lexsort((-prio, all_r * n + all_c))
+    k2 = (all_r * n + all_c)[order]
+    first = order[np.concatenate([[True], k2[1:] != k2[:-1]])]
+    all_r, all_c, all_s = all_r[first], all_c[first], all_s[first]
+    order = np.lexsort((all_c, -all_s, all_r))
+    all_r, all_c, all_s = all_r[order], all_c[order], all_s[order]
+    counts = np.bincount(all_r, minlength=n)
+    width = max(k, int(counts.max()))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(len(all_r)) - starts[all_r]
+    neighbors = np.full((n, width), -1, np.int64)
+    out_sims = np.full((n, width), -np.inf, np.float32)
+    neighbors[all_r, pos] = all_c
+    out_sims[all_r, pos] = all_s
+    return KnnGraph(neighbors, out_sims, graph.method)
