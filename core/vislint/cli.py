@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
                "  vislint scan ./data --out ./vislint-out\n  vislint show ./vislint-out\n")
     p.add_argument("--version", action="version", version=f"vislint {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    # integration commands (e.g. `vislint fiftyone ...`) come from the vislint.commands entry
+    # points, so this module never imports an integration
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group="vislint.commands"), key=lambda e: e.name):
+        ep.load()(sub)
 
     s = sub.add_parser(
         "scan", help="scan a folder, list or CSV of images",

@@ -6,7 +6,7 @@ import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
          features="builtin", k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
-         thresholds: Thresholds | dict | None = None, progress: bool = False,
+         thresholds: Thresholds | dict | None = None, progress: bool | Callable = False,
          min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512) -> ScanResults:
     """Scan images for every kind of problem and return :class:`ScanResults`.
 
@@ -48,7 +48,8 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     index: "auto", "exact" or "ivf" (see :mod:`vislint.knn`).
     threads: worker threads for decoding, the C++ core and faiss; 0 = all cores.
     thresholds: a :class:`Thresholds` or a dict of changes to the defaults.
-    progress: show a progress bar on stderr.
+    progress: True shows a progress bar on stderr; a callable is called as
+        ``progress(done, total)`` (images decoded so far, all images) after every batch.
     min_side: images with a side shorter than this (px) are invalid (too_small).
     max_pixels: images with more pixels are invalid (too_large), never decoded.
     batch_size: images decoded per batch; each batch is one cache chunk, the
@@ -107,6 +108,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     clock = time.perf_counter()
     results = _run_checks(catalog, meta, valid, feats, stats, rotation, graph, t,
                           semantic=not isinstance(features, str), threads=threads)
+    results.features = feats
     timings["checks"] = time.perf_counter() - clock
     results.info.update({
         "params": {"k": k, "index": graph.method, "features": feature_name, "threads": threads,
@@ -180,7 +182,8 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
             "file_size": np.full(n, -1, np.int64), "content_hash": [None] * n,
             "format": [None] * n}
     bar = None
-    if progress:
+    report = progress if callable(progress) else None
+    if progress and report is None:
         from tqdm import tqdm
         bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
     clock = time.perf_counter()
@@ -205,6 +208,8 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
                     meta["format"][i] = info.format
                 if bar is not None:
                     bar.update(stop - start)
+                if report is not None:
+                    report(stop, n)
     finally:
         if bar is not None:
             bar.close()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pandas is imported where it is used: it costs ~0.5 s to import
+    import numpy as np
     import pandas as pd
 
 from .workdir import atomic_path, write_json
@@ -50,6 +51,9 @@ class ScanResults:
     pair_table: pd.DataFrame
     info: dict = field(default_factory=dict)
     """parameters, thresholds, provenance, timings, leak_table, confused_labels."""
+    features: np.ndarray | None = None
+    """float32[N, d], the L2-normalised vectors the kNN graph was built on (rows of invalid
+    images are zero); kept in memory after a scan, not saved (None after :func:`load`)."""
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per image (a copy)."""
