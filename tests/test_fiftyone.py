@@ -1,0 +1,299 @@
+"""vislint.integrations.fiftyone and the App plugin against a real FiftyOne database
+(a private mongod started by the ``fo_db`` fixture on 127.0.0.1).
+
+fiftyone is imported inside the tests, after ``fo_db`` configured the database."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import vislint
+from conftest import shared
+from fo_fixtures import fo_app, fo_db  # noqa: F401  (fixtures)
+from vislint.catalog import build_catalog
+
+KEY = "vislint"
+PLUGIN = "@vislint/vislint"
+
+
+def dataset_from_folder(name: str, root, label_field="ground_truth"):
+    """A persistent dataset: one sample per image, its label as a Classification and its split
+    (train/valid/test folder) as a sample tag."""
+    import fiftyone as fo
+
+    cat = build_catalog(root)
+    ds = fo.Dataset(name, overwrite=True, persistent=True)
+    samples = []
+    for path, label, split in zip(cat.paths, cat.labels, cat.splits):
+        s = fo.Sample(filepath=path, tags=[f"{split}_set"] if split else [])
+        if label is not None:
+            s[label_field] = fo.Classification(label=label)
+        samples.append(s)
+    ds.add_samples(samples, progress=False)
+    return ds
+
+
+@pytest.fixture
+def demo_ds(fo_db, demo_data, request):
+    ds = dataset_from_folder(f"demo-{request.node.name}"[:60], demo_data.root)
+    yield ds
+    ds.delete()
+
+
+def by_path(ds, field):
+    return dict(zip(ds.values("filepath"), ds.values(field)))
+
+
+def test_scan_writes_fields_tags_views_and_a_run(demo_ds):
+    import fiftyone as fo
+    import vislint.integrations.fiftyone as vfo
+
+    run = vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)
+    res = run.results
+    df = res.images.set_index("path")
+    # the embedded field holds the engine's scores and flags, sample by sample
+    assert isinstance(demo_ds.get_field(KEY), fo.EmbeddedDocumentField)
+    for col in ("near_duplicate_score", "is_near_duplicate", "is_leak", "is_invalid",
+                "dark_score", "is_label_conflict", "sharpness"):
+        got = by_path(demo_ds, f"{KEY}.{col}")
+        for path, want in df[col].items():
+            if isinstance(want, float) and np.isnan(want):
+                assert got[path] is None, (col, path)
+            else:
+                assert got[path] == pytest.approx(want), (col, path)
+    assert by_path(demo_ds, f"{KEY}.invalid_reason") == {
+        p: (r if isinstance(r, str) else None) for p, r in df["invalid_reason"].items()}
+    # partners are FiftyOne sample ids of the partners' files
+    sid = by_path(demo_ds, "id")
+    id_to_path = dict(zip(res.images["id"], res.images["path"]))
+    for path, partners in by_path(demo_ds, f"{KEY}.leak_partners").items():
+        want = df.loc[path, "leak_partners"]
+        want = sorted(sid[id_to_path[i]] for i in want.split(";")) if isinstance(want, str) else None
+        assert (sorted(partners) if partners else None) == want
+    # tags: exactly the flagged samples carry <key>:<check>
+    tags = by_path(demo_ds, "tags")
+    for check in ("exact_duplicate", "near_duplicate", "leak", "invalid", "dark", "label_conflict"):
+        flagged = set(df.index[df[f"is_{check}"]])
+        assert flagged, check
+        assert {p for p, t in tags.items() if f"{KEY}:{check}" in t} == flagged, check
+    # views: duplicates group by group, the kept member first
+    dups = demo_ds.load_saved_view(f"{KEY}: duplicates")
+    assert set(dups.values("filepath")) == set(df.index[df.is_exact_duplicate | df.is_near_duplicate])
+    groups = dups.values(f"{KEY}.duplicate_group")
+    reps = dups.values(f"{KEY}.is_representative")
+    assert groups == sorted(groups)
+    for g in set(groups):
+        first = groups.index(g)
+        assert reps[first] and not any(reps[first + 1:first + groups.count(g)])
+    for title in vfo.VIEWS:
+        assert demo_ds.has_saved_view(f"{KEY}: {title}")
+    dark = demo_ds.load_saved_view(f"{KEY}: dark")
+    assert set(dark.values("filepath")) == set(df.index[df.is_dark])
+    # the stored run
+    assert vfo.list_runs(demo_ds) == [KEY]
+    loaded = vfo.load_run(demo_ds, KEY)
+    assert loaded.leak_table == res.leak_table and loaded.leak_table
+    pd.testing.assert_frame_equal(loaded.summary(), res.summary(), check_dtype=False)
+    info = demo_ds.get_run_info(KEY)
+    assert info.config.method == "vislint" and info.config.vislint_version == vislint.__version__
+    assert info.config.thresholds["near_duplicate"] == 0.9
+
+
+def test_rescan_replaces_new_key_coexists_delete_cleans_up(demo_ds):
+    import vislint.integrations.fiftyone as vfo
+
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)
+    n_tagged = len(demo_ds.match_tags(f"{KEY}:dark"))
+    # same key, stricter dark threshold: replaced, not added to
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False,
+             thresholds={"dark": 1})
+    assert vfo.list_runs(demo_ds) == [KEY]
+    assert n_tagged > 0 and len(demo_ds.match_tags(f"{KEY}:dark")) == 0
+    assert demo_ds.get_run_info(KEY).config.thresholds["dark"] == 1
+    # a second key coexists
+    vfo.scan(demo_ds, key="second", progress=False)
+    assert sorted(vfo.list_runs(demo_ds)) == ["second", KEY]
+    assert demo_ds.has_sample_field("second") and demo_ds.has_sample_field(KEY)
+    assert demo_ds.has_saved_view("second: duplicates")
+    # delete removes field, tags, views and run of that key only
+    vfo.delete_run(demo_ds, "second")
+    assert vfo.list_runs(demo_ds) == [KEY]
+    assert not demo_ds.has_sample_field("second")
+    assert not [t for t in demo_ds.distinct("tags") if t.startswith("second:")]
+    assert not [v for v in demo_ds.list_saved_views() if v.startswith("second:")]
+    assert demo_ds.has_saved_view(f"{KEY}: duplicates")
+    with pytest.raises(KeyError, match="no vislint run 'second'"):
+        vfo.delete_run(demo_ds, "second")
+
+
+def test_resolve_duplicates_tag_dry_run_and_delete(demo_ds):
+    import vislint.integrations.fiftyone as vfo
+
+    run = vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)
+    df = run.results.images
+    n_groups = df.loc[df.duplicate_group >= 0, "duplicate_group"].nunique()
+    in_groups = int((df.duplicate_group >= 0).sum())
+    n = len(demo_ds)
+    plan = vfo.resolve_duplicates(demo_ds, action="delete")  # dry run by default for delete
+    assert plan["dry_run"] and len(demo_ds) == n
+    assert plan["groups"] == n_groups and len(plan["keep"]) == n_groups
+    assert len(plan["remove"]) == in_groups - n_groups
+    # the kept sample of each group is the keep policy's representative
+    rep_paths = set(df.loc[(df.duplicate_group >= 0) & df.duplicate_of.isna(), "path"])
+    assert set(demo_ds.select(plan["keep"]).values("filepath")) == rep_paths
+    out = vfo.resolve_duplicates(demo_ds, action="tag")
+    assert not out["dry_run"]
+    assert len(demo_ds.match_tags(f"{KEY}:remove")) == len(plan["remove"])
+    assert len(demo_ds.match_tags(f"{KEY}:keep")) == n_groups
+    out = vfo.resolve_duplicates(demo_ds, action="delete", dry_run=False)
+    assert len(demo_ds) == n - len(plan["remove"])
+    assert set(plan["remove"]).isdisjoint(demo_ds.values("id"))
+    with pytest.raises(ValueError, match="unknown action"):
+        vfo.resolve_duplicates(demo_ds, action="archive")
+
+
+def test_view_scan_label_and_split_variants(demo_ds, fo_db):
+    import fiftyone as fo
+    import vislint.integrations.fiftyone as vfo
+
+    # Detections: a label only when every object agrees; splits from a dict of views
+    for s in demo_ds.iter_samples(autosave=True):
+        label = s.ground_truth.label if s.ground_truth else None
+        dets = [fo.Detection(label=label, bounding_box=[0.1, 0.1, 0.2, 0.2])] * 2 if label else []
+        if s.filepath.endswith("0.jpg") and label:
+            dets.append(fo.Detection(label="other", bounding_box=[0.5, 0.5, 0.2, 0.2]))
+        s["objects"] = fo.Detections(detections=dets)
+    train = demo_ds.match_tags("train_set")
+    rest = demo_ds.match_tags("train_set", bool=False)
+    view = demo_ds.limit(60)
+    run = vfo.scan(view, label_field="objects", split_field={"train": train, "eval": rest},
+                   key="viewscan", progress=False, embeddings_field="vislint_vec")
+    res = run.results
+    assert len(res.images) == 60
+    scanned = set(view.values("id"))
+    written = demo_ds.exists("viewscan")
+    assert set(written.values("id")) == scanned  # only the view's samples
+    paths = view.values("filepath")
+    labels = dict(zip(res.images.path, res.images.label))
+    gt = dict(zip(paths, view.values("ground_truth.label")))
+    for p in paths:
+        want = None if p.endswith("0.jpg") else gt[p]
+        assert (labels[p] if isinstance(labels[p], str) else None) == want, p
+    assert set(res.images.split.dropna()) <= {"train", "eval"}
+    vecs = np.array(view.values("vislint_vec"))
+    assert vecs.shape == (60, res.features.shape[1])
+    # a vector field on the samples can be the features of the next scan
+    run2 = vfo.scan(view, features="vislint_vec", key="fromfield", progress=False)
+    assert run2.results.info["params"]["features"].startswith("precomputed")
+    with pytest.raises(ValueError, match="label_field 'nope' is not a field"):
+        vfo.scan(view, label_field="nope", progress=False)
+    with pytest.raises(ValueError, match="key must be a Python identifier"):
+        vfo.scan(view, key="bad key", progress=False)
+
+
+def install_plugin(fo_db):
+    from vislint.integrations.commands import install_plugin as install
+
+    return install(fo_db.plugins_dir)
+
+
+def test_operators_immediate_and_delegated(demo_ds, fo_db):
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    install_plugin(fo_db)
+    uris = {o.uri for o in foo.list_operators()}
+    for name in ("scan_dataset", "show_issues", "resolve_duplicates", "delete_run"):
+        assert f"{PLUGIN}/{name}" in uris
+
+    def run(name, params, delegated=False):
+        r = foo.execute_operator(f"{PLUGIN}/{name}", ctx=dict(dataset=demo_ds, params=params),
+                                 request_delegation=delegated)
+        assert r.error is None, r.error
+        return r
+
+    r = run("scan_dataset", {"label_field": "ground_truth", "split_field": "tags", "key": KEY})
+    assert r.result["flagged"]["exact_duplicate"] > 0 and f"{KEY}: duplicates" in r.result["views"]
+    r = run("show_issues", {"key": KEY, "check": "leaks"})
+    assert r.result == {"view": f"{KEY}: leaks", "count": len(demo_ds.match_tags(f"{KEY}:leak"))}
+    # delegated: queued, then run by a worker (here in-process)
+    svc = DelegatedOperationService()
+    run("scan_dataset", {"split_field": "tags", "key": "queued", "delegate": True}, delegated=True)
+    assert "queued" not in demo_ds.list_runs()
+    svc.execute_queued_operations(dataset_name=demo_ds.name)
+    demo_ds.reload()
+    assert "queued" in demo_ds.list_runs() and demo_ds.has_saved_view("queued: duplicates")
+    ops = [d for d in svc.list_operations(dataset_name=demo_ds.name)
+           if d.operator == f"{PLUGIN}/scan_dataset"]
+    assert ops[-1].run_state == "completed" and ops[-1].result.result["key"] == "queued"
+    run("delete_run", {"key": "queued", "confirm": True}, delegated=True)
+    svc.execute_queued_operations(dataset_name=demo_ds.name)
+    demo_ds.reload()
+    assert "queued" not in demo_ds.list_runs() and not demo_ds.has_sample_field("queued")
+    # destructive operators refuse without confirmation: the form requires it, and an
+    # unticked box is refused
+    from fiftyone.operators.executor import ExecutionError
+
+    n = len(demo_ds)
+    with pytest.raises(ExecutionError, match="confirm"):
+        foo.execute_operator(f"{PLUGIN}/resolve_duplicates",
+                             ctx=dict(dataset=demo_ds, params={"key": KEY, "action": "delete"}))
+    with pytest.raises(ExecutionError, match="confirmation box"):
+        foo.execute_operator(f"{PLUGIN}/resolve_duplicates", ctx=dict(
+            dataset=demo_ds, params={"key": KEY, "action": "delete", "confirm": False}))
+    assert len(demo_ds) == n
+    r = run("resolve_duplicates", {"key": KEY, "action": "tag"})
+    assert r.result["removed"] == len(demo_ds.match_tags(f"{KEY}:remove")) > 0
+    r = run("resolve_duplicates", {"key": KEY, "action": "delete", "confirm": True})
+    assert len(demo_ds) == n - r.result["removed"]
+    r = run("delete_run", {"key": KEY, "confirm": True})
+    assert KEY not in demo_ds.list_runs() and not demo_ds.has_saved_view(f"{KEY}: duplicates")
+
+
+def test_plugin_refuses_a_version_mismatch(demo_ds, fo_db):
+    import fiftyone.operators as foo
+
+    dest = install_plugin(fo_db)
+    yml = dest / "fiftyone.yml"
+    text = yml.read_text()
+    try:
+        yml.write_text(text.replace(f'version: "{vislint.__version__}"', 'version: "0.0.0"'))
+        from fiftyone.operators.executor import ExecutionError
+
+        with pytest.raises((ExecutionError, RuntimeError), match="vislint fiftyone install-plugin"):
+            foo.execute_operator(f"{PLUGIN}/show_issues",
+                                 ctx=dict(dataset=demo_ds, params={"key": KEY, "check": "dark"}))
+    finally:
+        yml.write_text(text)
+
+
+def test_plugin_version_matches_the_package():
+    from vislint.integrations.commands import plugin_source
+
+    assert f'version: "{vislint.__version__}"' in (plugin_source() / "fiftyone.yml").read_text()
+
+
+def test_intel_sample_in_fiftyone(fo_db):
+    import vislint.integrations.fiftyone as vfo
+
+    ds = dataset_from_folder("intel-sample", shared("intel-scenes-sample"))
+    try:
+        run = vfo.scan(ds, label_field="ground_truth", split_field="tags", progress=False)
+        pair = {"train_set/glacier/10234.jpg", "train_set/mountain/7654.jpg"}
+        for title in ("duplicates", "label conflicts"):
+            view = ds.load_saved_view(f"{KEY}: {title}")
+            rel = {p.split("intel-scenes-sample/")[1] for p in view.values("filepath")}
+            assert pair <= rel, title
+        # the two sit side by side in the duplicates view (same group, consecutive)
+        view = ds.load_saved_view(f"{KEY}: duplicates")
+        rel = [p.split("intel-scenes-sample/")[1] for p in view.values("filepath")]
+        i, j = sorted(rel.index(p) for p in pair)
+        groups = view.values(f"{KEY}.duplicate_group")
+        assert groups[i] == groups[j] and j == i + 1
+        # leak counts: the engine's table, and the tags in the dataset agree
+        assert vfo.load_run(ds).leak_table == run.results.leak_table
+        n_leak = int(run.results.images.is_leak.sum())
+        assert len(ds.match_tags(f"{KEY}:leak")) == n_leak == len(ds.load_saved_view(f"{KEY}: leaks"))
+    finally:
+        ds.delete()
