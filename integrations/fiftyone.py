@@ -43,6 +43,7 @@ split), a string field, or a dict ``{split: view}``.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,11 +144,13 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
         raise ValueError(f"vislint scans images; this collection's media type is "
                          f"{collection.media_type!r}")
     dataset = collection._dataset
-    sample_ids = collection.values("id")
+    sample_ids, paths, old_tags = collection.values(["id", "filepath", "tags"])
     if not sample_ids:
         raise ValueError("the collection has no samples")
-    paths = collection.values("filepath")
-    frame = _catalog_frame(collection, sample_ids, paths, label_field, split_field)
+    from bson import ObjectId
+
+    oids = [ObjectId(s) for s in sample_ids]
+    frame = _catalog_frame(collection, sample_ids, paths, old_tags, label_field, split_field)
     if isinstance(features, str) and features != "builtin":
         features = _vector_field(collection, features)
     first = _first_rows(paths)
@@ -164,10 +167,11 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
     row_of_path = {p: i for i, p in enumerate(frame["path"].iloc[first])}
     rows = np.array([row_of_path[p] for p in paths], np.int64)
 
-    delete_run(dataset, key, missing_ok=True)
+    if key in dataset.list_runs() and not _is_vislint_run(dataset, key):
+        raise ValueError(f"run key {key!r} is taken by a run that vislint did not make; "
+                         f"choose another key")
     docs = _documents(res, rows, sample_ids)
-    _write_documents(dataset, key, sample_ids, docs)
-    tags = _write_tags(dataset, key, res, rows, sample_ids)
+    tags = _write(dataset, key, collection, res, rows, oids, old_tags, docs)
     if embeddings_field is not None:
         dataset.select(sample_ids, ordered=True).set_values(
             embeddings_field, list(res.features[rows]), validate=False)
@@ -289,11 +293,11 @@ def _first_rows(paths: list[str]) -> np.ndarray:
     return np.array(first, np.int64)
 
 
-def _catalog_frame(collection, sample_ids, paths, label_field, split_field):
+def _catalog_frame(collection, sample_ids, paths, tags, label_field, split_field):
     import pandas as pd
 
     labels = _labels(collection, label_field) if label_field else [None] * len(paths)
-    splits = _splits(collection, sample_ids, split_field) if split_field else [None] * len(paths)
+    splits = _splits(collection, sample_ids, tags, split_field) if split_field else [None] * len(paths)
     return pd.DataFrame({"path": paths, "label": labels, "split": splits})
 
 
@@ -323,7 +327,7 @@ def _single(labels) -> str | None:
     return distinct.pop() if len(distinct) == 1 else None
 
 
-def _splits(collection, sample_ids, split_field) -> list[str | None]:
+def _splits(collection, sample_ids, tags, split_field) -> list[str | None]:
     if isinstance(split_field, dict):
         split_of = {}
         for name, view in split_field.items():
@@ -335,8 +339,8 @@ def _splits(collection, sample_ids, split_field) -> list[str | None]:
         return [split_of.get(s) for s in sample_ids]
     if split_field == "tags":
         out = []
-        for tags in collection.values("tags"):
-            found = {canonical_split(t) for t in tags or []} - {None}
+        for sample_tags in tags:
+            found = {canonical_split(t) for t in sample_tags or []} - {None}
             out.append(found.pop() if len(found) == 1 else None)
         return out
     if isinstance(split_field, str):
@@ -361,54 +365,50 @@ def _vector_field(collection, field: str) -> np.ndarray:
     return np.stack([np.asarray(v, np.float32).ravel() for v in vals])
 
 
-def _clean(v):
-    """A table value as a database value: NaN → None, numpy scalars → Python."""
-    if v is None:
-        return None
-    if isinstance(v, (float, np.floating)):
-        return None if math.isnan(v) else float(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
+def _floats(column) -> list:
+    """A float column as database values: NaN → None."""
+    return [None if x != x else x for x in column.to_numpy(np.float64).tolist()]
+
+
+def _strings(column) -> list:
+    """A string column as database values: missing (None/NaN) → None."""
+    return [x if isinstance(x, str) else None for x in column.tolist()]
 
 
 def _documents(res, rows: np.ndarray, sample_ids: list[str]) -> list[dict]:
-    """One embedded document per sample (see the module docstring)."""
+    """One embedded document per sample (see the module docstring); None values are left out
+    (a missing subfield reads as None)."""
     df = res.images
     n = len(df)
     # vislint image id → the first sample id with that file
     sid_of_row = [None] * n
-    for s, r in zip(sample_ids, rows):
+    for sid, r in zip(sample_ids, rows.tolist()):
         if sid_of_row[r] is None:
-            sid_of_row[r] = s
-    sid_of_id = dict(zip(df["id"], sid_of_row))
-    cols = {c: df[c].tolist() for c in df.columns}
-    per_row = []
-    for i in range(n):
-        d = {"_cls": "DynamicEmbeddedDocument"}
-        for check in CHECKS:
-            if check != "invalid":
-                d[f"{check}_score"] = _clean(cols[f"{check}_score"][i])
-            d[f"is_{check}"] = bool(cols[f"is_{check}"][i])
-        for c in _FLOATS + _STRINGS:
-            d[c] = _clean(cols[c][i])
-        for c in ("exact_group", "duplicate_group"):
-            g = int(cols[c][i])
-            d[c] = g if g >= 0 else None
-        dup_of = cols["duplicate_of"][i]  # None for a group's representative
-        d["is_representative"] = d["duplicate_group"] is not None and not isinstance(dup_of, str)
-        d["duplicate_of"] = sid_of_id.get(dup_of) if isinstance(dup_of, str) else None
-        near = cols["nearest_id"][i]
-        d["nearest_id"] = sid_of_id.get(near) if isinstance(near, str) else None
-        partners = cols["leak_partners"][i]
-        d["leak_partners"] = [sid_of_id[p] for p in partners.split(";")] \
-            if isinstance(partners, str) and partners else None
-        cl = cols["conflict_labels"][i]
-        d["conflict_labels"] = cl.split("|") if isinstance(cl, str) and cl else None
-        per_row.append(d)
-    return [per_row[r] for r in rows]
+            sid_of_row[r] = sid
+    sid_of_id = dict(zip(df["id"].tolist(), sid_of_row))
+    cols = {}
+    for check in CHECKS:
+        if check != "invalid":
+            cols[f"{check}_score"] = _floats(df[f"{check}_score"])
+        cols[f"is_{check}"] = df[f"is_{check}"].to_numpy(bool).tolist()
+    for c in _FLOATS:
+        cols[c] = _floats(df[c])
+    for c in _STRINGS:
+        cols[c] = _strings(df[c])
+    for c in ("exact_group", "duplicate_group"):
+        cols[c] = [g if g >= 0 else None for g in df[c].to_numpy(np.int64).tolist()]
+    dup_of = _strings(df["duplicate_of"])  # None for a group's representative
+    cols["is_representative"] = [g is not None and d is None
+                                 for g, d in zip(cols["duplicate_group"], dup_of)]
+    cols["duplicate_of"] = [sid_of_id[d] if d else None for d in dup_of]
+    cols["nearest_id"] = [sid_of_id[x] if x else None for x in _strings(df["nearest_id"])]
+    cols["leak_partners"] = [[sid_of_id[p] for p in x.split(";")] if x else None
+                             for x in _strings(df["leak_partners"])]
+    cols["conflict_labels"] = [x.split("|") if x else None for x in _strings(df["conflict_labels"])]
+    names = ["_cls"] + list(cols)
+    per_row = [{k: v for k, v in zip(names, vals) if v is not None}
+               for vals in zip(["DynamicEmbeddedDocument"] * n, *cols.values())]
+    return [per_row[r] for r in rows.tolist()]
 
 
 _SCHEMA = {**{f"{c}_score": fo.FloatField for c in CHECKS if c != "invalid"},
@@ -420,43 +420,61 @@ _SCHEMA = {**{f"{c}_score": fo.FloatField for c in CHECKS if c != "invalid"},
            "conflict_labels": fo.ListField}
 
 
-def _write_documents(dataset, key: str, sample_ids: list[str], docs: list[dict]) -> None:
-    """Bulk-write the embedded documents and declare their schema.
+def _write(dataset, key: str, collection, res, rows: np.ndarray, oids: list, old_tags: list,
+           docs: list[dict]) -> list[str]:
+    """Write the field ``key`` and the tags ``<key>:<check>`` of every scanned sample, replacing
+    those of an earlier run with the same key, and declare the field's schema. Returns the
+    tags used.
 
-    Written with one pymongo bulk update per :data:`BATCH` samples on the dataset's sample
-    collection: building FiftyOne documents and ``set_values`` cost ~40x more here (35 s
-    vs 1.9 s for 20k samples with 30 subfields, measured), and the issue's budget is
-    10 % of the scan time at 100k samples.
+    One pymongo bulk update per :data:`BATCH` samples on the dataset's sample collection sets
+    the embedded document, the sample's new tag list and ``last_modified_at`` together:
+    building FiftyOne documents for ``set_values`` cost ~40x more (35 s vs 1.9 s for 20k
+    samples with 30 subfields, measured), and the issue's budget is 10 % of the scan time.
     """
-    from bson import ObjectId
+    from datetime import datetime, timezone
+
     from pymongo import UpdateOne
 
+    prefix = f"{key}:"
+    df = res.images
+    flags = {check: df[f"is_{check}"].to_numpy(bool) for check in CHECKS}
+    used = [f"{prefix}{c}" for c, f in flags.items() if f.any()]
+    now = datetime.now(timezone.utc)
     coll = dataset._sample_collection
-    for s in range(0, len(docs), BATCH):
-        coll.bulk_write([UpdateOne({"_id": ObjectId(sid)}, {"$set": {key: doc}})
-                         for sid, doc in zip(sample_ids[s:s + BATCH], docs[s:s + BATCH])],
-                        ordered=False)
+    # the database applies one batch while the next is built (pymongo waits without the GIL)
+    with ThreadPoolExecutor(1) as writer:
+        pending = None
+        for start in range(0, len(oids), BATCH):
+            ops = []
+            for j in range(start, min(start + BATCH, len(oids))):
+                r = rows[j]
+                tags = [t for t in old_tags[j] or [] if not t.startswith(prefix)]
+                tags += [f"{prefix}{c}" for c, f in flags.items() if f[r]]
+                ops.append(UpdateOne({"_id": oids[j]}, {"$set": {key: docs[j], "tags": tags,
+                                                                 "last_modified_at": now}}))
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(coll.bulk_write, ops, ordered=False)
+        if pending is not None:
+            pending.result()
+    if len(oids) < len(dataset):
+        # samples outside the scanned view lose what an earlier run with this key wrote
+        stale = dataset.exists(key).exclude(collection.values("id"))
+        if len(stale):
+            stale.clear_sample_field(key)
+        old = [t for t in dataset.distinct("tags") if t.startswith(prefix)]
+        outside = dataset.exclude(collection.values("id")).match_tags(old)
+        if old and len(outside):
+            outside.untag_samples(old)
     from fiftyone.core.odm.utils import create_field
 
     fields = [create_field(name, ftype, subfield=fo.StringField if ftype is fo.ListField else None)
               for name, ftype in _SCHEMA.items()]
-    dataset.add_sample_field(key, fo.EmbeddedDocumentField,
-                             embedded_doc_type=fo.DynamicEmbeddedDocument, fields=fields,
-                             description=f"vislint findings (run {key!r})")
+    if not dataset.has_sample_field(key):
+        dataset.add_sample_field(key, fo.EmbeddedDocumentField,
+                                 embedded_doc_type=fo.DynamicEmbeddedDocument, fields=fields,
+                                 description=f"vislint findings (run {key!r})")
     dataset.reload()
-
-
-def _write_tags(dataset, key: str, res, rows: np.ndarray, sample_ids: list[str]) -> list[str]:
-    """Tag ``<key>:<check>`` on flagged samples; returns the tags used."""
-    used = []
-    df = res.images
-    ids = np.array(sample_ids, dtype=object)
-    for check in CHECKS:
-        flagged = df[f"is_{check}"].to_numpy(bool)[rows]
-        if flagged.any():
-            tag = f"{key}:{check}"
-            dataset.select(ids[flagged].tolist()).tag_samples(tag)
-            used.append(tag)
     return used
 
 

@@ -297,3 +297,42 @@ def test_intel_sample_in_fiftyone(fo_db):
         assert len(ds.match_tags(f"{KEY}:leak")) == n_leak == len(ds.load_saved_view(f"{KEY}: leaks"))
     finally:
         ds.delete()
+
+
+def check_duplicates_view_in_the_app(ds, fo_app, png):
+    """Open "vislint: duplicates" of a scanned persistent dataset in the App (headless
+    chromium) and check what a reviewer sees: the view, its sample count, the vislint fields."""
+    from fo_services import open_in_browser
+
+    name = f"{KEY}: duplicates"
+    count = len(ds.load_saved_view(name))
+    app = fo_app(ds.name, view=name)
+    page = open_in_browser(app.view_url, png, min_tiles=min(count, 4), expand=(KEY,))
+    assert page.saved_view == name
+    assert page.sample_count == count > 0
+    assert page.tiles >= min(count, 4)
+    # the vislint group is open, its first fields on screen, the rest further down the sidebar
+    assert {f"{KEY}.exact_duplicate_score", f"{KEY}.near_duplicate_score"} <= set(page.shown_fields)
+    assert {f"{KEY}.duplicate_group", f"{KEY}.is_representative", f"{KEY}.is_leak",
+            f"{KEY}.leak_partners"} <= set(page.sidebar_fields)
+    assert KEY.upper() in page.sidebar_groups
+    assert page.screenshot.stat().st_size > 10_000
+    return page
+
+
+def test_app_shows_the_duplicates_view(demo_ds, fo_app, artifacts):
+    import vislint.integrations.fiftyone as vfo
+
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)
+    check_duplicates_view_in_the_app(demo_ds, fo_app, artifacts / "fiftyone-demo-duplicates.png")
+
+
+def test_app_shows_the_intel_duplicates_view(fo_db, fo_app, artifacts):
+    import vislint.integrations.fiftyone as vfo
+
+    ds = dataset_from_folder("intel-app", shared("intel-scenes-sample"))
+    try:
+        vfo.scan(ds, label_field="ground_truth", split_field="tags", progress=False)
+        check_duplicates_view_in_the_app(ds, fo_app, artifacts / "fiftyone-intel-duplicates.png")
+    finally:
+        ds.delete()

