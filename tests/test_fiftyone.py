@@ -227,6 +227,9 @@ def test_operators_immediate_and_delegated(demo_ds, fo_db):
     ops = [d for d in svc.list_operations(dataset_name=demo_ds.name)
            if d.operator == f"{PLUGIN}/scan_dataset"]
     assert ops[-1].run_state == "completed" and ops[-1].result.result["key"] == "queued"
+    # the scan reported its progress to the delegated operation
+    assert ops[-1].status.progress == 1.0
+    assert ops[-1].status.label == f"{len(demo_ds)}/{len(demo_ds)} images"
     run("delete_run", {"key": "queued", "confirm": True}, delegated=True)
     svc.execute_queued_operations(dataset_name=demo_ds.name)
     demo_ds.reload()
