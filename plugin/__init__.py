@@ -133,7 +133,8 @@ class ShowIssues(foo.Operator):
     def config(self):
         return foo.OperatorConfig(name="show_issues", label="vislint: show issues",
                                   description="Open the saved view of one check of a vislint run",
-                                  dynamic=True, risk_level="low")
+                                  dynamic=True, allow_immediate_execution=True,
+                                  allow_delegated_execution=True, risk_level="low")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -151,7 +152,8 @@ class ShowIssues(foo.Operator):
         vfo = _vfo()
         name = vfo.view_name(ctx.params["key"], ctx.params.get("check", "duplicates"))
         count = ctx.dataset.load_saved_view(name).count()
-        ctx.ops.set_view(name=name)
+        if not ctx.delegated:  # a delegated run has no App to show the view in
+            ctx.ops.set_view(name=name)
         return {"view": name, "count": count}
 
 
@@ -187,9 +189,6 @@ class ResolveDuplicates(foo.Operator):
                 label=f"{n_groups} duplicate groups: {n_remove} samples would be tagged "
                       f"'{key}:remove', {len(plan['keep'])} '{key}:keep'"))
         return types.Property(inputs, view=types.View(label="vislint: resolve duplicates"))
-
-    def resolve_delegation(self, ctx):
-        return False
 
     def execute(self, ctx):
         action = ctx.params.get("action", "tag")

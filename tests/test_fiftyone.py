@@ -248,6 +248,16 @@ def test_operators_immediate_and_delegated(demo_ds, fo_db):
     assert len(demo_ds) == n
     r = run("resolve_duplicates", {"key": KEY, "action": "tag"})
     assert r.result["removed"] == len(demo_ds.match_tags(f"{KEY}:remove")) > 0
+    # show_issues and resolve_duplicates delegated too
+    run("show_issues", {"key": KEY, "check": "dark"}, delegated=True)
+    run("resolve_duplicates", {"key": KEY, "action": "tag"}, delegated=True)
+    svc.execute_queued_operations(dataset_name=demo_ds.name)
+    done = {d.operator.rsplit("/", 1)[1]: d for d in svc.list_operations(dataset_name=demo_ds.name)}
+    assert done["show_issues"].run_state == "completed"
+    assert done["show_issues"].result.result == {"view": f"{KEY}: dark",
+                                                 "count": len(demo_ds.match_tags(f"{KEY}:dark"))}
+    assert done["resolve_duplicates"].run_state == "completed"
+    assert done["resolve_duplicates"].result.result["removed"] == r.result["removed"]
     r = run("resolve_duplicates", {"key": KEY, "action": "delete", "confirm": True})
     assert len(demo_ds) == n - r.result["removed"]
     r = run("delete_run", {"key": KEY, "confirm": True})
