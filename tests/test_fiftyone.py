@@ -349,3 +349,21 @@ def test_app_shows_the_intel_duplicates_view(fo_db, fo_app, artifacts):
         check_duplicates_view_in_the_app(ds, fo_app, artifacts / "fiftyone-intel-duplicates.png")
     finally:
         ds.delete()
+
+
+def test_cli_installs_the_plugin_shipped_in_the_package(tmp_path):
+    import subprocess
+    import sys
+
+    from vislint.integrations.commands import plugin_source
+
+    for _ in range(2):  # a second install replaces the first
+        out = subprocess.run([sys.executable, "-m", "vislint", "fiftyone", "install-plugin",
+                              "--dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+    dest = tmp_path / "vislint"
+    assert sorted(p.name for p in dest.iterdir()) == ["__init__.py", "fiftyone.yml"]
+    for name in ("__init__.py", "fiftyone.yml"):
+        assert (dest / name).read_bytes() == (plugin_source() / name).read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["vislint"]  # no temp or old copies left
+    assert "installed the vislint FiftyOne plugin" in out.stderr
