@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-splits", action="store_true", help="ignore train/valid/test folders")
     s.add_argument("--batch-size", type=int, default=512,
                    help="images per batch; each batch is cached as it completes (default 512)")
+    s.add_argument("--decisions", default="auto", metavar="CSV",
+                   help="reviewer decisions to honour (default: OUT/decisions.csv when it exists, "
+                        "as written by `vislint pull label-studio`; 'none' ignores them)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     th = s.add_argument_group("thresholds (defaults chosen by measurement; see README)")
@@ -124,6 +127,7 @@ def _cmd_scan(args) -> int:
     res = scan(args.source, out=args.out, labels=None if args.no_labels else "auto",
                splits=None if args.no_splits else "auto", threads=args.threads, index=args.index,
                thresholds=changes or None, batch_size=args.batch_size,
+               decisions=None if args.decisions == "none" else args.decisions,
                progress=not args.quiet and not args.json, **kwargs)
     _print(res, args.json, args.out, time.perf_counter() - start)
     return EXIT_OK

@@ -54,6 +54,20 @@ class KnnGraph:
     def k(self) -> int:
         return self.neighbors.shape[1]
 
+    def without_pairs(self, pairs) -> "KnnGraph":
+        """The graph with the edges between the given row pairs removed (both directions)."""
+        if not pairs:
+            return self
+        n = len(self.neighbors)
+        a = np.array([min(p) for p in pairs], np.int64)
+        b = np.array([max(p) for p in pairs], np.int64)
+        rows = np.broadcast_to(np.arange(n)[:, None], self.neighbors.shape)
+        lo = np.minimum(rows, self.neighbors)
+        hi = np.maximum(rows, self.neighbors)
+        drop = (self.neighbors >= 0) & np.isin(lo * n + hi, a * n + b)
+        return KnnGraph(np.where(drop, -1, self.neighbors),
+                        np.where(drop, -np.inf, self.sims).astype(np.float32), self.method)
+
 
 def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
               threads: int = 0) -> KnnGraph:

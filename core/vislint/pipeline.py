@@ -19,6 +19,7 @@ from .checks.leaks import find_leaks
 from .checks.outliers import outlier_scores
 from .checks.quality import QUALITY_CHECKS, quality_scores
 from .checks.rotation import duplicate_graph, judge_rotations
+from .decisions import Decisions, load_for_scan
 from .decode import REASONS, decode_full, decode_pixels, orient
 from .features import Builtin, validate_precomputed
 from .knn import DEFAULT_K, knn_graph
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
          features="builtin", k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
          thresholds: Thresholds | dict | None = None, progress: bool | Callable = False,
-         min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512) -> ScanResults:
+         min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512,
+         decisions="auto") -> ScanResults:
     """Scan images for every kind of problem and return :class:`ScanResults`.
 
     source: a folder (labels from class folders, splits from top folders named
@@ -54,6 +56,9 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     max_pixels: images with more pixels are invalid (too_large), never decoded.
     batch_size: images decoded per batch; each batch is one cache chunk, the
         unit of work an interrupted scan can lose (default 512).
+    decisions: reviewer decisions to honour (see :mod:`vislint.decisions`): "auto" (default)
+        reads ``out/decisions.csv`` when it exists; None ignores decisions; or a CSV path or
+        DataFrame.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
@@ -65,6 +70,10 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
 
     catalog = build_catalog(source, labels=labels, splits=splits)
     n = len(catalog)
+    reviewed = load_for_scan(decisions, out, catalog.ids, catalog.relpaths)
+    original_labels = list(catalog.labels)
+    for i, label in reviewed.labels.items():
+        catalog.labels[i] = label
     extractor = Builtin()
     cache_root = Path(out) / "cache" / f"{extractor.version}-{_native.TILE_SIZE}" if out else None
     cache = FeatureCache(cache_root)
@@ -107,7 +116,8 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
 
     clock = time.perf_counter()
     results = _run_checks(catalog, meta, valid, feats, stats, rotation, graph, t,
-                          semantic=not isinstance(features, str), threads=threads)
+                          semantic=not isinstance(features, str), threads=threads,
+                          reviewed=reviewed, original_labels=original_labels)
     results.features = feats
     timings["checks"] = time.perf_counter() - clock
     results.info.update({
@@ -240,7 +250,8 @@ def _graph(feats, valid, k, index, threads):
 
 
 def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t: Thresholds,
-                semantic: bool, threads: int) -> ScanResults:
+                semantic: bool, threads: int, reviewed: Decisions,
+                original_labels: list) -> ScanResults:
     import pandas as pd
 
     n = len(catalog)
@@ -263,7 +274,8 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t:
                           graph=graph, near_threshold=t.near_duplicate, veto_padded=not semantic,
                           threads=threads)
     dup = find_duplicates(valid=valid, content_hash=meta["content_hash"], width=meta["width"],
-                          height=meta["height"], graph=duplicate_graph(graph, rot), order=order,
+                          height=meta["height"],
+                          graph=duplicate_graph(graph, rot).without_pairs(reviewed.pairs), order=order,
                           near_threshold=t.near_duplicate, pixel_min_sim=t.exact_pixels_min_sim,
                           pixels_equal=pixels_equal)
     leaks = find_leaks(splits=catalog.splits, features=feats, duplicate_group=dup.duplicate_group,
@@ -317,6 +329,14 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t:
     for name in ("lum_p05", "lum_p95", "entropy", "channel_diff"):
         images[name] = stats[:, col[name]]
     images["odd_size_stat"] = quality["odd_size"][0]
+    # reviewer decisions: cleared flags, corrected labels, and the record of who decided
+    for check, rows in reviewed.cleared.items():
+        if f"is_{check}" in images:
+            images.loc[sorted(rows), f"is_{check}"] = False
+    images["label_original"] = [o if i in reviewed.labels else None
+                                for i, o in enumerate(original_labels)]
+    images["reviewed"] = ["; ".join(reviewed.notes[i]) if i in reviewed.notes else None
+                          for i in range(n)]
 
     rank = np.full(n, n, np.int64)
     rank[order] = np.arange(len(order))

@@ -8,7 +8,9 @@
   duplicate_of`` (id of the representative), ``nearest_id, nearest_similarity``,
   ``leak_partners`` (ids, ";"-joined), ``suggested_label, label_agreement,
   conflict_labels``, ``outlier_distance, outlier_z`` and the raw statistics
-  ``sharpness, lum_p05, lum_p95, entropy, channel_diff, odd_size_stat``.
+  ``sharpness, lum_p05, lum_p95, entropy, channel_diff, odd_size_stat``; and the review:
+  ``reviewed`` (decisions that applied, see :mod:`vislint.decisions`) and ``label_original``
+  (the label before a reviewer's correction).
 - ``groups(check)``: one row per group member (``exact_duplicate``,
   ``near_duplicate``, ``leak``, ``label_conflict``): group, id, path, label,
   split, keep (the representative chosen by the keep policy), similarity to
