@@ -141,9 +141,11 @@ _CHUNK = 16
 """Files one worker decodes and describes in one go (one task, one native call)."""
 
 _START_METHOD = "fork" if sys.platform == "linux" else "spawn"
-"""How decode worker processes start. Fork is cheap (no re-import) and safe here: the pool
-starts before faiss or pandas are imported by a CLI scan, and workers only run Pillow and the
-native core (single-threaded), never OpenMP."""
+"""How decode worker processes start. Fork is cheap (nothing is imported again, and what the
+parent imported is shared) and safe here: a CLI scan forks before it imports faiss, pandas or
+the OpenMP runtime, and in a process that already has those threads (a second scan in one
+session) the workers still only run Pillow and the native core single-threaded, never OpenMP
+or BLAS."""
 
 
 def _describe_chunk(paths, skip_hashes, min_side, max_pixels):
@@ -221,20 +223,19 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
     tasks = [(catalog.paths[s:min(s + _CHUNK, b.stop)], min_side, max_pixels)
              for b in batches for s in b]
     workers = min(threads, len(tasks))
-    pool = None
-    if workers > 1:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(_START_METHOD),
-                                   initializer=_start_worker, initargs=(skip,))
-        parts = pool.map(_worker_chunk, tasks)
-        if while_waiting is not None:
-            while_waiting()
-    else:
-        parts = (_describe_chunk(paths, skip, ms, mp) for paths, ms, mp in tasks)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
+    pool = bar = None
     try:
+        if workers > 1:
+            pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(skip,),
+                                       mp_context=multiprocessing.get_context(_START_METHOD))
+            parts = pool.map(_worker_chunk, tasks)  # forks the workers, queues every task
+        else:
+            parts = (_describe_chunk(paths, skip, ms, mp) for paths, ms, mp in tasks)
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
+        if pool is not None and while_waiting is not None:
+            while_waiting()
         i = 0
         for batch in batches:
             described = []
