@@ -79,13 +79,11 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
                        while_waiting=lambda: _import_later_stages(write=out is not None))
     valid = meta["ok"]
     clock = time.perf_counter()
-    hashes = [h if ok else None for h, ok in zip(meta["content_hash"], valid)]
-    got = cache.gather([h for h in hashes if h is not None])
     vidx = np.flatnonzero(valid)
-    raw = np.zeros((n, extractor.dim), np.float32)
+    got = cache.gather([meta["content_hash"][i] for i in vidx])  # rows of the valid images
+    del cache  # its chunks hold every descriptor once more; from here on `got` has them
     stats = np.full((n, len(_native.STAT_NAMES)), np.nan, np.float32)
-    raw[vidx], stats[vidx] = got["raw"], got["stats"]
-    width, height = meta["width"], meta["height"]
+    stats[vidx] = got["stats"]
 
     if isinstance(features, str):
         if features != "builtin":
@@ -94,11 +92,12 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         feats = np.zeros((n, extractor.dim), np.float32)
         if len(vidx):
             gray = stats[vidx, _native.STAT_NAMES.index("channel_diff")] < t.grayscale
-            feats[vidx] = extractor.fit_transform(raw[vidx], gray)
+            feats[vidx] = extractor.fit_transform(got["raw"], gray)
         feature_name = extractor.version
     else:
         feats = validate_precomputed(features, n)
         feature_name = f"precomputed-{feats.shape[1]}d"
+    del got
     timings["features"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
