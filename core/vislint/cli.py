@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", "-o", type=Path, default=None,
                    help="work dir: results are saved here and features cached as the scan goes "
                         "(an interrupted scan resumes; a re-scan only decodes new files)")
-    s.add_argument("--threads", type=int, default=0, help="decode worker processes and faiss threads (default: all cores)")
+    s.add_argument("--threads", type=int, default=0,
+                   help="decode worker processes and faiss threads (default: all cores)")
     s.add_argument("--k", type=int, default=None, help="neighbours per image in the kNN graph (default 10)")
     s.add_argument("--index", choices=("auto", "exact", "ivf"), default="auto",
                    help="kNN index: exact up to 20,000 images, IVF beyond (default auto)")
