@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -29,9 +30,9 @@ def _tables(out):
     return res.to_dataframe(), res.pair_table, res.group_table
 
 
-def _interrupted_run(data, out, sig):
+def _interrupted_run(data, out, sig, threads):
     cmd = [sys.executable, "-m", "vislint", "scan", str(data), "--out", str(out), "--quiet",
-           "--batch-size", str(BATCH), "--threads", "1"]
+           "--batch-size", str(BATCH), "--threads", str(threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     cache = out / "cache"
@@ -46,15 +47,35 @@ def _interrupted_run(data, out, sig):
     chunks = len(list(cache.glob("*/chunk-*.npz")))
     assert 3 <= chunks < N // BATCH + 1, "the kill must land midway"
     assert not (out / "manifest.json").exists()
+    assert _processes_running_with(str(out), deadline=time.time() + 10) == [], \
+        "decode workers must not outlive the scan"
     return proc.returncode, err, chunks
 
 
+def _processes_running_with(arg: str, deadline: float) -> list[int]:
+    """Pids of processes (e.g. orphaned workers) whose command line holds ``arg``, once none
+    is left or at ``deadline``; [] where /proc is not available."""
+    proc = Path("/proc")
+    while True:
+        found = []
+        for d in proc.glob("[0-9]*") if proc.is_dir() else []:
+            try:
+                if arg.encode() in (d / "cmdline").read_bytes().split(b"\0"):
+                    found.append(int(d.name))
+            except OSError:
+                pass  # ended meanwhile
+        if not found or time.time() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["in-process", "worker-processes"])
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
-def test_interrupted_scan_resumes_to_identical_results(data, tmp_path, sig):
+def test_interrupted_scan_resumes_to_identical_results(data, tmp_path, sig, threads):
     reference = tmp_path / "reference"
     vislint.scan(data, out=reference, batch_size=BATCH)
     out = tmp_path / "interrupted"
-    code, err, chunks = _interrupted_run(data, out, sig)
+    code, err, chunks = _interrupted_run(data, out, sig, threads)
     if sig == signal.SIGINT:
         assert code == 130 and "resume" in err
     else:

@@ -17,6 +17,7 @@ file really decodes is decided later, by :mod:`vislint.decode`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -66,6 +67,7 @@ class Catalog:
         return len(self.paths)
 
 
+@functools.lru_cache(maxsize=4096)  # folder names repeat along every path
 def canonical_split(name: str) -> str | None:
     """The split a folder or split-column name stands for: "train", "valid", "test" or None.
 
@@ -165,7 +167,8 @@ def _from_path(path: Path) -> Catalog:
 
 def _from_folder(folder: Path) -> Catalog:
     root = Path(os.path.abspath(folder))
-    relpaths = sorted(Path(p).relative_to(root).as_posix() for p in _walk(root))
+    prefix = os.path.join(str(root), "")  # every path _walk finds starts with it
+    relpaths = sorted(p[len(prefix):].replace(os.sep, "/") for p in _walk(root))
     if not relpaths:
         raise ValueError(f"no images found under {root}; vislint looks for files with image "
                          "extensions or image signatures")
