@@ -171,7 +171,7 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
         raise ValueError(f"run key {key!r} is taken by a run that vislint did not make; "
                          f"choose another key")
     docs = _documents(res, rows, sample_ids)
-    tags = _write(dataset, key, collection, res, rows, oids, old_tags, docs)
+    tags = _write(dataset, key, collection, res, rows.tolist(), oids, old_tags, docs)
     if embeddings_field is not None:
         dataset.select(sample_ids, ordered=True).set_values(
             embeddings_field, list(res.features[rows]), validate=False)
@@ -420,7 +420,7 @@ _SCHEMA = {**{f"{c}_score": fo.FloatField for c in CHECKS if c != "invalid"},
            "conflict_labels": fo.ListField}
 
 
-def _write(dataset, key: str, collection, res, rows: np.ndarray, oids: list, old_tags: list,
+def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_tags: list,
            docs: list[dict]) -> list[str]:
     """Write the field ``key`` and the tags ``<key>:<check>`` of every scanned sample, replacing
     those of an earlier run with the same key, and declare the field's schema. Returns the
@@ -437,26 +437,35 @@ def _write(dataset, key: str, collection, res, rows: np.ndarray, oids: list, old
 
     prefix = f"{key}:"
     df = res.images
-    flags = {check: df[f"is_{check}"].to_numpy(bool) for check in CHECKS}
-    used = [f"{prefix}{c}" for c, f in flags.items() if f.any()]
+    row_tags = [[] for _ in range(len(df))]  # the tags each scanned file earns
+    used = []
+    for check in CHECKS:
+        flagged = np.flatnonzero(df[f"is_{check}"].to_numpy(bool))
+        if len(flagged):
+            tag = f"{prefix}{check}"
+            used.append(tag)
+            for r in flagged.tolist():
+                row_tags[r].append(tag)
     now = datetime.now(timezone.utc)
     coll = dataset._sample_collection
-    # the database applies one batch while the next is built (pymongo waits without the GIL)
-    with ThreadPoolExecutor(1) as writer:
-        pending = None
+    # the database applies batches while the next is built (pymongo waits without the GIL);
+    # two in flight let mongod use two cores
+    with ThreadPoolExecutor(2) as writer:
+        pending = []
         for start in range(0, len(oids), BATCH):
             ops = []
             for j in range(start, min(start + BATCH, len(oids))):
-                r = rows[j]
-                tags = [t for t in old_tags[j] or [] if not t.startswith(prefix)]
-                tags += [f"{prefix}{c}" for c, f in flags.items() if f[r]]
-                ops.append(UpdateOne({"_id": oids[j]}, {"$set": {key: docs[j], "tags": tags,
-                                                                 "last_modified_at": now}}))
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(coll.bulk_write, ops, ordered=False)
-        if pending is not None:
-            pending.result()
+                update = {key: docs[j], "last_modified_at": now}
+                old = old_tags[j] or []
+                mine = row_tags[rows[j]]
+                if mine or any(t.startswith(prefix) for t in old):
+                    update["tags"] = [t for t in old if not t.startswith(prefix)] + mine
+                ops.append(UpdateOne({"_id": oids[j]}, {"$set": update}))
+            if len(pending) == 2:
+                pending.pop(0).result()
+            pending.append(writer.submit(coll.bulk_write, ops, ordered=False))
+        for p in pending:
+            p.result()
     if len(oids) < len(dataset):
         # samples outside the scanned view lose what an earlier run with this key wrote
         stale = dataset.exists(key).exclude(collection.values("id"))
