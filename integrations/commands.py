@@ -72,3 +72,95 @@ def _install_plugin(args) -> int:
     dest = install_plugin(args.dir)
     print(f"installed the vislint FiftyOne plugin into {dest}", file=sys.stderr)
     return 0
+
+
+def add_push_command(sub) -> None:
+    """``vislint push label-studio WORKDIR ...``."""
+    p = sub.add_parser("push", help="push a saved scan's findings to a review tool",
+                       description="Push a saved scan's findings to a review tool.")
+    psub = p.add_subparsers(dest="push_target", metavar="TARGET", required=True)
+    ls = psub.add_parser(
+        "label-studio", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="Label Studio review queues (one task per finding, one view per check)",
+        description="Create (or reuse by title) a Label Studio project with one review queue per "
+                    "check and one task per finding (duplicate, leak and label-conflict groups "
+                    "show their images side by side). Pushing again updates tasks in place, adds "
+                    "new findings and closes tasks whose finding is gone; an interrupted push "
+                    "resumes. The API key is read from --api-key or $LABEL_STUDIO_API_KEY and "
+                    "never printed.",
+        epilog="example:\n  vislint push label-studio ./vislint-out --url http://localhost:8080 \\\n"
+               "      --api-key $LS_KEY --project 'scenes review' --checks near_duplicate,leak")
+    _ls_args(ls)
+    ls.add_argument("--checks", default=None,
+                    help="comma-separated checks to push (default: all reviewable: near_duplicate, "
+                         "leak, label_conflict, outlier, blurry, dark, bright, low_information, odd_size)")
+    ls.add_argument("--images-via", choices=("local-files", "url"), default="local-files",
+                    help="how Label Studio shows the images (default local-files)")
+    ls.add_argument("--document-root", type=Path, default=None,
+                    help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: that "
+                         "environment variable)")
+    ls.add_argument("--url-prefix", default=None,
+                    help="with --images-via url: prefix of the images' URLs (+ relative path)")
+    ls.set_defaults(run=_push_label_studio)
+
+
+def add_pull_command(sub) -> None:
+    """``vislint pull label-studio WORKDIR ...``."""
+    p = sub.add_parser("pull", help="pull reviewers' decisions back into a work dir",
+                       description="Pull reviewers' decisions back into a work dir.")
+    psub = p.add_subparsers(dest="pull_target", metavar="SOURCE", required=True)
+    ls = psub.add_parser(
+        "label-studio", help="Label Studio annotations → WORKDIR/decisions.csv",
+        description="Read the reviewers' verdicts from a project made by `vislint push "
+                    "label-studio` and merge them into WORKDIR/decisions.csv, which the next "
+                    "`vislint scan ... --out WORKDIR` honours (pairs judged not duplicates stay "
+                    "quiet, kept images lose their flag, corrected labels are used).")
+    _ls_args(ls)
+    ls.set_defaults(run=_pull_label_studio)
+
+
+def _ls_args(p) -> None:
+    p.add_argument("workdir", type=Path, help="the --out folder of a scan")
+    p.add_argument("--url", required=True, help="Label Studio URL, e.g. http://localhost:8080")
+    p.add_argument("--api-key", default=None,
+                   help="access token (default: $LABEL_STUDIO_API_KEY); never printed")
+    p.add_argument("--project", required=True, help="project title (or id)")
+
+
+def _api_key(args) -> str:
+    key = args.api_key or os.environ.get("LABEL_STUDIO_API_KEY")
+    if not key:
+        raise ValueError("no API key: pass --api-key or set LABEL_STUDIO_API_KEY")
+    return key
+
+
+def _push_label_studio(args) -> int:
+    import vislint.integrations.label_studio as vls
+
+    checks = [c.strip() for c in args.checks.split(",") if c.strip()] if args.checks else None
+    try:
+        proj = vls.push(args.workdir, url=args.url, api_key=_api_key(args), project=args.project,
+                        checks=checks, images_via=args.images_via,
+                        document_root=args.document_root, url_prefix=args.url_prefix, progress=True)
+    except vls.LabelStudioError as e:
+        print(f"vislint: error: {e}", file=sys.stderr)
+        return 2
+    print(f"pushed to project {proj.title!r} (id {proj.id}) at {args.url}", file=sys.stderr)
+    return 0
+
+
+def _pull_label_studio(args) -> int:
+    import vislint.integrations.label_studio as vls
+
+    try:
+        decisions = vls.pull(url=args.url, api_key=_api_key(args), project=args.project)
+    except vls.LabelStudioError as e:
+        print(f"vislint: error: {e}", file=sys.stderr)
+        return 2
+    path = vls.save_decisions(decisions, args.workdir)
+    counts = decisions.groupby(["check", "verdict"]).size().to_dict() if len(decisions) else {}
+    print(f"{len(decisions)} decisions from {decisions['task'].nunique() if len(decisions) else 0} "
+          f"reviewed tasks written to {path}", file=sys.stderr)
+    for (check, verdict), k in sorted(counts.items()):
+        print(f"  {check}: {verdict} ×{k}", file=sys.stderr)
+    return 0

