@@ -286,3 +286,38 @@ def test_apply_to_fiftyone(demo, fo_db):
     assert "vislint:review:relabel" in s1.tags and s1.vislint_label.label == "coffee"
     assert len(ds.match_tags("vislint:review:keep")) == 1
     ds.delete()
+
+
+def test_push_survives_a_server_restart_with_retries(demo, ls_server, ls_client):
+    import vislint.integrations.label_studio as vls
+
+    _, _, res = demo
+    ls_server.stop(grace=0)
+    done = {}
+
+    def run():
+        done["project"] = vls.push(res, **connect(ls_server), project="retried", retries=8,
+                                   backoff=0.5, checks=["dark", "blurry"],
+                                   document_root=ls_server.document_root)
+
+    pusher = threading.Thread(target=run)
+    pusher.start()
+    time.sleep(2)  # the first attempts fail: connection refused
+    ls_server.start()
+    pusher.join(240)
+    assert "project" in done
+    queues = {t.data["queue"] for t in project_tasks(ls_client, done["project"].id)}
+    assert queues == {"dark", "blurry"}
+
+
+def test_images_by_url_prefix(demo, ls_server, ls_client):
+    import vislint.integrations.label_studio as vls
+
+    _, _, res = demo
+    proj = vls.push(res, **connect(ls_server), project="by url", images_via="url",
+                    url_prefix="https://bucket.example.org/data/", checks=["dark"])
+    (task,) = project_tasks(ls_client, proj.id)
+    assert task.data["image"] == "https://bucket.example.org/data/" + task.data["paths"][0]
+    assert f'src="{task.data["image"]}"' in task.data["gallery"]
+    with pytest.raises(ValueError, match="url_prefix"):
+        vls.push(res, **connect(ls_server), project="by url", images_via="url")
