@@ -161,10 +161,14 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
         table = g[g["check"].isin(["near_duplicate", "exact_duplicate"] if queue == "duplicates"
                                   else [check])]
         seen = set()
+        dgroup = df["duplicate_group"].to_numpy()
         for _, grp in table.groupby(["check", "group"], sort=True):
             rows = [row_of[i] for i in grp["id"]]  # representative first
             key = tuple(sorted(rows))
-            if key in seen:  # an exact group inside a near group is the same finding
+            # one task per duplicate group: an exact group is the finding only when it is the
+            # whole duplicate group (not a pair of copies inside a larger group)
+            whole = tuple(np.flatnonzero(dgroup == dgroup[rows[0]]).tolist())
+            if key in seen or key != whole:
                 continue
             seen.add(key)
             item = {"queue": queue, "rows": rows, "sims": grp["similarity"].tolist(),

@@ -237,9 +237,20 @@ def test_intel_sample_queues(ls_server, ls_client, tmp_path_factory):
     proj = vls.push(res, **connect(ls_server), project="intel review",
                     document_root=ls_server.document_root)
     counts = expected_counts(res)
+    # the queues hold what the engine found, counted independently of the push code
+    df = res.images
+    engine = {"duplicates": df.loc[df.duplicate_group >= 0, "duplicate_group"].nunique(),
+              "leaks": res.groups("leak").group.nunique(),
+              "label conflicts": res.groups("label_conflict").group.nunique()
+              + int((df.is_label_conflict & (df.duplicate_group < 0)).sum())}
+    for queue, check in (("outliers", "outlier"), ("blurry", "blurry"), ("dark", "dark"),
+                         ("bright", "bright"), ("low information", "low_information"),
+                         ("odd size", "odd_size")):
+        engine[queue] = int(df[f"is_{check}"].sum())
+    assert engine["duplicates"] > 40 and engine["leaks"] > 10 and engine["label conflicts"] > 5
     for queue in vls.QUEUES:
-        assert len(vls.queue_tasks(**connect(ls_server), project=proj.id, queue=queue)) == \
-            counts.get(queue, 0), queue
+        n = len(vls.queue_tasks(**connect(ls_server), project=proj.id, queue=queue))
+        assert n == counts.get(queue, 0) == engine[queue], queue
     pair = {"train_set/glacier/10234.jpg", "train_set/mountain/7654.jpg"}
     for queue in ("duplicates", "label conflicts"):
         tasks = [t for t in vls.queue_tasks(**connect(ls_server), project=proj.id, queue=queue)
