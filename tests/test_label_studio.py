@@ -193,7 +193,9 @@ def test_cli_push_and_pull(demo, ls_server, ls_client, tmp_path):
     import subprocess
     import sys
 
-    info, out, res = demo
+    info, _, _ = demo
+    out = tmp_path / "scan"  # a fresh scan: other tests leave decisions in the shared work dir
+    vislint.scan(info.root, out=out)
     env = {**__import__("os").environ, "LABEL_STUDIO_API_KEY": ls_server.api_key}
     base = [sys.executable, "-m", "vislint"]
     push = subprocess.run(base + ["push", "label-studio", str(out), "--url", ls_server.url,
