@@ -52,12 +52,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from browser import chromium_page
+
 HOST = "127.0.0.1"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 
 def free_port() -> int:
@@ -390,56 +387,47 @@ def open_in_browser(url: str, screenshot_path: str | os.PathLike, min_tiles: int
     browser is Debian's ``/usr/bin/chromium``). A fresh profile lives in a temporary directory.
     """
     from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
 
     screenshot_path = Path(screenshot_path)
     screenshot_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile, sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": viewport[0], "height": viewport[1]},
-        )
+    with chromium_page(viewport) as page:
         try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            try:
-                page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
-                left = max(1.0, timeout - (time.monotonic() - t0)) * 1000
-                page.wait_for_function(
-                    f"""() => document.querySelectorAll("canvas").length >= {int(min_tiles)}
-                        && /\\bsamples?\\b/.test((document.querySelector(
-                               '[data-cy="panel-content-Samples"]') || {{}}).innerText || "")""",
-                    timeout=left)
-            except PlaywrightError as e:
-                page.screenshot(path=str(screenshot_path))
-                raise TimeoutError(
-                    f"{url}: grid not ready within {timeout} s ({e.message.splitlines()[0]}); "
-                    f"screenshot {screenshot_path}; visible text:\n{page.inner_text('body')[:2000]}"
-                ) from None
-            _dismiss_popover(page)
-            for title in expand:
-                header = page.locator(f'[data-cy="sidebar-group-{title.upper()}"]')
-                if not header.count():
-                    have = page.evaluate(_READ_PAGE)["groups"]
-                    raise LookupError(f"no sidebar group {title.upper()!r}; groups: {have}")
-                collapsed = header.locator('[data-testid="AddIcon"]')  # "+" = collapsed
-                if collapsed.count():
-                    _dismiss_popover(page)
-                    header.click(timeout=10_000)
-                    collapsed.wait_for(state="detached", timeout=10_000)
-            _dismiss_popover(page)
-            page.wait_for_timeout(settle * 1000)
+            page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
+            left = max(1.0, timeout - (time.monotonic() - t0)) * 1000
+            page.wait_for_function(
+                f"""() => document.querySelectorAll("canvas").length >= {int(min_tiles)}
+                    && /\\bsamples?\\b/.test((document.querySelector(
+                           '[data-cy="panel-content-Samples"]') || {{}}).innerText || "")""",
+                timeout=left)
+        except PlaywrightError as e:
             page.screenshot(path=str(screenshot_path))
-            seen = page.evaluate(_READ_PAGE)
-            seconds = time.monotonic() - t0
-            found = _COUNT.search(seen["counter"] or "")
-            return PageView(
-                text=seen["text"],
-                sample_count=int(found.group(1).replace(",", "")) if found else None,
-                saved_view=(seen["view"] or "").replace("\u200b", "").strip() or None,
-                sidebar_fields=seen["fields"], shown_fields=seen["shown"],
-                sidebar_groups=seen["groups"],
-                tiles=seen["tiles"], canvases=seen["canvases"],
-                screenshot=screenshot_path, url=page.url, seconds=seconds)
-        finally:
-            ctx.close()
+            raise TimeoutError(
+                f"{url}: grid not ready within {timeout} s ({e.message.splitlines()[0]}); "
+                f"screenshot {screenshot_path}; visible text:\n{page.inner_text('body')[:2000]}"
+            ) from None
+        _dismiss_popover(page)
+        for title in expand:
+            header = page.locator(f'[data-cy="sidebar-group-{title.upper()}"]')
+            if not header.count():
+                have = page.evaluate(_READ_PAGE)["groups"]
+                raise LookupError(f"no sidebar group {title.upper()!r}; groups: {have}")
+            collapsed = header.locator('[data-testid="AddIcon"]')  # "+" = collapsed
+            if collapsed.count():
+                _dismiss_popover(page)
+                header.click(timeout=10_000)
+                collapsed.wait_for(state="detached", timeout=10_000)
+        _dismiss_popover(page)
+        page.wait_for_timeout(settle * 1000)
+        page.screenshot(path=str(screenshot_path))
+        seen = page.evaluate(_READ_PAGE)
+        seconds = time.monotonic() - t0
+        found = _COUNT.search(seen["counter"] or "")
+        return PageView(
+            text=seen["text"],
+            sample_count=int(found.group(1).replace(",", "")) if found else None,
+            saved_view=(seen["view"] or "").replace("\u200b", "").strip() or None,
+            sidebar_fields=seen["fields"], shown_fields=seen["shown"],
+            sidebar_groups=seen["groups"],
+            tiles=seen["tiles"], canvases=seen["canvases"],
+            screenshot=screenshot_path, url=page.url, seconds=seconds)

@@ -50,17 +50,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from browser import chromium_page
+
 LS_VERSION = "1.23.2"  # server, in its own venv
 SDK_VERSION = "2.1.2"  # label-studio-sdk in the project venv, as tested
 HOST = "127.0.0.1"
 EMAIL = "vislint@example.com"
 PASSWORD = "vislint-ci-password"
 API_KEY = "vislintci" + "0" * 31  # legacy token: 40 characters, the Token key's maximum
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 # Environment variables passed through to the server; everything else is dropped (see above).
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
                "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -427,7 +424,6 @@ def open_in_browser(url: str, screenshot_path: str | os.PathLike,
     never ``playwright install``. A fresh profile lives in a temporary directory.
     """
     from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
 
     screenshot_path = Path(screenshot_path)
     screenshot_path.parent.mkdir(parents=True, exist_ok=True)
@@ -435,48 +431,40 @@ def open_in_browser(url: str, screenshot_path: str | os.PathLike,
     base = f"{parts.scheme}://{parts.netloc}"
     t0 = time.monotonic()
     left = lambda: max(1.0, timeout - (time.monotonic() - t0)) * 1000  # noqa: E731
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile, sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": viewport[0], "height": viewport[1]},
-        )
+    with chromium_page(viewport) as page:
         try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            try:
-                if login:
-                    page.goto(base + "/user/login/", wait_until="domcontentloaded",
-                              timeout=left())
-                    page.fill("#email", login[0], timeout=left())
-                    page.fill("#password", login[1], timeout=left())
-                    with page.expect_navigation(wait_until="domcontentloaded", timeout=left()):
-                        page.click("button[type=submit]", timeout=left())
-                    if "/user/login" in page.url:
-                        raise RuntimeError(f"login as {login[0]} failed; page says:\n"
-                                           f"{page.inner_text('body')[:1000]}")
-                page.goto(url, wait_until="domcontentloaded", timeout=left())
-                page.wait_for_function(
-                    """([sel, n, text]) => Array.from(document.querySelectorAll(sel)).filter(
-                           i => i.complete && i.naturalWidth > 0).length >= n
-                         && (!text || document.body.innerText.includes(text))""",
-                    arg=[image_selector, int(min_images), wait_for_text or ""], timeout=left())
-            except PlaywrightError as e:
-                page.screenshot(path=str(screenshot_path))
-                raise TimeoutError(
-                    f"{url}: not ready within {timeout} s ({e.message.splitlines()[0]}); "
-                    f"images {page.evaluate(_IMAGES, 'img')}; screenshot {screenshot_path}; "
-                    f"visible text:\n{page.inner_text('body')[:2000]}") from None
-            page.wait_for_timeout(settle * 1000)
+            if login:
+                page.goto(base + "/user/login/", wait_until="domcontentloaded",
+                          timeout=left())
+                page.fill("#email", login[0], timeout=left())
+                page.fill("#password", login[1], timeout=left())
+                with page.expect_navigation(wait_until="domcontentloaded", timeout=left()):
+                    page.click("button[type=submit]", timeout=left())
+                if "/user/login" in page.url:
+                    raise RuntimeError(f"login as {login[0]} failed; page says:\n"
+                                       f"{page.inner_text('body')[:1000]}")
+            page.goto(url, wait_until="domcontentloaded", timeout=left())
+            page.wait_for_function(
+                """([sel, n, text]) => Array.from(document.querySelectorAll(sel)).filter(
+                       i => i.complete && i.naturalWidth > 0).length >= n
+                     && (!text || document.body.innerText.includes(text))""",
+                arg=[image_selector, int(min_images), wait_for_text or ""], timeout=left())
+        except PlaywrightError as e:
             page.screenshot(path=str(screenshot_path))
-            images = page.evaluate(_IMAGES, "img")
-            selected = page.evaluate(_IMAGES, image_selector)
-            return {"text": page.inner_text("body"), "images": len(images),
-                    "images_loaded": sum(i["width"] > 0 for i in images),
-                    "image_list": images,
-                    "selected_loaded": [i for i in selected if i["width"] > 0],
-                    "url": page.url, "screenshot": screenshot_path,
-                    "seconds": time.monotonic() - t0}
-        finally:
-            ctx.close()
+            raise TimeoutError(
+                f"{url}: not ready within {timeout} s ({e.message.splitlines()[0]}); "
+                f"images {page.evaluate(_IMAGES, 'img')}; screenshot {screenshot_path}; "
+                f"visible text:\n{page.inner_text('body')[:2000]}") from None
+        page.wait_for_timeout(settle * 1000)
+        page.screenshot(path=str(screenshot_path))
+        images = page.evaluate(_IMAGES, "img")
+        selected = page.evaluate(_IMAGES, image_selector)
+        return {"text": page.inner_text("body"), "images": len(images),
+                "images_loaded": sum(i["width"] > 0 for i in images),
+                "image_list": images,
+                "selected_loaded": [i for i in selected if i["width"] > 0],
+                "url": page.url, "screenshot": screenshot_path,
+                "seconds": time.monotonic() - t0}
 
 
 def main(argv: list[str]) -> int:
