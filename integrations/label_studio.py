@@ -352,13 +352,11 @@ def push(results: ScanResults | str | os.PathLike, *, url: str, api_key: str, pr
 def _ensure_storage(ls: _Retrying, pid: int, root: Path, paths: list[str]) -> None:
     """A local-files storage over the images' common folder (below the document root)."""
     common = Path(os.path.commonpath([os.path.abspath(p) for p in paths]))
-    if common == root or not str(common).startswith(str(root)):
-        common = common if common != root else None
-    if common is None:
+    if common.is_file():  # a single image
+        common = common.parent
+    if common == root:  # (paths outside the root were refused by _image_url already)
         raise ValueError(f"the images must sit in a subfolder of the document root {root} "
                          f"(Label Studio refuses a storage on the root itself)")
-    if common.is_file():
-        common = common.parent
     for s in ls.call(lambda: list(ls.client.import_storage.local.list(project=pid))):
         if Path(s.path) == common:
             return
