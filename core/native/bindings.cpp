@@ -17,6 +17,7 @@
 #include "graph.hpp"
 #include "hashes.hpp"
 #include "parallel.hpp"
+#include "preprocess.hpp"
 #include "resize.hpp"
 #include "rotation.hpp"
 #include "stats.hpp"
@@ -275,6 +276,44 @@ py::array_t<std::uint8_t> tiles_from_images_py(const py::list& images, int size,
         });
     }
     return out;
+}
+
+void preprocess_py(const py::list& images, py::array out, const std::string& layout,
+                   double crop, const py::sequence& mean, const py::sequence& std_, bool bgr,
+                   int threads) {
+    check_threads(threads);
+    if (layout != "NCHW" && layout != "NHWC")
+        throw py::value_error("layout: expected 'NCHW' or 'NHWC', got '" + layout + "'");
+    if (mean.size() != 3 || std_.size() != 3)
+        throw py::value_error("mean, std: expected 3 values each (R, G, B), got " +
+                              std::to_string(mean.size()) + " and " + std::to_string(std_.size()));
+    const bool nchw = layout == "NCHW";
+    const std::string expected = std::string("writable C-contiguous float32 array of shape ") +
+                                 (nchw ? "(N, 3, H, W)" : "(N, H, W, 3)") + " with N >= " +
+                                 std::to_string(images.size());
+    const bool ok = out.dtype().kind() == 'f' && out.dtype().itemsize() == 4 && out.ndim() == 4 &&
+                    out.writeable() && (out.flags() & py::array::c_style) &&
+                    out.shape(nchw ? 1 : 3) == 3 && out.shape(0) >= static_cast<py::ssize_t>(images.size());
+    if (!ok) throw py::value_error("out: expected " + expected + ", got " + describe(out));
+    vislint::PreprocessSpec spec;
+    spec.out_h = static_cast<int>(out.shape(nchw ? 2 : 1));
+    spec.out_w = static_cast<int>(out.shape(nchw ? 3 : 2));
+    spec.crop = crop;
+    spec.channels_first = nchw;
+    spec.bgr = bgr;
+    for (int c = 0; c < 3; ++c) {
+        spec.mean[c] = mean[c].cast<float>();
+        spec.std[c] = std_[c].cast<float>();
+    }
+    std::vector<carray<std::uint8_t>> held;
+    const std::vector<vislint::ImageRef> refs = as_images(images, held);
+    float* dst = static_cast<float*>(out.mutable_data());
+    try {
+        py::gil_scoped_release nogil;
+        vislint::preprocess_images(refs.data(), refs.size(), spec, dst, threads);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
 }
 
 py::tuple analyze_py(const py::list& images, int size, int threads, double weight_layout,
@@ -602,6 +641,34 @@ Args:
 
 Returns:
     uint8[N, size, size, 3].
+)doc");
+
+    m.def("preprocess", &preprocess_py, py::arg("images"), py::arg("out"), py::kw_only(),
+          py::arg("layout") = "NCHW", py::arg("crop") = 1.0,
+          py::arg("mean") = py::make_tuple(0.0, 0.0, 0.0),
+          py::arg("std") = py::make_tuple(1.0, 1.0, 1.0), py::arg("bgr") = false,
+          py::arg("threads") = 0,
+          R"doc(Model inputs for an ONNX image model, written into a preallocated batch.
+
+Per image: the centre window (see crop) is resampled to the batch's H x W as in
+tiles_from_images (area averaging when shrinking, linear when enlarging,
+rounded to uint8), then each value v becomes (v / 255 - mean[c]) / std[c].
+
+Args:
+    images: list of uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is
+        ignored) arrays, any sizes, at most N of them.
+    out: float32 C-contiguous batch, (N, 3, H, W) for NCHW or (N, H, W, 3) for NHWC;
+        rows 0 .. len(images) - 1 are overwritten, the rest left as they are.
+    layout: "NCHW" (default) or "NHWC".
+    crop: the centre window is the largest window with the aspect ratio W : H,
+        scaled by crop (sides rounded to whole pixels): 1.0 (default) keeps the
+        whole shorter side (resize the shorter side, then centre crop), 0.875
+        is the common "resize to 256, crop 224"; 0 takes the whole image and
+        ignores its aspect ratio.
+    mean, std: 3 values each, R G B, in units of v / 255 (default 0 and 1;
+        ImageNet: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)).
+    bgr: write the channels in B, G, R order (default False: R, G, B).
+    threads: worker threads over images, 0 (default) = all hardware threads.
 )doc");
 
     m.def("analyze", &analyze_py, py::arg("images"), py::arg("size") = vislint::kTileSize,

@@ -10,10 +10,11 @@ uses all hardware threads; results are bit-identical for any thread count.
 Luminance everywhere is Y = 0.299 R + 0.587 G + 0.114 B in 0..255.
 """
 from __future__ import annotations
+import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'rotation_features', 'rotation_verify', 'tiles_from_images']
+__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'preprocess', 'rotation_features', 'rotation_verify', 'tiles_from_images']
 def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> tuple:
     """
     Everything per image in one call: tile, statistics, hashes, descriptor.
@@ -182,6 +183,30 @@ def perceptual_hashes(tiles: numpy.ndarray, threads: typing.SupportsInt | typing
           columns (128/9 px each, exact area averaging: a pixel straddling two
           columns is split by its fractional overlap); bit r*8+c =
           Y[r][c+1] > Y[r][c]. Computed exactly, so equal means give 0.
+    """
+def preprocess(images: list, out: numpy.ndarray, *, layout: str = 'NCHW', crop: typing.SupportsFloat | typing.SupportsIndex = 1.0, mean: collections.abc.Sequence = (0.0, 0.0, 0.0), std: collections.abc.Sequence = (1.0, 1.0, 1.0), bgr: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    """
+    Model inputs for an ONNX image model, written into a preallocated batch.
+    
+    Per image: the centre window (see crop) is resampled to the batch's H x W as in
+    tiles_from_images (area averaging when shrinking, linear when enlarging,
+    rounded to uint8), then each value v becomes (v / 255 - mean[c]) / std[c].
+    
+    Args:
+        images: list of uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is
+            ignored) arrays, any sizes, at most N of them.
+        out: float32 C-contiguous batch, (N, 3, H, W) for NCHW or (N, H, W, 3) for NHWC;
+            rows 0 .. len(images) - 1 are overwritten, the rest left as they are.
+        layout: "NCHW" (default) or "NHWC".
+        crop: the centre window is the largest window with the aspect ratio W : H,
+            scaled by crop (sides rounded to whole pixels): 1.0 (default) keeps the
+            whole shorter side (resize the shorter side, then centre crop), 0.875
+            is the common "resize to 256, crop 224"; 0 takes the whole image and
+            ignores its aspect ratio.
+        mean, std: 3 values each, R G B, in units of v / 255 (default 0 and 1;
+            ImageNet: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)).
+        bgr: write the channels in B, G, R order (default False: R, G, B).
+        threads: worker threads over images, 0 (default) = all hardware threads.
     """
 def rotation_features(tiles: numpy.ndarray, widths: numpy.ndarray, heights: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple:
     """

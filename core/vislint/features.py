@@ -9,14 +9,18 @@
   alike. A grayscale image has no colour to compare: its colour block is set
   to the mean colour block of the data set's colour images before centring, so
   a grayscale copy of a colour photo is compared on luminance alone.
+- :class:`Onnx` (``features="onnx:PATH"``, a registry name such as ``"dinov2-small"``, or
+  ``features=Onnx(path, ...)``): any ONNX image model through onnxruntime; see
+  :mod:`vislint.onnx_features` and :mod:`vislint.models`.
 - Precomputed vectors: a float array with one row per catalog image
-  (``features=my_array``).
+  (``features=my_array``), or a sequence of 1-d vectors such as a DataFrame column.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import _native
+from .onnx_features import Onnx
 
 BUILTIN_VERSION = "builtin-v3"
 """Changes whenever the built-in descriptor's raw output changes; part of the cache key."""
@@ -74,6 +78,12 @@ def validate_precomputed(features, n_images: int) -> np.ndarray:
     the first offending row.
     """
     x = np.asarray(features)
+    if x.dtype == object and x.ndim == 1:  # a column of vectors (a DataFrame column, a list)
+        try:
+            x = np.stack([np.asarray(v, dtype=np.float64) for v in x])
+        except (TypeError, ValueError) as e:
+            raise ValueError("precomputed features: a column of vectors must hold equal-length "
+                             f"numeric vectors, one per image ({e})") from e
     if x.ndim != 2 or x.shape[0] != n_images:
         raise ValueError(f"precomputed features must have shape ({n_images}, d): one row per "
                          f"image in catalog order; got {x.shape}")
@@ -87,3 +97,28 @@ def validate_precomputed(features, n_images: int) -> np.ndarray:
         raise ValueError(f"precomputed features contain all-zero rows (first at row "
                          f"{int(np.argmax(zero))}); a zero vector has no direction")
     return l2_normalise(x)
+
+
+def resolve(features, offline: bool | None = None):
+    """The extractor a scan's ``features=`` names: :class:`Builtin` for "builtin", a prepared
+    :class:`Onnx` for "onnx:PATH", a registry model name or an :class:`Onnx`; anything else
+    is returned as it is (precomputed vectors, checked later by :func:`validate_precomputed`).
+
+    offline: for a registry name, never use the network (None: the VISLINT_OFFLINE
+        environment variable decides; see :mod:`vislint.models`).
+    """
+    if isinstance(features, Onnx):
+        return features.prepare()
+    if not isinstance(features, str):
+        return features
+    if features == "builtin":
+        return Builtin()
+    if features.startswith("onnx:"):
+        return Onnx.from_path(features[len("onnx:"):]).prepare()
+    from . import models
+
+    if features in models.REGISTRY:
+        return models.extractor(features, offline=offline).prepare()
+    raise ValueError(f"features={features!r} is not known: use 'builtin', 'onnx:PATH/TO/model.onnx', "
+                     f"a registry model ({', '.join(sorted(models.REGISTRY))}; see `vislint models`), "
+                     "or pass a float array with one row per image")

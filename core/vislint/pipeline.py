@@ -26,7 +26,7 @@ from .checks.quality import QUALITY_CHECKS, quality_scores
 from .checks.rotation import duplicate_graph, judge_rotations
 from .decisions import Decisions, load_for_scan
 from .decode import REASONS, decode_full, decode_pixels, orient
-from .features import Builtin, validate_precomputed
+from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, knn_graph
 from .results import ScanResults
 from .thresholds import Thresholds
@@ -39,7 +39,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
          features="builtin", k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
          thresholds: Thresholds | dict | None = None, progress: bool | Callable = False,
          min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512,
-         decisions="auto") -> ScanResults:
+         decisions="auto", offline: bool | None = None) -> ScanResults:
     """Scan images for every kind of problem and return :class:`ScanResults`.
 
     source: a folder (labels from class folders, splits from top folders named
@@ -49,8 +49,10 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         there as the scan goes, so an interrupted scan resumes and a re-scan
         only decodes new or changed files. None keeps everything in memory.
     labels, splits: "auto" (infer from folders) or None (ignore).
-    features: "builtin" (default, no model) or a float array with one row per
-        image in catalog order.
+    features: "builtin" (default, no model); an ONNX image model: "onnx:PATH", a registry
+        name (see :mod:`vislint.models`) or a :class:`vislint.features.Onnx`; or precomputed
+        vectors: a float array with one row per image in catalog order (or a column of them).
+        Model vectors are cached per image and per model (its file's SHA-256).
     k: neighbours per image in the shared kNN graph (default 10).
     index: "auto", "exact" or "ivf" (see :mod:`vislint.knn`).
     threads: worker processes for decoding and describing (1 = decode in this process),
@@ -65,6 +67,8 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     decisions: reviewer decisions to honour (see :mod:`vislint.decisions`): "auto" (default)
         reads ``out/decisions.csv`` when it exists; None ignores decisions; or a CSV path or
         DataFrame.
+    offline: never download a registry model (None: the VISLINT_OFFLINE environment
+        variable decides).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
@@ -80,14 +84,21 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     original_labels = list(catalog.labels)
     for i, label in reviewed.labels.items():
         catalog.labels[i] = label
-    extractor = Builtin()
-    cache_root = Path(out) / "cache" / f"{extractor.version}-{_native.TILE_SIZE}" if out else None
-    cache = FeatureCache(cache_root)
+    extractor = resolve(features, offline=offline)  # an ONNX model is loaded and checked here
+    model = extractor if isinstance(extractor, Onnx) else None
+    # the analysis cache; with a model, images are decoded at the model's scale (the key says so)
+    key = f"{Builtin.version}-{_native.TILE_SIZE}"
+    if model is not None and model.decode_side > _native.TILE_SIZE:
+        key += f"-from{model.decode_side}"
+    cache = FeatureCache(Path(out) / "cache" / key if out else None)
+    vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
+               if model is not None else None)
     timings["catalog"] = time.perf_counter() - clock
 
     # Decode and describe, batch by batch; each batch is cached as it completes.
     meta = _decode_all(catalog, cache, threads, progress, min_side, max_pixels, batch_size, timings,
-                       while_waiting=lambda: _import_later_stages(write=out is not None))
+                       while_waiting=lambda: _import_later_stages(write=out is not None),
+                       model=model, vectors=vectors)
     valid = meta["ok"]
     clock = time.perf_counter()
     vidx = np.flatnonzero(valid)
@@ -101,10 +112,13 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     rotation["retrieval"][vidx], rotation["polar"][vidx] = got["rot"], got["polar"]
     rotation["info"][vidx] = got["rot_info"]
 
-    if isinstance(features, str):
-        if features != "builtin":
-            raise ValueError(f"features={features!r} is not known here; use 'builtin' or pass a "
-                             f"float array with one row per image")
+    if model is not None:
+        feats = np.zeros((n, model.dim), np.float32)
+        if len(vidx):
+            feats[vidx] = l2_normalise(vectors.gather([meta["content_hash"][i] for i in vidx])["vec"])
+        feature_name = model.version
+        del vectors
+    elif isinstance(extractor, Builtin):
         feats = np.zeros((n, extractor.dim), np.float32)
         if len(vidx):
             gray = stats[vidx, _native.STAT_NAMES.index("channel_diff")] < t.grayscale
@@ -122,7 +136,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
 
     clock = time.perf_counter()
     results = _run_checks(catalog, meta, valid, feats, stats, rotation, graph, t,
-                          semantic=not isinstance(features, str), threads=threads,
+                          semantic=not isinstance(extractor, Builtin), threads=threads,
                           reviewed=reviewed, original_labels=original_labels)
     results.features = feats
     timings["checks"] = time.perf_counter() - clock
@@ -132,7 +146,8 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
                    "source": str(catalog.root) if catalog.root else None},
         "thresholds": t.to_dict(),
         "provenance": {"vislint": __version__, "python": platform.python_version(),
-                       "numpy": np.__version__, "cores": os.cpu_count()},
+                       "numpy": np.__version__, "cores": os.cpu_count(),
+                       "feature_model": model.describe() if model is not None else None},
         "timings": timings,
         "invalid_reasons": REASONS,
     })
@@ -167,14 +182,17 @@ session) the workers still only run Pillow and the native core single-threaded, 
 or BLAS."""
 
 
-def _describe_chunk(paths, skip_hashes, min_side, max_pixels):
+def _describe_chunk(paths, skip_hashes, min_side, max_pixels, model=None, model_threads=0):
     """Decode ``paths`` and describe the fresh ones (files whose hash is not in ``skip_hashes``).
 
     Returns (FileInfo per path, {name: array} for the rows that were described, or None).
+    With an ONNX ``model`` the images are decoded at its scale and their vectors come back
+    as "vec" (the model runs here, with ``model_threads`` intra-op threads).
     """
     infos, fresh, images = [], [], []
+    side = max(_native.TILE_SIZE, model.decode_side) if model is not None else _native.TILE_SIZE
     for path in paths:
-        pixels, info = decode_pixels(path, tile=_native.TILE_SIZE, min_side=min_side,
+        pixels, info = decode_pixels(path, tile=side, min_side=min_side,
                                      max_pixels=max_pixels, skip_hashes=skip_hashes)
         infos.append(info)
         if pixels is not None:
@@ -185,7 +203,8 @@ def _describe_chunk(paths, skip_hashes, min_side, max_pixels):
     tiles, stats, hashes, raw = _native.analyze(images, size=_native.TILE_SIZE, threads=1)
     dims = np.array([im.shape[:2] for im in images], np.int32)
     rot, polar, rot_info = _native.rotation_features(tiles, dims[:, 1], dims[:, 0], threads=1)
-    return infos, {
+    extra = {"vec": model.embed(images, threads=model_threads)} if model is not None else {}
+    return infos, {**extra,
         "hash": np.array([f.content_hash for f in fresh]),
         "raw": raw, "stats": stats, "phash": hashes, "rot": rot, "polar": polar, "rot_info": rot_info,
         "width": np.array([f.width for f in fresh], np.int32),
@@ -198,14 +217,16 @@ def _describe_chunk(paths, skip_hashes, min_side, max_pixels):
 
 _worker_skip: frozenset[str] = frozenset()
 """In a decode worker process: content hashes cached before the scan started."""
+_worker_model: Onnx | None = None
+"""In a decode worker process: the ONNX model of the scan, if any (one session per worker)."""
 
 
-def _start_worker(skip_hashes: frozenset[str]) -> None:
+def _start_worker(skip_hashes: frozenset[str], model: Onnx | None = None) -> None:
     """Set up a decode worker process: remember the cached hashes, leave Ctrl-C to the parent
     (which stops the pool and keeps the cache), and exit as soon as the parent is gone (so a
     ``kill -9`` of the scan leaves no worker behind)."""
-    global _worker_skip
-    _worker_skip = skip_hashes
+    global _worker_skip, _worker_model
+    _worker_skip, _worker_model = skip_hashes, model
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sentinel = multiprocessing.parent_process().sentinel
     threading.Thread(target=_exit_with_parent, args=(sentinel,), daemon=True).start()
@@ -219,11 +240,14 @@ def _exit_with_parent(sentinel) -> None:
 def _worker_chunk(task):
     """A decode worker's task: (paths, min_side, max_pixels) -> :func:`_describe_chunk`."""
     paths, min_side, max_pixels = task
-    return _describe_chunk(paths, _worker_skip, min_side, max_pixels)
+    model = _worker_model
+    return _describe_chunk(paths, _worker_skip, min_side, max_pixels, model,
+                           model_threads=model.threads or 1 if model is not None else 0)
 
 
 def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_side, max_pixels,
-                batch_size, timings, while_waiting=None) -> dict:
+                batch_size, timings, while_waiting=None, model: Onnx | None = None,
+                vectors: FeatureCache | None = None) -> dict:
     """Decode and describe every image not yet cached, batch by batch (a batch = a
     cache chunk, written as soon as it is complete); returns per-image metadata.
 
@@ -232,6 +256,8 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
     gathered in order; ``while_waiting()`` then runs in this process while they work. Files
     cached before the scan are not decoded; a file repeating the bytes of another file of
     this scan is described again but cached once. Results do not depend on ``threads``.
+    With an ONNX ``model``, each worker also runs the model on its images and their vectors go
+    to ``vectors``; a file is skipped only when both caches hold it.
     """
     n = len(catalog)
     meta = {"ok": np.zeros(n, bool), "reason": [None] * n, "message": [None] * n,
@@ -240,7 +266,7 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
             "format": [None] * n}
     report = progress if callable(progress) else None
     clock = time.perf_counter()
-    skip = frozenset(cache.hashes())
+    skip = frozenset(cache.hashes() & vectors.hashes() if vectors is not None else cache.hashes())
     batches = [range(start, min(start + batch_size, n), _CHUNK) for start in range(0, n, batch_size)]
     tasks = [(catalog.paths[s:min(s + _CHUNK, b.stop)], min_side, max_pixels)
              for b in batches for s in b]
@@ -248,11 +274,12 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
     pool = bar = None
     try:
         if workers > 1:
-            pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(skip,),
+            pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(skip, model),
                                        mp_context=multiprocessing.get_context(_START_METHOD))
             parts = pool.map(_worker_chunk, tasks)  # forks the workers, queues every task
         else:
-            parts = (_describe_chunk(paths, skip, ms, mp) for paths, ms, mp in tasks)
+            parts = (_describe_chunk(paths, skip, ms, mp, model, model.threads if model else 0)
+                     for paths, ms, mp in tasks)
         if progress and report is None:
             from tqdm import tqdm
             bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
@@ -276,6 +303,10 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
                     bar.update(len(infos))
             if described:
                 chunk = {k: np.concatenate([d[k] for d in described]) for k in described[0]}
+                if vectors is not None:
+                    vec = chunk.pop("vec")
+                    new = _first_uncached(vectors, chunk["hash"].tolist())
+                    vectors.add({"hash": chunk["hash"][new], "vec": vec[new]})
                 new = _first_uncached(cache, chunk["hash"].tolist())
                 cache.add({k: v[new] for k, v in chunk.items()})
             if report is not None:

@@ -8,6 +8,8 @@ Layout of a work dir (``--out``)::
     pairs.parquet           image pairs per check
     cache/<key>/chunk-*.npz per-image descriptors, statistics and hashes, keyed by
                             the file's content hash (blake2b-128)
+    cache/onnx-<sha>-<spec>/ per-image vectors of one ONNX model (its file's SHA-256)
+                            and preprocessing, keyed the same way
 
 Every file is written to a temporary name in the same folder and moved into
 place with ``os.replace``, so a crash never leaves a half-written file. The
@@ -70,18 +72,20 @@ class FeatureCache:
 
     ``root``: the cache folder for one feature extractor (its version is part of
     the folder name, so vectors of different extractors never mix); ``None``
-    keeps everything in memory.
+    keeps everything in memory. ``fields``: the arrays of a chunk, "hash" first
+    (default :data:`CACHE_FIELDS`).
     """
 
-    def __init__(self, root: str | Path | None):
+    def __init__(self, root: str | Path | None, fields: tuple[str, ...] = CACHE_FIELDS):
         self.root = Path(root) if root is not None else None
+        self.fields = fields
         self._chunks: list[dict[str, np.ndarray]] = []
         self._index: dict[str, tuple[int, int]] = {}
         if self.root is not None and self.root.is_dir():
             for f in sorted(self.root.glob("chunk-*.npz")):
                 try:
                     with np.load(f, allow_pickle=False) as z:
-                        chunk = {name: z[name] for name in CACHE_FIELDS}
+                        chunk = {name: z[name] for name in fields}
                 except (OSError, ValueError, KeyError):
                     continue  # an unreadable chunk is recomputed, never trusted
                 self._register(chunk)
@@ -96,7 +100,7 @@ class FeatureCache:
         return set(self._index)
 
     def add(self, chunk: dict[str, np.ndarray]) -> None:
-        """Store one chunk (arrays named as :data:`CACHE_FIELDS`, aligned by row)."""
+        """Store one chunk (arrays named as ``fields``, aligned by row)."""
         if len(chunk["hash"]) == 0:
             return
         if self.root is not None:
@@ -111,7 +115,7 @@ class FeatureCache:
         """Arrays for the given hashes, in that order (every hash must be cached)."""
         locs = np.array([self._index[h] for h in content_hashes], dtype=np.int64).reshape(-1, 2)
         out = {}
-        for name in CACHE_FIELDS[1:]:
+        for name in self.fields[1:]:
             parts = [c[name] for c in self._chunks]
             stacked = np.concatenate(parts) if parts else np.empty(0)
             offsets = np.cumsum([0] + [len(c["hash"]) for c in self._chunks])[:-1]
