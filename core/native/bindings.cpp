@@ -21,6 +21,7 @@
 #include "resize.hpp"
 #include "rotation.hpp"
 #include "stats.hpp"
+#include "thumbnail.hpp"
 
 namespace py = pybind11;
 
@@ -274,6 +275,27 @@ py::array_t<std::uint8_t> tiles_from_images_py(const py::list& images, int size,
             vislint::resize_rgb(refs[i].pixels, refs[i].h, refs[i].w, dst + i * tile_bytes, size,
                                 size, refs[i].channels);
         });
+    }
+    return out;
+}
+
+py::array_t<std::uint8_t> thumbnail_py(const py::array& image, int max_side) {
+    if (image.ndim() != 3 || (image.shape(2) != 3 && image.shape(2) != 4) ||
+        image.dtype().kind() != 'u' || image.dtype().itemsize() != 1)
+        throw py::value_error("image: expected a uint8 array of shape (H, W, 3) or (H, W, 4), got " +
+                              describe(image));
+    py::list one;
+    one.append(image);
+    std::vector<carray<std::uint8_t>> held;
+    const vislint::ImageRef ref = as_images(one, held)[0];
+    int out_h = 0, out_w = 0;
+    vislint::thumbnail_size(ref.h, ref.w, max_side, out_h, out_w);
+    py::array_t<std::uint8_t> out({static_cast<py::ssize_t>(out_h), static_cast<py::ssize_t>(out_w),
+                                   py::ssize_t{3}});
+    std::uint8_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::resize_rgb(ref.pixels, ref.h, ref.w, dst, out_h, out_w, ref.channels);
     }
     return out;
 }
@@ -641,6 +663,22 @@ Args:
 
 Returns:
     uint8[N, size, size, 3].
+)doc");
+
+    m.def("thumbnail", &thumbnail_py, py::arg("image"), py::arg("max_side") = 160,
+          R"doc(Shrink one RGB image so that its longer side is at most max_side pixels.
+
+The aspect ratio is kept (each side rounded to the nearest pixel, at least 1);
+an image already within max_side keeps its size (never enlarged). Area
+averaging (box filter with fractional coverage), as tiles_from_images. The GIL
+is released while resizing, so threads can make thumbnails in parallel.
+
+Args:
+    image: uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is ignored).
+    max_side: longest side of the thumbnail in pixels, >= 1 (default 160).
+
+Returns:
+    uint8[h, w, 3] with max(h, w) == min(max(H, W), max_side).
 )doc");
 
     m.def("preprocess", &preprocess_py, py::arg("images"), py::arg("out"), py::kw_only(),

@@ -14,7 +14,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'preprocess', 'rotation_features', 'rotation_verify', 'tiles_from_images']
+__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images']
 def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> tuple:
     """
     Everything per image in one call: tile, statistics, hashes, descriptor.
@@ -248,6 +248,22 @@ def rotation_verify(polar: numpy.ndarray, a: numpy.ndarray, b: numpy.ndarray, th
         band-pass polar grids (ring weight ~ radius), maximised over 256 rotation
         angles and the mirror, in [-1, 1] (1 = same structure); float32[P] the
         rotation of b onto a in degrees [0, 360); bool[P] whether b was mirrored.
+    """
+def thumbnail(image: numpy.ndarray, max_side: typing.SupportsInt | typing.SupportsIndex = 160) -> numpy.typing.NDArray[numpy.uint8]:
+    """
+    Shrink one RGB image so that its longer side is at most max_side pixels.
+    
+    The aspect ratio is kept (each side rounded to the nearest pixel, at least 1);
+    an image already within max_side keeps its size (never enlarged). Area
+    averaging (box filter with fractional coverage), as tiles_from_images. The GIL
+    is released while resizing, so threads can make thumbnails in parallel.
+    
+    Args:
+        image: uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is ignored).
+        max_side: longest side of the thumbnail in pixels, >= 1 (default 160).
+    
+    Returns:
+        uint8[h, w, 3] with max(h, w) == min(max(H, W), max_side).
     """
 def tiles_from_images(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.uint8]:
     """
