@@ -15,13 +15,17 @@ from ._version import __version__
 
 _LAZY = {"scan": "pipeline", "load": "results", "ScanResults": "results",
          "evaluate": "evaluation", "Thresholds": "thresholds"}
+_SUBMODULES = ("features", "models")
+"""Modules reachable as attributes (``vislint.features.Onnx``), imported on first use."""
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'vislint' has no attribute {name!r}")
 
 

@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=int, default=None, help="neighbours per image in the kNN graph (default 10)")
     s.add_argument("--index", choices=("auto", "exact", "ivf"), default="auto",
                    help="kNN index: exact up to 20,000 images, IVF beyond (default auto)")
+    s.add_argument("--features", default="builtin", metavar="SPEC",
+                   help="what images are compared by: builtin (default, no model), "
+                        "onnx:PATH/model.onnx (any ONNX image model; preprocessing from "
+                        "PATH/model.onnx.json when present), or a registry model name "
+                        "(downloaded once and verified; see `vislint models`)")
+    s.add_argument("--offline", action="store_true",
+                   help="never download a registry model (also VISLINT_OFFLINE=1)")
     s.add_argument("--no-labels", action="store_true", help="ignore class folders as labels")
     s.add_argument("--no-splits", action="store_true", help="ignore train/valid/test folders")
     s.add_argument("--batch-size", type=int, default=512,
@@ -126,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--json", action="store_true", help="print the summary as JSON")
     sh.set_defaults(run=_cmd_show)
 
+    from .models import add_command as add_models_command
+
+    add_models_command(sub)
+
     d = sub.add_parser("demo", help="build a small demo data set with planted problems and scan it")
     d.add_argument("--data", type=Path, default=Path("vislint-demo"),
                    help="where to build the demo images (default ./vislint-demo)")
@@ -144,7 +155,8 @@ def _cmd_scan(args) -> int:
     start = time.perf_counter()
     res = scan(args.source, out=args.out, labels=None if args.no_labels else "auto",
                splits=None if args.no_splits else "auto", threads=args.threads, index=args.index,
-               thresholds=changes or None, batch_size=args.batch_size,
+               thresholds=changes or None, batch_size=args.batch_size, features=args.features,
+               offline=True if args.offline else None,
                decisions=None if args.decisions == "none" else args.decisions,
                progress=not args.quiet and not args.json, **kwargs)
     _print(res, args.json, args.out, time.perf_counter() - start)

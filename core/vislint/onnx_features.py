@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _native
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 """torchvision / timm normalisation, in units of value / 255 (the default)."""
@@ -271,6 +269,8 @@ class Onnx:
                 self.prepare()
             self._session = self._new_session(self.threads if threads is None else threads)
             self._session_pid = os.getpid()
+        from . import _native
+
         h, w = self.input_hw
         step = self.fixed_batch or self.batch_size
         shape = (step, 3, h, w) if self.layout == "NCHW" else (step, h, w, 3)
