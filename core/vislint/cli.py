@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
                     "duplicates, train/valid/test leaks, label conflicts, outliers, and "
                     "blurry/dark/bright/low-information images. Offline; no telemetry.",
         epilog=_CHECK_HELP + "\nexamples:\n  vislint demo\n"
-               "  vislint scan ./data --out ./vislint-out\n  vislint show ./vislint-out\n")
+               "  vislint scan ./data --out ./vislint-out\n  vislint show ./vislint-out\n"
+               "  vislint report ./vislint-out --open\n")
     p.add_argument("--version", action="version", version=f"vislint {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     # integration commands (e.g. `vislint fiftyone ...`) come from the vislint.commands entry
@@ -121,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="reviewer decisions to honour (default: OUT/decisions.csv when it exists, "
                         "as written by `vislint pull label-studio`; 'none' ignores them)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    s.add_argument("--no-report", action="store_true",
+                   help="do not write OUT/report.html (the HTML report; see `vislint report`)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     th = s.add_argument_group("thresholds (defaults chosen by measurement; see README)")
     for f in fields(Thresholds):
@@ -132,6 +135,19 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("workdir", type=Path, help="the --out folder of a scan")
     sh.add_argument("--json", action="store_true", help="print the summary as JSON")
     sh.set_defaults(run=_cmd_show)
+
+    r = sub.add_parser("report", help="write the HTML report of a saved scan",
+                       description="Write a self-contained HTML report of a saved scan: an "
+                                   "overview with plots and a gallery per check, with thumbnails "
+                                   "in a folder beside it. Works offline, from file://.")
+    r.add_argument("workdir", type=Path, help="the --out folder of a scan")
+    r.add_argument("--out", "-o", type=Path, default=None,
+                   help="the HTML file to write (default WORKDIR/report.html)")
+    r.add_argument("--max-per-section", type=int, default=200, metavar="N",
+                   help="most findings listed per gallery, the most severe first; 0 lists all "
+                        "(default 200)")
+    r.add_argument("--open", action="store_true", help="open the report in the web browser")
+    r.set_defaults(run=_cmd_report)
 
     from .models import add_command as add_models_command
 
@@ -160,6 +176,29 @@ def _cmd_scan(args) -> int:
                decisions=None if args.decisions == "none" else args.decisions,
                progress=not args.quiet and not args.json, **kwargs)
     _print(res, args.json, args.out, time.perf_counter() - start)
+    if args.out is not None and not args.no_report:
+        from .report import write_report
+
+        path = write_report(res, args.out / "report.html")
+        res.save_manifest(args.out)  # with the report's time
+        if not args.json:
+            print(f"report written to {path}")
+    return EXIT_OK
+
+
+def _cmd_report(args) -> int:
+    from .report import write_report
+    from .results import load
+
+    if args.max_per_section < 0:
+        raise ValueError(f"--max-per-section must be >= 0 (0 = all), got {args.max_per_section}")
+    path = write_report(load(args.workdir), args.out or args.workdir / "report.html",
+                        max_per_section=args.max_per_section or None)
+    print(f"report written to {path}")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
     return EXIT_OK
 
 

@@ -90,6 +90,21 @@ class ScanResults:
                          "threshold": _threshold_text(check, th)})
         return pd.DataFrame(rows)
 
+    def report(self, path: str | Path = "report.html", max_per_section: int | None = 200) -> Path:
+        """Write the HTML report (overview, plots, a gallery per check) to ``path``, with its
+        thumbnails in ``<stem>_files/`` beside it; ``max_per_section`` findings per gallery,
+        the most severe first (None: all). See :mod:`vislint.report`."""
+        from .report import write_report
+
+        return write_report(self, path, max_per_section=max_per_section)
+
+    def show(self, max_per_section: int | None = 50):
+        """Show the report inline in a Jupyter notebook (thumbnails embedded in the page);
+        without IPython, write it to a temporary folder and print where. See :mod:`vislint.report`."""
+        from .report import show
+
+        return show(self, max_per_section=max_per_section)
+
     @property
     def leak_table(self) -> dict:
         """{split: {other split: images in split with a duplicate in other split}}."""
