@@ -77,7 +77,11 @@ def validate_precomputed(features, n_images: int) -> np.ndarray:
     Raises ValueError for a wrong shape, NaN/inf values or all-zero rows, naming
     the first offending row.
     """
-    x = np.asarray(features)
+    try:
+        x = np.asarray(features)
+    except ValueError:  # vectors of different lengths
+        x = np.empty(len(features), object)
+        x[:] = [np.asarray(v) for v in features]
     if x.dtype == object and x.ndim == 1:  # a column of vectors (a DataFrame column, a list)
         try:
             x = np.stack([np.asarray(v, dtype=np.float64) for v in x])
