@@ -424,3 +424,50 @@ def test_show_without_ipython_writes_the_report_and_says_where(planted, monkeypa
     path = planted[2].show(max_per_section=3)
     assert path.is_file() and path.name == "report.html"
     assert "IPython is not installed" in capsys.readouterr().out
+
+
+def _page_data(path: Path) -> dict:
+    return json.loads(path.read_text().split('id="vislint-data">')[1].split("</script>")[0])
+
+
+def test_outliers_and_voted_conflicts_show_their_neighbours(planted, tmp_path):
+    """Flags the built-in features never raise on this data (an outlier; a neighbour-vote label
+    conflict) set by hand on a copy of the results: the report shows each with its neighbours
+    — from the feature vectors when the results hold them, else the one nearest_id."""
+    import copy
+
+    res = copy.copy(planted[2])
+    res.images = planted[2].images.copy()
+    res.info = dict(planted[2].info)
+    img = res.images
+    in_group = set(res.group_table["id"])
+    free = [r for r in range(len(img)) if not img.at[r, "is_invalid"] and img.at[r, "id"] not in in_group]
+    out_row, vote_row = free[0], free[1]
+    img.loc[out_row, ["is_outlier", "outlier_score", "outlier_z"]] = [True, 0.9, 8.0]
+    img.loc[vote_row, ["is_label_conflict", "label_conflict_score", "suggested_label",
+                       "label_agreement"]] = [True, 0.95, "elsewhere", 0.05]
+    for results, expect in ((res, 4), (vislint.ScanResults(img, res.group_table, res.pair_table,
+                                                           res.info), 1)):
+        path = results.report(tmp_path / f"n{expect}.html")
+        data = _page_data(path)
+        paths = data["images"]["path"]
+        sections = {s["id"]: s for s in data["sections"]}
+        [outlier] = [it for it in sections["outlier"]["items"]
+                     if paths[it[2][0][0]] == img.at[out_row, "relpath"]]
+        assert outlier[2][0][2] == 2  # the outlier itself, then its neighbours
+        neighbours = outlier[2][1:]
+        assert len(neighbours) == expect and all(t[2] == 3 for t in neighbours)
+        if expect == 1:
+            assert paths[neighbours[0][0]] == img.set_index("id").at[img.at[out_row, "nearest_id"], "relpath"]
+        else:
+            feats = planted[2].features
+            sims = feats[out_row] @ feats.T
+            sims[out_row] = -np.inf
+            sims[img["is_invalid"].to_numpy()] = -np.inf
+            best = img["relpath"].to_numpy()[np.argsort(-sims)[:4]].tolist()
+            assert [paths[t[0]] for t in neighbours] == best
+        voted = [it for it in sections["label_conflict"]["items"] if "neighbours say" in it[1]]
+        assert len(voted) == 1 and "suggested: elsewhere" in voted[0][2][0][1]
+        assert len(voted[0][2]) == 1 + expect
+        assert sections["label_conflict"]["total"] == res.summary().set_index("check").loc[
+            "label_conflict", "groups"] + 1
