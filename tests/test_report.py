@@ -279,6 +279,8 @@ def test_cli_scan_writes_the_report_and_report_rewrites_it(planted, tmp_path):
     r = _cli("report", tmp_path / "bare", "--max-per-section", "0", "--out", tmp_path / "r" / "all.html")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "r" / "all.html").is_file() and (tmp_path / "r" / "all_files" / "thumbs").is_dir()
+    r = _cli("demo", "--data", tmp_path / "demo", "--out", tmp_path / "demo-out")
+    assert r.returncode == 0 and f"report written to {tmp_path / 'demo-out' / 'report.html'}" in r.stdout
     r = _cli("report", tmp_path / "nothing-here")
     assert r.returncode == 2 and "vislint scan" in r.stderr
     r = _cli("report", out, "--max-per-section", "-1")

@@ -177,13 +177,18 @@ def _cmd_scan(args) -> int:
                progress=not args.quiet and not args.json, **kwargs)
     _print(res, args.json, args.out, time.perf_counter() - start)
     if args.out is not None and not args.no_report:
-        from .report import write_report
-
-        path = write_report(res, args.out / "report.html")
-        res.save_manifest(args.out)  # with the report's time
-        if not args.json:
-            print(f"report written to {path}")
+        _write_report(res, args.out, args.json)
     return EXIT_OK
+
+
+def _write_report(res, out: Path, as_json: bool) -> None:
+    """OUT/report.html after a scan (the manifest rewritten with the report's time)."""
+    from .report import write_report
+
+    path = write_report(res, out / "report.html")
+    res.save_manifest(out)
+    if not as_json:
+        print(f"report written to {path}")
 
 
 def _cmd_report(args) -> int:
@@ -220,6 +225,7 @@ def _cmd_demo(args) -> int:
     start = time.perf_counter()
     res = scan(info.root, out=args.out, progress=not args.json)
     _print(res, args.json, args.out, time.perf_counter() - start)
+    _write_report(res, args.out, args.json)
     return EXIT_OK
 
 
