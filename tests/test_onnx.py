@@ -255,10 +255,14 @@ def test_semantic_checks_use_the_model_vectors(tmp_path):
 
 
 def test_precomputed_column_of_vectors(tmp_path):
+    import pandas as pd
+
     data = tmp_path / "data"
-    write_pngs(data / "x", 4, seed=5)
+    paths = write_pngs(data / "x", 4, seed=5)
     vecs = np.random.default_rng(0).standard_normal((4, 6))
-    res = vislint.scan(data, features=list(vecs))  # e.g. a DataFrame column of arrays
+    df = pd.DataFrame({"path": [str(p) for p in paths[::-1]], "emb": list(vecs)})
+    res = vislint.scan(df, features=df["emb"])  # a DataFrame column of vectors, row = image
+    assert res.images["path"].tolist() == df["path"].tolist()
     np.testing.assert_allclose(res.features, l2_normalise(vecs), atol=1e-6)
     with pytest.raises(ValueError, match="equal-length numeric vectors"):
         vislint.scan(data, features=[vecs[0], vecs[1][:3], vecs[2], vecs[3]])
