@@ -61,8 +61,9 @@ class Onnx:
         image as large ones and keep onnxruntime's memory small; MobileNetV3-Small at 224 px
         needs ~15 MiB of activations per image); a model with a fixed batch size uses that.
     threads: onnxruntime intra-op threads per session; 0 (default) = 1 per decode worker
-        process in a scan (the workers run one session each, side by side), all cores when
-        the model runs in the calling process.
+        process in a scan (the workers run one session each, side by side), the scan's
+        ``threads`` when a scan runs the model in its own process (``threads=1``), all cores
+        in :meth:`embed` called directly.
     sha256: the expected SHA-256 of the file (hex); None (default) accepts any file. A file
         that does not match is refused when the model is loaded.
 

@@ -278,7 +278,7 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
                                        mp_context=multiprocessing.get_context(_START_METHOD))
             parts = pool.map(_worker_chunk, tasks)  # forks the workers, queues every task
         else:
-            parts = (_describe_chunk(paths, skip, ms, mp, model, model.threads if model else 0)
+            parts = (_describe_chunk(paths, skip, ms, mp, model, (model.threads or threads) if model else 0)
                      for paths, ms, mp in tasks)
         if progress and report is None:
             from tqdm import tqdm
