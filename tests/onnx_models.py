@@ -28,10 +28,11 @@ def _save(nodes, inputs, outputs, inits, path: Path) -> Path:
 
 
 def conv_model(path: Path, *, seed: int = 0, layout: str = "NCHW", head: str = "gap",
-               side: int | str = SIDE, channels: int = 8) -> Path:
+               side: int | str = SIDE, channels: int = 8, rgb: int | str = 3) -> Path:
     """Conv 3x3 (3 -> channels, pad 1) + ReLU, then ``head``: "gap" (global average pool,
     output (N, C)), "spatial" (the (N, C, H, W) map itself) or "tokens" (the map as a
-    sequence (N, H*W, C)). layout "NHWC": the input is (N, H, W, 3), transposed inside."""
+    sequence (N, H*W, C)). layout "NHWC": the input is (N, H, W, 3), transposed inside.
+    side, rgb: the input's H/W and channel dimensions (a name makes them dynamic)."""
     w, b = conv_weights(seed, channels)
     inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
     nodes = []
@@ -39,9 +40,9 @@ def conv_model(path: Path, *, seed: int = 0, layout: str = "NCHW", head: str = "
     if layout == "NHWC":
         nodes.append(helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]))
         x = "nchw"
-        shape = ["batch", side, side, 3]
+        shape = ["batch", side, side, rgb]
     else:
-        shape = ["batch", 3, side, side]
+        shape = ["batch", rgb, side, side]
     nodes += [helper.make_node("Conv", [x, "w", "b"], ["conv"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
               helper.make_node("Relu", ["conv"], ["act"])]
     if head == "gap":

@@ -114,6 +114,13 @@ def test_sidecar_settings_and_dynamic_size(tmp_path):
     ims = images(5)
     ref = reference_vectors(ims, crop=0.875, bgr=True, mean=(0.5,) * 3, std=(0.25,) * 3)
     np.testing.assert_allclose(model.embed(ims), ref, atol=1e-4, rtol=0)
+    # every axis dynamic (as in many Hugging Face exports): the layout must be given
+    anyshape = om.conv_model(tmp_path / "any.onnx", side="side", rgb="channels")
+    with pytest.raises(ValueError, match=r"cannot tell the layout of input 'image' of shape "
+                                         r"\['batch', 'channels', 'side', 'side'\].*give layout="):
+        Onnx(anyshape, size=om.SIDE).prepare()
+    np.testing.assert_allclose(Onnx(anyshape, size=om.SIDE, layout="NCHW").prepare().embed(ims),
+                               reference_vectors(ims), atol=1e-4, rtol=0)
     (tmp_path / "dyn.onnx.json").write_text(json.dumps({"size": 32, "resize": "bilinear"}))
     with pytest.raises(ValueError, match=r"unknown keys \['resize'\]"):
         Onnx.from_path(path)

@@ -86,7 +86,7 @@ register(ModelInfo(
     url="https://huggingface.co/Xenova/dinov2-small/resolve/"
         "bd222e886723524568931e43031f6d9327896fac/onnx/model.onnx",
     size_bytes=88_500_000, licence="Apache-2.0",
-    settings={"size": 224, "crop": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+    settings={"size": 224, "layout": "NCHW", "crop": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
               "pool": "cls"},
     dim=384, suits=("near_duplicate", "outlier", "label_conflict"),
     notes="DINOv2 ViT-S/14 (self-supervised): visual similarity, near copies, odd images"))
@@ -95,7 +95,7 @@ register(ModelInfo(
     url="https://huggingface.co/Qdrant/clip-ViT-B-32-vision/resolve/"
         "5d56b3ac8126f471346c4c137a2f107d27665f24/model.onnx",
     size_bytes=352_000_000, licence="Apache-2.0 (export); MIT (OpenAI CLIP weights)",
-    settings={"size": 224, "crop": 1.0, "mean": CLIP_MEAN, "std": CLIP_STD},
+    settings={"size": 224, "layout": "NCHW", "crop": 1.0, "mean": CLIP_MEAN, "std": CLIP_STD},
     dim=512, suits=("label_conflict", "outlier"),
     notes="CLIP ViT-B/32 image tower: semantic content, wrong labels, other domains"))
 register(ModelInfo(
@@ -105,7 +105,7 @@ register(ModelInfo(
     size_bytes=46_806_737, licence="Apache-2.0",
     sha256="3b4d048057854022232aa20bf68262e31718ab7119a17f920b8a2dc1433f824b",
     checksum_source="Git LFS pointer of the file in github.com/onnx/models",
-    settings={"size": 224, "crop": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+    settings={"size": 224, "layout": "NCHW", "crop": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     dim=1000, suits=("label_conflict",),
     notes="ResNet-18 v2 (ONNX model zoo), 1000 ImageNet class scores: label votes"))
 
