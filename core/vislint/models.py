@@ -44,7 +44,6 @@ class ModelInfo:
         checksum is recorded at the first download).
     checksum_source: where the published checksum comes from.
     settings: preprocessing, as :class:`vislint.features.Onnx` arguments.
-    dim: the embedding's length.
     suits: the checks these vectors serve well.
     notes: one line for ``vislint models``.
     """
@@ -56,7 +55,6 @@ class ModelInfo:
     sha256: str | None = None
     checksum_source: str | None = None
     settings: dict = field(default_factory=dict)
-    dim: int | None = None
     suits: tuple[str, ...] = ()
     notes: str = ""
 
@@ -88,7 +86,7 @@ register(ModelInfo(
     size_bytes=88_500_000, licence="Apache-2.0",
     settings={"size": 224, "layout": "NCHW", "crop": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
               "pool": "cls"},
-    dim=384, suits=("near_duplicate", "outlier", "label_conflict"),
+    suits=("near_duplicate", "outlier", "label_conflict"),
     notes="DINOv2 ViT-S/14 (self-supervised): visual similarity, near copies, odd images"))
 register(ModelInfo(
     name="clip-vit-b32",
@@ -96,7 +94,7 @@ register(ModelInfo(
         "5d56b3ac8126f471346c4c137a2f107d27665f24/model.onnx",
     size_bytes=352_000_000, licence="Apache-2.0 (export); MIT (OpenAI CLIP weights)",
     settings={"size": 224, "layout": "NCHW", "crop": 1.0, "mean": CLIP_MEAN, "std": CLIP_STD},
-    dim=512, suits=("label_conflict", "outlier"),
+    suits=("label_conflict", "outlier"),
     notes="CLIP ViT-B/32 image tower: semantic content, wrong labels, other domains"))
 register(ModelInfo(
     name="resnet18-v2",
@@ -106,7 +104,7 @@ register(ModelInfo(
     sha256="3b4d048057854022232aa20bf68262e31718ab7119a17f920b8a2dc1433f824b",
     checksum_source="Git LFS pointer of the file in github.com/onnx/models",
     settings={"size": 224, "layout": "NCHW", "crop": 0.875, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
-    dim=1000, suits=("label_conflict",),
+    suits=("label_conflict",),
     notes="ResNet-18 v2 (ONNX model zoo), 1000 ImageNet class scores: label votes"))
 
 
