@@ -26,36 +26,51 @@ constexpr int kT = kTileSize;
 constexpr int kD = kDiskSize;
 constexpr int kRays = 64;
 constexpr int kRaySteps = 96;
+constexpr int kBoxAngles = 90;          // box orientations 0..89 degrees
 constexpr double kEdgeBias = 0.75;      // tile px between the content edge and the first bright sample
 constexpr double kMinRadius = 0.3;      // R never below this fraction of the canvas inradius
 constexpr double kPolarExtent = 0.9;    // polar grid radius / disk radius
 constexpr double kSigma = 1.5;          // band-pass Gaussian, disk px
+constexpr int kPad = 5;                 // its radius, ceil(3 sigma)
 constexpr int kPooledRings = kPolarRings / 2;
 constexpr int kRetrievalTerms = 8;      // angular Fourier terms 1..8 in the retrieval vector
 constexpr double kChromaWeight = 0.5;
 constexpr int kVerifyTerms = 48;        // angular Fourier terms 0..48 in the verification
 constexpr int kVerifyAngles = 256;
 
-// Bilinear sample of a size x size single-channel image at (x, y), pixel centres at
-// i + 0.5, clamped to the image.
-inline double sample(const float* img, int size, double x, double y) {
-    const double xf = std::clamp(x - 0.5, 0.0, size - 1.0001);
-    const double yf = std::clamp(y - 0.5, 0.0, size - 1.0001);
+// max(R, G, B) of the RGB pixel at p, as a float.
+inline float channel_max(const std::uint8_t* p) {
+    return static_cast<float>(std::max(std::max(p[0], p[1]), p[2]));
+}
+
+// Bilinear sample of the tile's max(R, G, B) at (x, y) in tile px, pixel centres at
+// i + 0.5, clamped to the tile (only the four pixels used are read: most rays stop at
+// their first sample).
+inline double sample_max(const std::uint8_t* tile, double x, double y) {
+    const double xf = std::clamp(x - 0.5, 0.0, kT - 1.0001);
+    const double yf = std::clamp(y - 0.5, 0.0, kT - 1.0001);
     const int x0 = static_cast<int>(xf), y0 = static_cast<int>(yf);
     const double ax = xf - x0, ay = yf - y0;
-    const float* r0 = img + static_cast<std::size_t>(y0) * size + x0;
-    const float* r1 = r0 + size;
-    return (r0[0] * (1 - ax) + r0[1] * ax) * (1 - ay) + (r1[0] * (1 - ax) + r1[1] * ax) * ay;
+    const std::uint8_t* r0 = tile + 3 * (static_cast<std::size_t>(y0) * kT + x0);
+    const std::uint8_t* r1 = r0 + 3 * kT;
+    return (channel_max(r0) * (1 - ax) + channel_max(r0 + 3) * ax) * (1 - ay) +
+           (channel_max(r1) * (1 - ax) + channel_max(r1 + 3) * ax) * ay;
 }
 
 // out[0..3] = sum over taps t < n of w[t] * base[stride * idx[t] + 0..3], summed in tap
 // order (one SSE2 multiply-add per tap; the plain loop gives the same floats).
-inline void mac4(const float* base, const int* idx, const float* w, int stride, int n, float* out) {
 #if defined(VISLINT_SSE2)
+inline __m128 mac4_ps(const float* base, const int* idx, const float* w, int stride, int n) {
     __m128 acc = _mm_setzero_ps();
     for (int t = 0; t < n; ++t)
         acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(w[t]), _mm_loadu_ps(base + stride * idx[t])));
-    _mm_storeu_ps(out, acc);
+    return acc;
+}
+#endif
+
+inline void mac4(const float* base, const int* idx, const float* w, int stride, int n, float* out) {
+#if defined(VISLINT_SSE2)
+    _mm_storeu_ps(out, mac4_ps(base, idx, w, stride, n));
 #else
     out[0] = out[1] = out[2] = out[3] = 0;
     for (int t = 0; t < n; ++t)
@@ -66,14 +81,11 @@ inline void mac4(const float* base, const int* idx, const float* w, int stride, 
 // Working memory of one rotation_features call, kept per thread (no allocation, and no
 // page faults from fresh large blocks, per image).
 struct Scratch {
-    std::vector<std::uint8_t> planes = std::vector<std::uint8_t>(3 * kT * kT);
-    std::vector<float> mx = std::vector<float>(kT * kT);
     std::vector<float> ftile = std::vector<float>(kT * kT * 3);
     // + 1: a 4-float load at the last RGB pixel stays inside
     std::vector<float> rows = std::vector<float>(kD * kT * 3 + 1);
-    std::vector<float> Y = std::vector<float>(kD * kD);
+    std::vector<float> planes = std::vector<float>(4 * kD * kD);  // Y, band-pass, Cb, Cr
     std::vector<float> chans = std::vector<float>(4 * kD * kD);  // per pixel: Y, band-pass, Cb, Cr
-    std::vector<float> padded = std::vector<float>((kD + 10) * kD);
     std::vector<float> tmp = std::vector<float>(kD * kD);
     std::vector<float> pol = std::vector<float>(4 * kPolarCells);
     std::vector<double> pooled = std::vector<double>(kPolarCells / 2);
@@ -84,30 +96,66 @@ Scratch& scratch() {
     return s;
 }
 
-// max(R, G, B) of every tile pixel, as floats (SIMD deinterleave and conversion).
-void channel_max(const std::uint8_t* tile, std::uint8_t* planes, float* out) {
-    std::uint8_t* r = planes;
-    std::uint8_t* g = r + kT * kT;
-    std::uint8_t* b = g + kT * kT;
-    deinterleave_rgb(tile, kT * kT, r, g, b);
-    for (int i = 0; i < kT * kT; ++i) r[i] = std::max(std::max(r[i], g[i]), b[i]);
-    bytes_to_floats(r, kT * kT, out);
+// cos and sin of the ray directions and of the box orientations of content_radius.
+struct RadiusTrig {
+    double ray_cos[kRays], ray_sin[kRays];
+    double box_cos[kBoxAngles], box_sin[kBoxAngles];
+    RadiusTrig() {
+        for (int i = 0; i < kRays; ++i) {
+            const double phi = (i + 0.5) * 2 * kPi / kRays;
+            ray_cos[i] = std::cos(phi);
+            ray_sin[i] = std::sin(phi);
+        }
+        for (int deg = 0; deg < kBoxAngles; ++deg) {
+            box_cos[deg] = std::cos(deg * kPi / 180);
+            box_sin[deg] = std::sin(deg * kPi / 180);
+        }
+    }
+};
+
+const RadiusTrig& radius_trig() {
+    static const RadiusTrig table;
+    return table;
+}
+
+// Half-extents (a, b) of the box at orientation (ct, st) around the points (px, py):
+// a = max |px ct + py st|, b = max |-px st + py ct| (max is exact in any order).
+void box_extent(const double* px, const double* py, double ct, double st, double& a, double& b) {
+#if defined(VISLINT_SSE2)
+    static_assert(kRays % 2 == 0, "pairs of rays");
+    const __m128d sign = _mm_set1_pd(-0.0), c = _mm_set1_pd(ct), s = _mm_set1_pd(st);
+    __m128d ma = _mm_setzero_pd(), mb = _mm_setzero_pd();
+    for (int i = 0; i < kRays; i += 2) {
+        const __m128d x = _mm_loadu_pd(px + i), y = _mm_loadu_pd(py + i);
+        // -x st + y ct == y ct - x st exactly (IEEE addition commutes)
+        ma = _mm_max_pd(ma, _mm_andnot_pd(sign, _mm_add_pd(_mm_mul_pd(x, c), _mm_mul_pd(y, s))));
+        mb = _mm_max_pd(mb, _mm_andnot_pd(sign, _mm_sub_pd(_mm_mul_pd(y, c), _mm_mul_pd(x, s))));
+    }
+    a = std::max(_mm_cvtsd_f64(ma), _mm_cvtsd_f64(_mm_unpackhi_pd(ma, ma)));
+    b = std::max(_mm_cvtsd_f64(mb), _mm_cvtsd_f64(_mm_unpackhi_pd(mb, mb)));
+#else
+    a = b = 0;
+    for (int i = 0; i < kRays; ++i) {
+        a = std::max(a, std::abs(px[i] * ct + py[i] * st));
+        b = std::max(b, std::abs(-px[i] * st + py[i] * ct));
+    }
+#endif
 }
 
 // Content radius in image px (see the header), from the tile's max(R, G, B).
-double content_radius(const float* mx, double w, double h) {
+double content_radius(const std::uint8_t* tile, double w, double h) {
+    const RadiusTrig& rt = radius_trig();
     const double rcanvas = std::min(w, h) / 2;
-    std::array<double, kRays> px{}, py{};
+    alignas(16) double px[kRays], py[kRays];
     for (int i = 0; i < kRays; ++i) {
-        const double phi = (i + 0.5) * 2 * kPi / kRays;
-        const double c = std::cos(phi), s = std::sin(phi);
+        const double c = rt.ray_cos[i], s = rt.ray_sin[i];
         const double inf = std::numeric_limits<double>::infinity();
         const double tedge = std::min(std::abs(c) > 1e-9 ? w / 2 / std::abs(c) : inf,
                                       std::abs(s) > 1e-9 ? h / 2 / std::abs(s) : inf);
         double tb = tedge;
         for (int k = 0; k < kRaySteps; ++k) {
             const double t = tedge * (1 - (k + 0.5) / kRaySteps);
-            const double v = sample(mx, kT, kT / 2.0 + t * c * kT / w, kT / 2.0 + t * s * kT / h);
+            const double v = sample_max(tile, kT / 2.0 + t * c * kT / w, kT / 2.0 + t * s * kT / h);
             if (v > kDarkLevel) {
                 if (k > 0) {
                     const double step = std::hypot(c * kT / w, s * kT / h);  // tile px per px
@@ -120,19 +168,31 @@ double content_radius(const float* mx, double w, double h) {
         py[i] = tb * s;
     }
     double best = std::numeric_limits<double>::infinity(), radius = rcanvas;
-    for (int deg = 0; deg < 90; ++deg) {
-        const double ct = std::cos(deg * kPi / 180), st = std::sin(deg * kPi / 180);
-        double a = 0, b = 0;
-        for (int i = 0; i < kRays; ++i) {
-            a = std::max(a, std::abs(px[i] * ct + py[i] * st));
-            b = std::max(b, std::abs(-px[i] * st + py[i] * ct));
-        }
+    for (int deg = 0; deg < kBoxAngles; ++deg) {
+        double a, b;
+        box_extent(px, py, rt.box_cos[deg], rt.box_sin[deg], a, b);
         if (a * b < best) {
             best = a * b;
             radius = std::min(a, b);
         }
     }
     return std::clamp(radius, kMinRadius * rcanvas, rcanvas);
+}
+
+// The band-pass Gaussian (sigma kSigma, radius kPad), normalised to sum 1.
+struct GaussKernel {
+    float k[2 * kPad + 1];
+    GaussKernel() {
+        double ksum = 0;
+        for (int i = -kPad; i <= kPad; ++i) ksum += std::exp(-0.5 * (i / kSigma) * (i / kSigma));
+        for (int i = -kPad; i <= kPad; ++i)
+            k[i + kPad] = static_cast<float>(std::exp(-0.5 * (i / kSigma) * (i / kSigma)) / ksum);
+    }
+};
+
+const GaussKernel& gauss_kernel() {
+    static const GaussKernel table;
+    return table;
 }
 
 // Resampling weights from kD output samples (2x supersampled) to kT tile samples along
@@ -208,13 +268,13 @@ const PolarTable& polar_table() {
 // cos and sin of 2 pi m a / 128 for the angular transforms (m = 0..kVerifyTerms), and of
 // 2 pi m t / 256 for the correlation over rotation angles t.
 struct Trig {
-    double dft_cos[kVerifyTerms + 1][kPolarAngles], dft_sin[kVerifyTerms + 1][kPolarAngles];
+    double dft_cos[kPolarAngles][kVerifyTerms + 1], dft_sin[kPolarAngles][kVerifyTerms + 1];
     double rot_cos[kVerifyAngles][kVerifyTerms + 1], rot_sin[kVerifyAngles][kVerifyTerms + 1];
     Trig() {
         for (int m = 0; m <= kVerifyTerms; ++m)
             for (int a = 0; a < kPolarAngles; ++a) {
-                dft_cos[m][a] = std::cos(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
-                dft_sin[m][a] = std::sin(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
+                dft_cos[a][m] = std::cos(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
+                dft_sin[a][m] = std::sin(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
             }
         for (int t = 0; t < kVerifyAngles; ++t)
             for (int m = 0; m <= kVerifyTerms; ++m) {
@@ -229,27 +289,56 @@ const Trig& trig() {
     return table;
 }
 
+// polar = round(grid * 127 / max |grid|), clamped to [-127, 127] (all 0 for a zero grid).
+void quantise(const float* grid, std::int8_t* polar) {
+    static_assert(kPolarCells % 16 == 0, "whole SIMD blocks");
+#if defined(VISLINT_SSE2)
+    // max is exact in any order; cvtps rounds to nearest even like nearbyint in the
+    // default rounding mode; the values fit int8, so the saturating packs are exact.
+    const __m128 sign = _mm_set1_ps(-0.0f);
+    __m128 m = _mm_setzero_ps();
+    for (int i = 0; i < kPolarCells; i += 4) m = _mm_max_ps(m, _mm_andnot_ps(sign, _mm_loadu_ps(grid + i)));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ps(m, _mm_shuffle_ps(m, m, 1));
+    const float peak = _mm_cvtss_f32(m);
+    const __m128 scale = _mm_set1_ps(peak > 0 ? 127.0f / peak : 0.0f);
+    const __m128 lo = _mm_set1_ps(-127.0f), hi = _mm_set1_ps(127.0f);
+    auto q = [&](int i) {
+        return _mm_cvtps_epi32(_mm_min_ps(_mm_max_ps(_mm_mul_ps(_mm_loadu_ps(grid + i), scale), lo), hi));
+    };
+    for (int i = 0; i < kPolarCells; i += 16) {
+        const __m128i a = _mm_packs_epi32(q(i), q(i + 4)), b = _mm_packs_epi32(q(i + 8), q(i + 12));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(polar + i), _mm_packs_epi16(a, b));
+    }
+#else
+    float peak = 0;
+    for (int i = 0; i < kPolarCells; ++i) peak = std::max(peak, std::abs(grid[i]));
+    const float scale = peak > 0 ? 127.0f / peak : 0.0f;
+    for (int i = 0; i < kPolarCells; ++i)
+        polar[i] = static_cast<std::int8_t>(std::nearbyint(std::clamp(grid[i] * scale, -127.0f, 127.0f)));
+#endif
+}
+
 // In place: subtract the ring-weighted mean, scale to unit weighted energy, and multiply
 // each ring by sqrt(weight), weight ~ radius (ring r of `rings` has weight r + 0.5).
+// (Per-ring sums in angle order, the rings side by side: independent sums.)
 void normalise_polar(double* grid, int rings) {
     const double wsum = rings * rings / 2.0;  // sum of (r + 0.5)
+    double s[kPolarRings] = {};
+    for (int a = 0; a < kPolarAngles; ++a)
+        for (int r = 0; r < rings; ++r) s[r] += grid[r * kPolarAngles + a];
     double mean = 0;
-    for (int r = 0; r < rings; ++r) {
-        double s = 0;
-        for (int a = 0; a < kPolarAngles; ++a) s += grid[r * kPolarAngles + a];
-        mean += s * (r + 0.5) / wsum;
-    }
+    for (int r = 0; r < rings; ++r) mean += s[r] * (r + 0.5) / wsum;
     mean /= kPolarAngles;
-    double energy = 0;
-    for (int r = 0; r < rings; ++r) {
-        double s = 0;
-        for (int a = 0; a < kPolarAngles; ++a) {
+    for (int r = 0; r < rings; ++r) s[r] = 0;
+    for (int a = 0; a < kPolarAngles; ++a)
+        for (int r = 0; r < rings; ++r) {
             double& v = grid[r * kPolarAngles + a];
             v -= mean;
-            s += v * v;
+            s[r] += v * v;
         }
-        energy += s * (r + 0.5) / wsum;
-    }
+    double energy = 0;
+    for (int r = 0; r < rings; ++r) energy += s[r] * (r + 0.5) / wsum;
     const double e = std::sqrt(energy / kPolarAngles) + 1e-6;
     for (int r = 0; r < rings; ++r) {
         const double f = std::sqrt((r + 0.5) / wsum) / e;
@@ -257,25 +346,35 @@ void normalise_polar(double* grid, int rings) {
     }
 }
 
-// F[m] = sum_a x[a] e^{-2 pi i m a / 128} for m = 0..terms.
-void angular_dft(const double* x, int terms, std::complex<double>* out) {
+// F[m] = sum_a x[a] e^{-2 pi i m a / 128} for m = 0..Terms, each sum in angle order
+// (the terms side by side: independent sums, not one long dependency chain).
+template <int Terms>
+void angular_dft(const double* x, std::complex<double>* out) {
+    static_assert(Terms <= kVerifyTerms, "the table holds terms 0..kVerifyTerms");
     const Trig& tr = trig();
-    for (int m = 0; m <= terms; ++m) {
-        double re = 0, im = 0;
-        for (int a = 0; a < kPolarAngles; ++a) {
-            re += x[a] * tr.dft_cos[m][a];
-            im -= x[a] * tr.dft_sin[m][a];
+    double re[Terms + 1] = {}, im[Terms + 1] = {};
+    for (int a = 0; a < kPolarAngles; ++a) {
+        const double xa = x[a];
+        const double* c = tr.dft_cos[a];
+        const double* s = tr.dft_sin[a];
+        for (int m = 0; m <= Terms; ++m) {
+            re[m] += xa * c[m];
+            im[m] -= xa * s[m];
         }
-        out[m] = {re, im};
     }
+    for (int m = 0; m <= Terms; ++m) out[m] = {re[m], im[m]};
 }
 
+// Standard deviation of v[0..n), n a multiple of 4; in double, four interleaved partial
+// sums (independent dependency chains).
 double population_std(const float* v, int n) {
-    double s = 0, ss = 0;
-    for (int i = 0; i < n; ++i) s += v[i];
-    const double mean = s / n;
-    for (int i = 0; i < n; ++i) ss += (v[i] - mean) * (v[i] - mean);
-    return std::sqrt(ss / n);
+    double s[4] = {}, ss[4] = {};
+    for (int i = 0; i < n; i += 4)
+        for (int j = 0; j < 4; ++j) s[j] += v[i + j];
+    const double mean = ((s[0] + s[1]) + (s[2] + s[3])) / n;
+    for (int i = 0; i < n; i += 4)
+        for (int j = 0; j < 4; ++j) ss[j] += (v[i + j] - mean) * (v[i + j] - mean);
+    return std::sqrt(((ss[0] + ss[1]) + (ss[2] + ss[3])) / n);
 }
 
 using Spectrum = std::array<std::complex<double>, kPolarRings*(kVerifyTerms + 1)>;
@@ -287,7 +386,7 @@ void verify_spectrum(const std::int8_t* q, Spectrum& F) {
     double energy = 0;
     for (int r = 0; r < kPolarRings; ++r) {
         std::complex<double>* f = &F[r * (kVerifyTerms + 1)];
-        angular_dft(&grid[r * kPolarAngles], kVerifyTerms, f);
+        angular_dft<kVerifyTerms>(&grid[r * kPolarAngles], f);
         for (int m = 0; m <= kVerifyTerms; ++m) {
             f[m] /= kPolarAngles;
             energy += (m ? 2 : 1) * std::norm(f[m]);
@@ -304,8 +403,7 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
     constexpr int kRow = kT * 3;  // floats (or bytes) per interleaved RGB tile row
     const double w = std::max(width, 1), h = std::max(height, 1);
     Scratch& sc = scratch();
-    channel_max(tile, sc.planes.data(), sc.mx.data());
-    const double radius = content_radius(sc.mx.data(), w, h);
+    const double radius = content_radius(tile, w, h);
 
     // Disk image: the vertical pass over whole interleaved rows (contiguous, vectorised),
     // then the horizontal pass; luminance Y and the chroma differences.
@@ -322,60 +420,130 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
         const float w0 = ty.w[o][0], w1 = ty.w[o][1], w2 = ty.w[o][2], w3 = ty.w[o][3];
         for (int k = 0; k < kRow; ++k) dst[k] = ((w0 * s0[k] + w1 * s1[k]) + w2 * s2[k]) + w3 * s3[k];
     }
-    constexpr int kPad = 5;  // Gaussian radius, ceil(3 sigma)
-    constexpr int kP = kD + 2 * kPad;
-    float* Y = sc.Y.data();
-    float* chans = sc.chans.data();
+    // Planes Y, B (band-pass), Cb, Cr of the disk image.
+    constexpr int kN = kD * kD;
+    float* Y = sc.planes.data();
+    float* B = Y + kN;
+    float* Cb = B + kN;
+    float* Cr = Cb + kN;
     for (int y = 0; y < kD; ++y) {
         const float* src = &rows[static_cast<std::size_t>(y) * kRow];
+        const int row = y * kD;
+#if defined(VISLINT_SSE2)
+        // Four pixels at a time: their (R, G, B, -) vectors transposed into R, G, B lanes.
+        static_assert(kD % 4 == 0, "whole groups of pixels");
+        for (int x = 0; x < kD; x += 4) {
+            __m128 r = mac4_ps(src, tx.idx[x], tx.w[x], 3, 4), g = mac4_ps(src, tx.idx[x + 1], tx.w[x + 1], 3, 4);
+            __m128 b = mac4_ps(src, tx.idx[x + 2], tx.w[x + 2], 3, 4), unused = mac4_ps(src, tx.idx[x + 3], tx.w[x + 3], 3, 4);
+            _MM_TRANSPOSE4_PS(r, g, b, unused);
+            const __m128 lum = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(0.299f), r), _mm_mul_ps(_mm_set1_ps(0.587f), g)),
+                                          _mm_mul_ps(_mm_set1_ps(0.114f), b));
+            _mm_storeu_ps(Y + row + x, lum);
+            _mm_storeu_ps(Cb + row + x, _mm_sub_ps(b, lum));
+            _mm_storeu_ps(Cr + row + x, _mm_sub_ps(r, lum));
+        }
+#else
         for (int x = 0; x < kD; ++x) {
             float rgb[4];  // the 4th lane is a neighbour's value, never used
             mac4(src, tx.idx[x], tx.w[x], 3, 4, rgb);
-            const int i = y * kD + x;
-            Y[i] = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
-            chans[4 * i] = Y[i];
-            chans[4 * i + 2] = rgb[2] - Y[i];
-            chans[4 * i + 3] = rgb[0] - Y[i];
+            Y[row + x] = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
+            Cb[row + x] = rgb[2] - Y[row + x];
+            Cr[row + x] = rgb[0] - Y[row + x];
         }
+#endif
     }
-    // Band-pass B = Y - Gauss(Y): separable, on copies padded by reflection.
+    // Band-pass B = Y - Gauss(Y): separable (vertical, then horizontal), with the image
+    // extended by reflection.
     {
-        float k[2 * kPad + 1];
-        double ksum = 0;
-        for (int i = -kPad; i <= kPad; ++i) ksum += std::exp(-0.5 * (i / kSigma) * (i / kSigma));
-        for (int i = -kPad; i <= kPad; ++i)
-            k[i + kPad] = static_cast<float>(std::exp(-0.5 * (i / kSigma) * (i / kSigma)) / ksum);
+        const float* k = gauss_kernel().k;
         auto reflect = [](int i) { return i < 0 ? -i : (i >= kD ? 2 * kD - 2 - i : i); };
-        float* padded = sc.padded.data();
         float* tmp = sc.tmp.data();
-        float line[kP];
-        for (int y = 0; y < kP; ++y)
-            std::copy_n(&Y[reflect(y - kPad) * kD], kD, &padded[y * kD]);
+        float line[kD + 2 * kPad];
+#if defined(VISLINT_SSE2)
+        // Each group of 4 outputs summed in a register over the 11 taps, in tap order.
+        __m128 kv[2 * kPad + 1];
+        for (int i = 0; i <= 2 * kPad; ++i) kv[i] = _mm_set1_ps(k[i]);
+#endif
         for (int y = 0; y < kD; ++y) {
+            const float* src[2 * kPad + 1];
+            for (int i = 0; i <= 2 * kPad; ++i) src[i] = &Y[reflect(y + i - kPad) * kD];
             float* dst = &tmp[y * kD];
-            for (int x = 0; x < kD; ++x) dst[x] = 0;
-            for (int i = 0; i <= 2 * kPad; ++i) {
-                const float* src = &padded[(y + i) * kD];
-                for (int x = 0; x < kD; ++x) dst[x] += k[i] * src[x];
+#if defined(VISLINT_SSE2)
+            for (int x = 0; x < kD; x += 4) {
+                __m128 acc = _mm_setzero_ps();
+                for (int i = 0; i <= 2 * kPad; ++i) acc = _mm_add_ps(acc, _mm_mul_ps(kv[i], _mm_loadu_ps(src[i] + x)));
+                _mm_storeu_ps(dst + x, acc);
             }
+#else
+            for (int x = 0; x < kD; ++x) dst[x] = 0;
+            for (int i = 0; i <= 2 * kPad; ++i)
+                for (int x = 0; x < kD; ++x) dst[x] += k[i] * src[i][x];
+#endif
         }
         for (int y = 0; y < kD; ++y) {
-            for (int x = 0; x < kP; ++x) line[x] = tmp[y * kD + reflect(x - kPad)];
+            const float* row = &tmp[y * kD];
+            std::copy_n(row, kD, line + kPad);
+            for (int x = 1; x <= kPad; ++x) {
+                line[kPad - x] = row[x];
+                line[kPad + kD - 1 + x] = row[kD - 1 - x];
+            }
+#if defined(VISLINT_SSE2)
+            for (int x = 0; x < kD; x += 4) {
+                __m128 acc = _mm_setzero_ps();
+                for (int i = 0; i <= 2 * kPad; ++i) acc = _mm_add_ps(acc, _mm_mul_ps(kv[i], _mm_loadu_ps(line + x + i)));
+                _mm_storeu_ps(B + y * kD + x, _mm_sub_ps(_mm_loadu_ps(Y + y * kD + x), acc));
+            }
+#else
             float blurred[kD] = {};
             for (int i = 0; i <= 2 * kPad; ++i)
                 for (int x = 0; x < kD; ++x) blurred[x] += k[i] * line[x + i];
-            for (int x = 0; x < kD; ++x) chans[4 * (y * kD + x) + 1] = Y[y * kD + x] - blurred[x];
+            for (int x = 0; x < kD; ++x) B[y * kD + x] = Y[y * kD + x] - blurred[x];
+#endif
         }
     }
+    // Interleaved per pixel for the polar sampling: chans[4 * pixel + (Y, B, Cb, Cr)].
+    float* chans = sc.chans.data();
+#if defined(VISLINT_SSE2)
+    for (int i = 0; i < kN; i += 4) {
+        __m128 a = _mm_loadu_ps(Y + i), b = _mm_loadu_ps(B + i), c = _mm_loadu_ps(Cb + i), d = _mm_loadu_ps(Cr + i);
+        _MM_TRANSPOSE4_PS(a, b, c, d);
+        _mm_storeu_ps(chans + 4 * i, a);
+        _mm_storeu_ps(chans + 4 * i + 4, b);
+        _mm_storeu_ps(chans + 4 * i + 8, c);
+        _mm_storeu_ps(chans + 4 * i + 12, d);
+    }
+#else
+    for (int i = 0; i < kN; ++i)
+        for (int c = 0; c < 4; ++c) chans[4 * i + c] = Y[i + c * kN];
+#endif
     // Polar grids of the four channels: pol[ch * kPolarCells + cell].
     const PolarTable& pt = polar_table();
     float* pol = sc.pol.data();
+#if defined(VISLINT_SSE2)
+    // Four cells at a time, their (Y, B, Cb, Cr) vectors transposed into the four grids.
+    static_assert(kPolarCells % 4 == 0, "whole groups of cells");
+    auto cell_sum = [&](int cell) {
+        __m128 acc = _mm_setzero_ps();
+        for (int t = pt.start[cell]; t < pt.start[cell + 1]; ++t)
+            acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(pt.w[t]), _mm_loadu_ps(chans + 4 * pt.idx[t])));
+        return acc;
+    };
+    for (int cell = 0; cell < kPolarCells; cell += 4) {
+        __m128 a0 = cell_sum(cell), a1 = cell_sum(cell + 1), a2 = cell_sum(cell + 2), a3 = cell_sum(cell + 3);
+        _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+        _mm_storeu_ps(pol + cell, a0);
+        _mm_storeu_ps(pol + kPolarCells + cell, a1);
+        _mm_storeu_ps(pol + 2 * kPolarCells + cell, a2);
+        _mm_storeu_ps(pol + 3 * kPolarCells + cell, a3);
+    }
+#else
     for (int cell = 0; cell < kPolarCells; ++cell) {
         float acc[4];
         const int t0 = pt.start[cell];
         mac4(chans, &pt.idx[t0], &pt.w[t0], 4, pt.start[cell + 1] - t0, acc);
         for (int c = 0; c < 4; ++c) pol[c * kPolarCells + cell] = acc[c];
     }
+#endif
 
     // Retrieval vector: Y and B (ring means, |Fourier terms 1..8| on pooled rings), chroma.
     float* v = retrieval;
@@ -392,7 +560,7 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
         float* means = v;
         float* mags = v + kPooledRings;
         for (int r = 0; r < kPooledRings; ++r) {
-            angular_dft(&pooled[r * kPolarAngles], kRetrievalTerms, F);
+            angular_dft<kRetrievalTerms>(&pooled[r * kPolarAngles], F);
             means[r] = static_cast<float>(F[0].real() * norm);
             for (int m = 1; m <= kRetrievalTerms; ++m)
                 mags[r * kRetrievalTerms + m - 1] = static_cast<float>(std::abs(F[m]) * norm);
@@ -402,20 +570,16 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
     const double ysd = population_std(pol, kPolarCells) + 1.0;
     for (int ch = 2; ch < 4; ++ch) {
         const float* g = pol + ch * kPolarCells;
-        for (int r = 0; r < kPooledRings; ++r) {
-            double s = 0;
-            for (int a = 0; a < 2 * kPolarAngles; ++a) s += g[2 * r * kPolarAngles + a];
-            *v++ = static_cast<float>(kChromaWeight * s / (2 * kPolarAngles) / ysd);
-        }
+        double s[kPooledRings] = {};  // pooled ring sums, each in angle order
+        for (int a = 0; a < 2 * kPolarAngles; ++a)
+            for (int r = 0; r < kPooledRings; ++r) s[r] += g[2 * r * kPolarAngles + a];
+        for (int r = 0; r < kPooledRings; ++r)
+            *v++ = static_cast<float>(kChromaWeight * s[r] / (2 * kPolarAngles) / ysd);
     }
 
     // Verification input: the band-pass grid, quantised.
     const float* bp = pol + kPolarCells;
-    float peak = 0;
-    for (int i = 0; i < kPolarCells; ++i) peak = std::max(peak, std::abs(bp[i]));
-    const float scale = peak > 0 ? 127.0f / peak : 0.0f;
-    for (int i = 0; i < kPolarCells; ++i)
-        polar[i] = static_cast<std::int8_t>(std::nearbyint(std::clamp(bp[i] * scale, -127.0f, 127.0f)));
+    quantise(bp, polar);
     info[0] = static_cast<float>(radius / (std::min(w, h) / 2));
     info[1] = static_cast<float>(population_std(bp, kPolarCells));
 }
