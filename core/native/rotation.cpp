@@ -27,6 +27,8 @@ constexpr int kD = kDiskSize;
 constexpr int kRays = 64;
 constexpr int kRaySteps = 96;
 constexpr int kBoxAngles = 90;          // box orientations 0..89 degrees
+constexpr int kBoxBlock = 8;            // boundary points per early-exit test of a box
+constexpr int kRowSlots = 8;            // tile rows kept as floats for the disk resampling
 constexpr double kEdgeBias = 0.75;      // tile px between the content edge and the first bright sample
 constexpr double kMinRadius = 0.3;      // R never below this fraction of the canvas inradius
 constexpr double kPolarExtent = 0.9;    // polar grid radius / disk radius
@@ -57,31 +59,20 @@ inline double sample_max(const std::uint8_t* tile, double x, double y) {
            (channel_max(r1) * (1 - ax) + channel_max(r1 + 3) * ax) * ay;
 }
 
-// out[0..3] = sum over taps t < n of w[t] * base[stride * idx[t] + 0..3], summed in tap
-// order (one SSE2 multiply-add per tap; the plain loop gives the same floats).
-#if defined(VISLINT_SSE2)
-inline __m128 mac4_ps(const float* base, const int* idx, const float* w, int stride, int n) {
-    __m128 acc = _mm_setzero_ps();
-    for (int t = 0; t < n; ++t)
-        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(w[t]), _mm_loadu_ps(base + stride * idx[t])));
-    return acc;
-}
-#endif
-
-inline void mac4(const float* base, const int* idx, const float* w, int stride, int n, float* out) {
-#if defined(VISLINT_SSE2)
-    _mm_storeu_ps(out, mac4_ps(base, idx, w, stride, n));
-#else
+#if !defined(VISLINT_SSE2)
+// out[0..3] = sum over taps t < n of w[t] * base[off[t] + 0..3], summed in tap order: the
+// plain form of the SSE2 loops below (one multiply-add of 4 floats per tap, same floats).
+inline void mac4(const float* base, const int* off, const float* w, int n, float* out) {
     out[0] = out[1] = out[2] = out[3] = 0;
     for (int t = 0; t < n; ++t)
-        for (int c = 0; c < 4; ++c) out[c] += w[t] * base[stride * idx[t] + c];
-#endif
+        for (int c = 0; c < 4; ++c) out[c] += w[t] * base[off[t] + c];
 }
+#endif
 
 // Working memory of one rotation_features call, kept per thread (no allocation, and no
 // page faults from fresh large blocks, per image).
 struct Scratch {
-    std::vector<float> ftile = std::vector<float>(kT * kT * 3);
+    std::vector<float> ftile = std::vector<float>(kRowSlots * kT * 3);
     // + 1: a 4-float load at the last RGB pixel stays inside
     std::vector<float> rows = std::vector<float>(kD * kT * 3 + 1);
     std::vector<float> planes = std::vector<float>(4 * kD * kD);  // Y, band-pass, Cb, Cr
@@ -119,33 +110,45 @@ const RadiusTrig& radius_trig() {
 }
 
 // Half-extents (a, b) of the box at orientation (ct, st) around the points (px, py):
-// a = max |px ct + py st|, b = max |-px st + py ct| (max is exact in any order).
-void box_extent(const double* px, const double* py, double ct, double st, double& a, double& b) {
+// a = max |px ct + py st|, b = max |-px st + py ct| (max is exact in any order). Blocks of
+// kBoxBlock points; false as soon as the partial a * b reaches `best` (the extents only
+// grow, so the box cannot be smaller than the best one), then a and b are partial.
+bool box_extent(const double* px, const double* py, double ct, double st, double best, double& a,
+                double& b) {
+    static_assert(kRays % kBoxBlock == 0 && kBoxBlock % 2 == 0, "whole blocks of pairs");
 #if defined(VISLINT_SSE2)
-    static_assert(kRays % 2 == 0, "pairs of rays");
     const __m128d sign = _mm_set1_pd(-0.0), c = _mm_set1_pd(ct), s = _mm_set1_pd(st);
     __m128d ma = _mm_setzero_pd(), mb = _mm_setzero_pd();
-    for (int i = 0; i < kRays; i += 2) {
-        const __m128d x = _mm_loadu_pd(px + i), y = _mm_loadu_pd(py + i);
-        // -x st + y ct == y ct - x st exactly (IEEE addition commutes)
-        ma = _mm_max_pd(ma, _mm_andnot_pd(sign, _mm_add_pd(_mm_mul_pd(x, c), _mm_mul_pd(y, s))));
-        mb = _mm_max_pd(mb, _mm_andnot_pd(sign, _mm_sub_pd(_mm_mul_pd(y, c), _mm_mul_pd(x, s))));
+    for (int i0 = 0; i0 < kRays; i0 += kBoxBlock) {
+        for (int i = i0; i < i0 + kBoxBlock; i += 2) {
+            const __m128d x = _mm_loadu_pd(px + i), y = _mm_loadu_pd(py + i);
+            // -x st + y ct == y ct - x st exactly (IEEE addition commutes)
+            ma = _mm_max_pd(ma, _mm_andnot_pd(sign, _mm_add_pd(_mm_mul_pd(x, c), _mm_mul_pd(y, s))));
+            mb = _mm_max_pd(mb, _mm_andnot_pd(sign, _mm_sub_pd(_mm_mul_pd(y, c), _mm_mul_pd(x, s))));
+        }
+        a = std::max(_mm_cvtsd_f64(ma), _mm_cvtsd_f64(_mm_unpackhi_pd(ma, ma)));
+        b = std::max(_mm_cvtsd_f64(mb), _mm_cvtsd_f64(_mm_unpackhi_pd(mb, mb)));
+        if (a * b >= best) return false;
     }
-    a = std::max(_mm_cvtsd_f64(ma), _mm_cvtsd_f64(_mm_unpackhi_pd(ma, ma)));
-    b = std::max(_mm_cvtsd_f64(mb), _mm_cvtsd_f64(_mm_unpackhi_pd(mb, mb)));
 #else
     a = b = 0;
-    for (int i = 0; i < kRays; ++i) {
-        a = std::max(a, std::abs(px[i] * ct + py[i] * st));
-        b = std::max(b, std::abs(-px[i] * st + py[i] * ct));
+    for (int i0 = 0; i0 < kRays; i0 += kBoxBlock) {
+        for (int i = i0; i < i0 + kBoxBlock; ++i) {
+            a = std::max(a, std::abs(px[i] * ct + py[i] * st));
+            b = std::max(b, std::abs(-px[i] * st + py[i] * ct));
+        }
+        if (a * b >= best) return false;
     }
 #endif
+    return true;
 }
 
 // Content radius in image px (see the header), from the tile's max(R, G, B).
 double content_radius(const std::uint8_t* tile, double w, double h) {
     const RadiusTrig& rt = radius_trig();
     const double rcanvas = std::min(w, h) / 2;
+    // The boundary points, ray i at position (i % kBoxBlock) * (kRays / kBoxBlock) +
+    // i / kBoxBlock: each block spans the circle (box extents near their final values early).
     alignas(16) double px[kRays], py[kRays];
     for (int i = 0; i < kRays; ++i) {
         const double c = rt.ray_cos[i], s = rt.ray_sin[i];
@@ -164,14 +167,14 @@ double content_radius(const std::uint8_t* tile, double w, double h) {
                 break;
             }
         }
-        px[i] = tb * c;
-        py[i] = tb * s;
+        const int pos = (i % kBoxBlock) * (kRays / kBoxBlock) + i / kBoxBlock;
+        px[pos] = tb * c;
+        py[pos] = tb * s;
     }
     double best = std::numeric_limits<double>::infinity(), radius = rcanvas;
     for (int deg = 0; deg < kBoxAngles; ++deg) {
-        double a, b;
-        box_extent(px, py, rt.box_cos[deg], rt.box_sin[deg], a, b);
-        if (a * b < best) {
+        double a = 0, b = 0;
+        if (box_extent(px, py, rt.box_cos[deg], rt.box_sin[deg], best, a, b) && a * b < best) {
             best = a * b;
             radius = std::min(a, b);
         }
@@ -223,7 +226,7 @@ Taps disk_taps(double tile_px_per_unit) {
 // kD x kD disk image, with taps on the same pixel merged (cell c uses taps
 // [start[c], start[c + 1])).
 struct PolarTable {
-    std::vector<int> start, idx;
+    std::vector<int> start, off;  // off: 4 x pixel index, the tap's floats in the 4-channel image
     std::vector<float> w;
     PolarTable() {
         start.push_back(0);
@@ -250,11 +253,11 @@ struct PolarTable {
                     if (i > 0 && taps[i].first == taps[i - 1].first) {
                         w.back() += static_cast<float>(taps[i].second);
                     } else {
-                        idx.push_back(taps[i].first);
+                        off.push_back(4 * taps[i].first);
                         w.push_back(static_cast<float>(taps[i].second));
                     }
                 }
-                start.push_back(static_cast<int>(idx.size()));
+                start.push_back(static_cast<int>(off.size()));
             }
         }
     }
@@ -265,17 +268,34 @@ const PolarTable& polar_table() {
     return table;
 }
 
-// cos and sin of 2 pi m a / 128 for the angular transforms (m = 0..kVerifyTerms), and of
-// 2 pi m t / 256 for the correlation over rotation angles t.
+// cos and sin of 2 pi m a / 128 for the angular transforms, m = 0..Terms, a = 0..32 (the
+// folded sums of angular_dft); rows padded to an even length (whole SIMD pairs of
+// doubles; the padding is 0).
+template <int Terms>
+struct DftTable {
+    static constexpr int kStride = (Terms + 2) / 2 * 2;
+    static constexpr int kRows = kPolarAngles / 4 + 1;
+    alignas(16) double cos[kRows][kStride] = {};
+    alignas(16) double sin[kRows][kStride] = {};
+    DftTable() {
+        for (int m = 0; m <= Terms; ++m)
+            for (int a = 0; a < kRows; ++a) {
+                cos[a][m] = std::cos(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
+                sin[a][m] = std::sin(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
+            }
+    }
+};
+
+template <int Terms>
+const DftTable<Terms>& dft_table() {
+    static const DftTable<Terms> table;
+    return table;
+}
+
+// cos and sin of 2 pi m t / 256 for the correlation over rotation angles t.
 struct Trig {
-    double dft_cos[kPolarAngles][kVerifyTerms + 1], dft_sin[kPolarAngles][kVerifyTerms + 1];
     double rot_cos[kVerifyAngles][kVerifyTerms + 1], rot_sin[kVerifyAngles][kVerifyTerms + 1];
     Trig() {
-        for (int m = 0; m <= kVerifyTerms; ++m)
-            for (int a = 0; a < kPolarAngles; ++a) {
-                dft_cos[a][m] = std::cos(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
-                dft_sin[a][m] = std::sin(2 * kPi * ((m * a) % kPolarAngles) / kPolarAngles);
-            }
         for (int t = 0; t < kVerifyAngles; ++t)
             for (int m = 0; m <= kVerifyTerms; ++m) {
                 rot_cos[t][m] = std::cos(2 * kPi * ((m * t) % kVerifyAngles) / kVerifyAngles);
@@ -346,28 +366,46 @@ void normalise_polar(double* grid, int rings) {
     }
 }
 
-// F[m] = sum_a x[a] e^{-2 pi i m a / 128} for m = 0..Terms, each sum in angle order
-// (the terms side by side: independent sums, not one long dependency chain).
+// F[m] = sum_a x[a] e^{-2 pi i m a / 128} for m = 0..Terms (x real), folded by the
+// symmetries of cos and sin: with c = cos(2 pi m a / 128), s = sin(...), N = 128,
+//   a <-> N - a:   c same, s negated    (e[a] = x[a] + x[N-a], o[a] = x[a] - x[N-a]),
+//   a <-> N/2 - a: c times (-1)^m, s times -(-1)^m,
+// so F[m] = x[0] + (-1)^m x[N/2] + e[N/4] c(N/4) + sum_{a < N/4} (e[a] +- e[N/2-a]) c(a)
+//         - i (o[N/4] s(N/4) + sum_{a < N/4} (o[a] -+ o[N/2-a]) s(a)), signs by the parity
+// of m: a quarter of the multiply-adds of the plain sum. The terms side by side
+// (independent sums, not one long dependency chain).
 template <int Terms>
 void angular_dft(const double* x, std::complex<double>* out) {
-    static_assert(Terms <= kVerifyTerms, "the table holds terms 0..kVerifyTerms");
-    const Trig& tr = trig();
-    double re[Terms + 1] = {}, im[Terms + 1] = {};
-    for (int a = 0; a < kPolarAngles; ++a) {
-        const double xa = x[a];
-        const double* c = tr.dft_cos[a];
-        const double* s = tr.dft_sin[a];
-        for (int m = 0; m <= Terms; ++m) {
-            re[m] += xa * c[m];
-            im[m] -= xa * s[m];
+    using Table = DftTable<Terms>;
+    static_assert(Table::kStride % 2 == 0, "terms in (even, odd) pairs");
+    const Table& tr = dft_table<Terms>();
+    constexpr int kN = kPolarAngles, kHalf = kN / 2, kQuarter = kN / 4;
+    auto e = [&](int a) { return x[a] + x[kN - a]; };
+    auto o = [&](int a) { return x[a] - x[kN - a]; };
+    alignas(16) double re[Table::kStride], im[Table::kStride];
+    for (int m = 0; m < Table::kStride; ++m) {
+        re[m] = (x[0] + (m % 2 ? -x[kHalf] : x[kHalf])) + e(kQuarter) * tr.cos[kQuarter][m];
+        im[m] = -(o(kQuarter) * tr.sin[kQuarter][m]);
+    }
+    for (int a = 1; a < kQuarter; ++a) {
+        const double ea = e(a), eb = e(kHalf - a), oa = o(a), ob = o(kHalf - a);
+        const double ev[2] = {ea + eb, ea - eb};  // for even, odd m
+        const double ov[2] = {oa - ob, oa + ob};
+        const double* c = tr.cos[a];
+        const double* s = tr.sin[a];
+        for (int m = 0; m < Table::kStride; ++m) {
+            re[m] += ev[m % 2] * c[m];
+            im[m] -= ov[m % 2] * s[m];
         }
     }
     for (int m = 0; m <= Terms; ++m) out[m] = {re[m], im[m]};
 }
 
-// Standard deviation of v[0..n), n a multiple of 4; in double, four interleaved partial
-// sums (independent dependency chains).
-double population_std(const float* v, int n) {
+// Standard deviation of a polar grid v[0..kPolarCells); in double, four interleaved
+// partial sums (independent dependency chains).
+double population_std(const float* v) {
+    constexpr int n = kPolarCells;
+    static_assert(n % 4 == 0, "whole groups of 4");
     double s[4] = {}, ss[4] = {};
     for (int i = 0; i < n; i += 4)
         for (int j = 0; j < 4; ++j) s[j] += v[i + j];
@@ -403,22 +441,43 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
     constexpr int kRow = kT * 3;  // floats (or bytes) per interleaved RGB tile row
     const double w = std::max(width, 1), h = std::max(height, 1);
     Scratch& sc = scratch();
+#if defined(VISLINT_SSE2)
+    // The whole tile is read below; the rays' scattered first reads would otherwise wait
+    // for memory one cache line at a time.
+    for (std::size_t i = 0; i < kTileBytes; i += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(tile) + i, _MM_HINT_T0);
+#endif
     const double radius = content_radius(tile, w, h);
 
     // Disk image: the vertical pass over whole interleaved rows (contiguous, vectorised),
     // then the horizontal pass; luminance Y and the chroma differences.
     const Taps tx = disk_taps(radius * kT / w), ty = disk_taps(radius * kT / h);
-    float* ftile = sc.ftile.data();
-    bytes_to_floats(tile, static_cast<std::size_t>(kT) * kRow, ftile);
+    // Only the floats [k0, k1) of a row are used: the horizontal taps' pixels (4-float
+    // loads from the first channel of each).
+    const int k0 = 3 * tx.idx[0][0], k1 = std::min(kRow, 3 * tx.idx[kD - 1][3] + 4);
+    // Tile rows as floats, converted when first used, in a ring of kRowSlots rows (the rows
+    // of an output lie within 3 consecutive tile rows, in increasing order: the sample step
+    // is radius / kD <= 1 tile px).
+    float* ring = sc.ftile.data();
+    int slot_row[kRowSlots];
+    std::fill_n(slot_row, kRowSlots, -1);
+    auto tile_row = [&](int r) {
+        float* dst = ring + static_cast<std::size_t>(r % kRowSlots) * kRow;
+        if (slot_row[r % kRowSlots] != r) {
+            bytes_to_floats(tile + static_cast<std::size_t>(r) * kRow + k0, k1 - k0, dst + k0);
+            slot_row[r % kRowSlots] = r;
+        }
+        return dst;
+    };
     float* rows = sc.rows.data();
     for (int o = 0; o < kD; ++o) {
         float* dst = &rows[static_cast<std::size_t>(o) * kRow];
-        const float* s0 = &ftile[static_cast<std::size_t>(ty.idx[o][0]) * kRow];
-        const float* s1 = &ftile[static_cast<std::size_t>(ty.idx[o][1]) * kRow];
-        const float* s2 = &ftile[static_cast<std::size_t>(ty.idx[o][2]) * kRow];
-        const float* s3 = &ftile[static_cast<std::size_t>(ty.idx[o][3]) * kRow];
+        const float* s0 = tile_row(ty.idx[o][0]);
+        const float* s1 = tile_row(ty.idx[o][1]);
+        const float* s2 = tile_row(ty.idx[o][2]);
+        const float* s3 = tile_row(ty.idx[o][3]);
         const float w0 = ty.w[o][0], w1 = ty.w[o][1], w2 = ty.w[o][2], w3 = ty.w[o][3];
-        for (int k = 0; k < kRow; ++k) dst[k] = ((w0 * s0[k] + w1 * s1[k]) + w2 * s2[k]) + w3 * s3[k];
+        for (int k = k0; k < k1; ++k) dst[k] = ((w0 * s0[k] + w1 * s1[k]) + w2 * s2[k]) + w3 * s3[k];
     }
     // Planes Y, B (band-pass), Cb, Cr of the disk image.
     constexpr int kN = kD * kD;
@@ -426,18 +485,34 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
     float* B = Y + kN;
     float* Cb = B + kN;
     float* Cr = Cb + kN;
+    // The horizontal taps as float offsets into a row (and, for SSE2, the weights repeated
+    // 4 times: SIMD operands).
+    int hoff[kD][4];
+    for (int x = 0; x < kD; ++x)
+        for (int t = 0; t < 4; ++t) hoff[x][t] = 3 * tx.idx[x][t];
+#if defined(VISLINT_SSE2)
+    alignas(16) float hw[kD][4][4];
+    for (int x = 0; x < kD; ++x)
+        for (int t = 0; t < 4; ++t) std::fill_n(hw[x][t], 4, tx.w[x][t]);
+#endif
     for (int y = 0; y < kD; ++y) {
         const float* src = &rows[static_cast<std::size_t>(y) * kRow];
         const int row = y * kD;
 #if defined(VISLINT_SSE2)
         // Four pixels at a time: their (R, G, B, -) vectors transposed into R, G, B lanes.
         static_assert(kD % 4 == 0, "whole groups of pixels");
+        auto pixel = [&](int x) {  // mac4 of the pixel's 4 taps
+            __m128 acc = _mm_setzero_ps();
+            for (int t = 0; t < 4; ++t)
+                acc = _mm_add_ps(acc, _mm_mul_ps(_mm_load_ps(hw[x][t]), _mm_loadu_ps(src + hoff[x][t])));
+            return acc;
+        };
         for (int x = 0; x < kD; x += 4) {
-            __m128 r = mac4_ps(src, tx.idx[x], tx.w[x], 3, 4), g = mac4_ps(src, tx.idx[x + 1], tx.w[x + 1], 3, 4);
-            __m128 b = mac4_ps(src, tx.idx[x + 2], tx.w[x + 2], 3, 4), unused = mac4_ps(src, tx.idx[x + 3], tx.w[x + 3], 3, 4);
+            __m128 r = pixel(x), g = pixel(x + 1), b = pixel(x + 2), unused = pixel(x + 3);
             _MM_TRANSPOSE4_PS(r, g, b, unused);
-            const __m128 lum = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_set1_ps(0.299f), r), _mm_mul_ps(_mm_set1_ps(0.587f), g)),
-                                          _mm_mul_ps(_mm_set1_ps(0.114f), b));
+            const __m128 lum = _mm_add_ps(
+                _mm_add_ps(_mm_mul_ps(_mm_set1_ps(0.299f), r), _mm_mul_ps(_mm_set1_ps(0.587f), g)),
+                _mm_mul_ps(_mm_set1_ps(0.114f), b));
             _mm_storeu_ps(Y + row + x, lum);
             _mm_storeu_ps(Cb + row + x, _mm_sub_ps(b, lum));
             _mm_storeu_ps(Cr + row + x, _mm_sub_ps(r, lum));
@@ -445,7 +520,7 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
 #else
         for (int x = 0; x < kD; ++x) {
             float rgb[4];  // the 4th lane is a neighbour's value, never used
-            mac4(src, tx.idx[x], tx.w[x], 3, 4, rgb);
+            mac4(src, hoff[x], tx.w[x], 4, rgb);
             Y[row + x] = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
             Cb[row + x] = rgb[2] - Y[row + x];
             Cr[row + x] = rgb[0] - Y[row + x];
@@ -453,7 +528,9 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
 #endif
     }
     // Band-pass B = Y - Gauss(Y): separable (vertical, then horizontal), with the image
-    // extended by reflection.
+    // extended by reflection. Then the four channels interleaved per pixel for the polar
+    // sampling: chans[4 * pixel + (Y, B, Cb, Cr)] (with SSE2 as each B is computed).
+    float* chans = sc.chans.data();
     {
         const float* k = gauss_kernel().k;
         auto reflect = [](int i) { return i < 0 ? -i : (i >= kD ? 2 * kD - 2 - i : i); };
@@ -471,7 +548,8 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
 #if defined(VISLINT_SSE2)
             for (int x = 0; x < kD; x += 4) {
                 __m128 acc = _mm_setzero_ps();
-                for (int i = 0; i <= 2 * kPad; ++i) acc = _mm_add_ps(acc, _mm_mul_ps(kv[i], _mm_loadu_ps(src[i] + x)));
+                for (int i = 0; i <= 2 * kPad; ++i)
+                    acc = _mm_add_ps(acc, _mm_mul_ps(kv[i], _mm_loadu_ps(src[i] + x)));
                 _mm_storeu_ps(dst + x, acc);
             }
 #else
@@ -490,8 +568,16 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
 #if defined(VISLINT_SSE2)
             for (int x = 0; x < kD; x += 4) {
                 __m128 acc = _mm_setzero_ps();
-                for (int i = 0; i <= 2 * kPad; ++i) acc = _mm_add_ps(acc, _mm_mul_ps(kv[i], _mm_loadu_ps(line + x + i)));
-                _mm_storeu_ps(B + y * kD + x, _mm_sub_ps(_mm_loadu_ps(Y + y * kD + x), acc));
+                for (int i = 0; i <= 2 * kPad; ++i)
+                    acc = _mm_add_ps(acc, _mm_mul_ps(kv[i], _mm_loadu_ps(line + x + i)));
+                const int i = y * kD + x;
+                __m128 py = _mm_loadu_ps(Y + i), pb = _mm_sub_ps(py, acc);
+                __m128 pcb = _mm_loadu_ps(Cb + i), pcr = _mm_loadu_ps(Cr + i);
+                _MM_TRANSPOSE4_PS(py, pb, pcb, pcr);
+                _mm_storeu_ps(chans + 4 * i, py);
+                _mm_storeu_ps(chans + 4 * i + 4, pb);
+                _mm_storeu_ps(chans + 4 * i + 8, pcb);
+                _mm_storeu_ps(chans + 4 * i + 12, pcr);
             }
 #else
             float blurred[kD] = {};
@@ -501,18 +587,7 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
 #endif
         }
     }
-    // Interleaved per pixel for the polar sampling: chans[4 * pixel + (Y, B, Cb, Cr)].
-    float* chans = sc.chans.data();
-#if defined(VISLINT_SSE2)
-    for (int i = 0; i < kN; i += 4) {
-        __m128 a = _mm_loadu_ps(Y + i), b = _mm_loadu_ps(B + i), c = _mm_loadu_ps(Cb + i), d = _mm_loadu_ps(Cr + i);
-        _MM_TRANSPOSE4_PS(a, b, c, d);
-        _mm_storeu_ps(chans + 4 * i, a);
-        _mm_storeu_ps(chans + 4 * i + 4, b);
-        _mm_storeu_ps(chans + 4 * i + 8, c);
-        _mm_storeu_ps(chans + 4 * i + 12, d);
-    }
-#else
+#if !defined(VISLINT_SSE2)
     for (int i = 0; i < kN; ++i)
         for (int c = 0; c < 4; ++c) chans[4 * i + c] = Y[i + c * kN];
 #endif
@@ -525,7 +600,7 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
     auto cell_sum = [&](int cell) {
         __m128 acc = _mm_setzero_ps();
         for (int t = pt.start[cell]; t < pt.start[cell + 1]; ++t)
-            acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(pt.w[t]), _mm_loadu_ps(chans + 4 * pt.idx[t])));
+            acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(pt.w[t]), _mm_loadu_ps(chans + pt.off[t])));
         return acc;
     };
     for (int cell = 0; cell < kPolarCells; cell += 4) {
@@ -540,7 +615,7 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
     for (int cell = 0; cell < kPolarCells; ++cell) {
         float acc[4];
         const int t0 = pt.start[cell];
-        mac4(chans, &pt.idx[t0], &pt.w[t0], 4, pt.start[cell + 1] - t0, acc);
+        mac4(chans, &pt.off[t0], &pt.w[t0], pt.start[cell + 1] - t0, acc);
         for (int c = 0; c < 4; ++c) pol[c * kPolarCells + cell] = acc[c];
     }
 #endif
@@ -563,11 +638,11 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
             angular_dft<kRetrievalTerms>(&pooled[r * kPolarAngles], F);
             means[r] = static_cast<float>(F[0].real() * norm);
             for (int m = 1; m <= kRetrievalTerms; ++m)
-                mags[r * kRetrievalTerms + m - 1] = static_cast<float>(std::abs(F[m]) * norm);
+                mags[r * kRetrievalTerms + m - 1] = static_cast<float>(std::sqrt(std::norm(F[m])) * norm);
         }
         v += kPooledRings * (kRetrievalTerms + 1);
     }
-    const double ysd = population_std(pol, kPolarCells) + 1.0;
+    const double ysd = population_std(pol) + 1.0;
     for (int ch = 2; ch < 4; ++ch) {
         const float* g = pol + ch * kPolarCells;
         double s[kPooledRings] = {};  // pooled ring sums, each in angle order
@@ -581,14 +656,16 @@ void rotation_features(const std::uint8_t* tile, int width, int height, float* r
     const float* bp = pol + kPolarCells;
     quantise(bp, polar);
     info[0] = static_cast<float>(radius / (std::min(w, h) / 2));
-    info[1] = static_cast<float>(population_std(bp, kPolarCells));
+    info[1] = static_cast<float>(population_std(bp));
 }
 
 void rotation_features_batch(const std::uint8_t* tiles, const std::int32_t* widths,
                              const std::int32_t* heights, std::size_t n, float* retrieval,
                              std::int8_t* polar, float* info, int threads) {
-    polar_table();  // built once, before the workers start
-    trig();
+    polar_table();  // the tables are built once, before the workers start
+    radius_trig();
+    gauss_kernel();
+    dft_table<kRetrievalTerms>();
     parallel_for(n, threads, [&](std::size_t i) {
         rotation_features(tiles + i * kTileBytes, widths[i], heights[i],
                           retrieval + i * kRotationDim, polar + i * kPolarCells,
@@ -604,6 +681,7 @@ void rotation_verify(const std::int8_t* polar, std::size_t n, const std::int64_t
             throw std::invalid_argument("pairs: row index out of range [0, " + std::to_string(n) + ")");
     }
     const Trig& tr = trig();
+    dft_table<kVerifyTerms>();
     std::vector<std::int64_t> rows(a, a + pairs);
     rows.insert(rows.end(), b, b + pairs);
     std::sort(rows.begin(), rows.end());

@@ -22,7 +22,7 @@ import numpy as np
 from . import _native
 from .onnx_features import Onnx
 
-BUILTIN_VERSION = "builtin-v3"
+BUILTIN_VERSION = "builtin-v4"
 """Changes whenever the built-in descriptor's raw output changes; part of the cache key."""
 
 
