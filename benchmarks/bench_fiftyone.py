@@ -49,12 +49,15 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--size", type=int, default=64, help="image side in px (default 64)")
     ap.add_argument("--work", type=Path, default=None, help="where images and the DB go")
+    ap.add_argument("--cache-gb", type=float, default=None,
+                    help="WiredTiger cache of the private mongod in GB (default: mongod's own, "
+                         "as FiftyOne's database service runs it; the tests use 0.25)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="vislint-bench-fo-"))
     if "FIFTYONE_DATABASE_URI" not in os.environ:
         from fo_services import configure_fiftyone_env, start_mongod
 
-        uri, _ = start_mongod(work / "db")
+        uri, _ = start_mongod(work / "db", cache_gb=args.cache_gb)
         configure_fiftyone_env(uri, work / "plugins")
     t = time.perf_counter()
     paths = make_images(work / "images", args.n, args.size)

@@ -133,10 +133,13 @@ def mongod_path() -> str:
     return str(path)
 
 
-def start_mongod(workdir: str | os.PathLike, timeout: float = 60.0) -> tuple[str, int]:
+def start_mongod(workdir: str | os.PathLike, timeout: float = 60.0,
+                 cache_gb: float | None = 0.25) -> tuple[str, int]:
     """Start a private mongod with its data and log in ``workdir``; return ``(uri, pid)``.
 
-    Listens on a free port of 127.0.0.1 (no unix socket, 0.25 GB WiredTiger cache). Returns once
+    Listens on a free port of 127.0.0.1 (no unix socket). ``cache_gb``: the WiredTiger cache
+    (default 0.25 GB, enough for the tests; None = mongod's default, half of the RAM less 1 GB,
+    which is how FiftyOne's own database service runs it). Returns once
     the port accepts connections (0.8-1.2 s here), or raises ``RuntimeError`` with the tail of
     ``workdir/mongod.log`` after ``timeout`` seconds. An ``atexit`` hook stops it (SIGTERM, SIGKILL
     after 10 s). Call this *before* importing fiftyone, so that hook runs after FiftyOne's own exit
@@ -149,7 +152,8 @@ def start_mongod(workdir: str | os.PathLike, timeout: float = 60.0) -> tuple[str
     port = free_port()
     proc = subprocess.Popen(
         [mongod_path(), "--dbpath", str(dbpath), "--bind_ip", HOST, "--port", str(port),
-         "--nounixsocket", "--wiredTigerCacheSizeGB", "0.25", "--logpath", str(log)],
+         "--nounixsocket", "--logpath", str(log),
+         *(["--wiredTigerCacheSizeGB", str(cache_gb)] if cache_gb is not None else [])],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )
     _MONGODS.append(proc)  # keep the Popen alive: no "still running" ResourceWarning
