@@ -1,7 +1,7 @@
 """Side-by-side benchmark with a model: vislint --features onnx:MODEL vs fastdup, in one run.
 
     .venv/bin/python benchmarks/bench_onnx.py [--data DIR] [--runs 3] [--fastdup-python PY]
-        [--vislint CMD] [--model PATH] [--limit N] [--json OUT]
+        [--vislint CMD] [--model PATH] [--json OUT]
 
 The model has fastdup's architecture and input size: MobileNetV3-Small (Howard et al. 2019,
 table 2: a 3x3 stem, eleven inverted-residual blocks with squeeze-and-excitation and
@@ -32,7 +32,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench_scan import DEFAULT_DATA, FASTDUP_CODE, count_images, run_measured
+from bench_scan import DEFAULT_DATA, count_images, side_by_side
 
 INPUT = 224
 FEATURES = 576
@@ -164,22 +164,10 @@ def main() -> int:
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         model = build_mobilenet_v3_small(args.model or Path(tmp) / "mobilenet_v3_small.onnx")
-        results: dict[str, list[dict]] = {"vislint": [], "fastdup": []}
-        fd_env = {**os.environ, "FASTDUP_PRODUCTION": "1", "SENTRY_OPT_OUT": "1"}
         have_fd = bool(args.fastdup_python) and Path(args.fastdup_python).exists()
         vislint = [args.vislint] if args.vislint else [sys.executable, "-m", "vislint"]
-        for r in range(args.runs):
-            with tempfile.TemporaryDirectory() as w:
-                res = run_measured([*vislint, "scan", str(args.data), "--out", w, "--json",
-                                    "--features", f"onnx:{model}"])
-                res["timings"] = json.loads(res.pop("stdout"))["timings"]
-                results["vislint"].append(res)
-            if have_fd:
-                with tempfile.TemporaryDirectory() as w:
-                    res = run_measured([args.fastdup_python, "-c", FASTDUP_CODE, w, str(args.data)], fd_env)
-                    res.pop("stdout")
-                    results["fastdup"].append(res)
-            print(f"run {r + 1}/{args.runs} done", file=sys.stderr)
+        results, peaks = side_by_side(vislint, ["--features", f"onnx:{model}"], args.data,
+                                      args.runs, args.fastdup_python if have_fd else None)
         rates = {f"{cores} processes x 1 thread": model_only_rate(model, n, cores, 1),
                  f"1 process x {cores} threads": model_only_rate(model, n, 1, cores)}
 
@@ -197,7 +185,7 @@ def main() -> int:
             continue
         wall = med(tool, "wall")
         report[tool] = {"wall_s": wall, "images_per_s": n / wall, "cpu_pct": med(tool, "cpu_pct"),
-                        "peak_tree_pss_mib": max(x["mem_mib"] for x in results[tool])}
+                        "peak_tree_pss_mib": peaks[tool]}
         lines.append(f"  {tool:<8} {wall:7.2f} s  {n / wall:8.0f} images/s  CPU {med(tool, 'cpu_pct'):4.0f}%"
                      f"  peak memory {report[tool]['peak_tree_pss_mib']:6.0f} MiB (PSS, process tree)")
     if results["fastdup"]:

@@ -17,6 +17,8 @@ time of the process and its children / wall) and peak memory of each,
 vislint's per-stage times, and the rate of ``decode_batch`` alone (JPEG
 decoding to tiles in threads, for reference).
 
+The timed runs are not disturbed by memory sampling (walking /proc every 20 ms costs a
+good part of one of the two cores): after them, one more run of each tool measures memory.
 Peak memory is for the whole process tree: every 20 ms the benchmark sums the
 PSS (proportional set size, from ``/proc/PID/smaps_rollup``) of the process and
 all its descendants, and keeps the largest sum. PSS splits each shared page
@@ -79,9 +81,12 @@ def tree_pss_kib(root: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> dict:
-    """Run a command; wall seconds, CPU % (of it and its children) and the peak PSS (MiB)
-    summed over its process tree, sampled every :data:`SAMPLE_S` seconds."""
+def run_measured(cmd: list[str], env: dict | None = None, memory: bool = True) -> dict:
+    """Run a command; wall seconds, CPU % (of it and its children) and, with ``memory``, the
+    peak PSS (MiB) summed over its process tree, sampled every :data:`SAMPLE_S` seconds.
+
+    Sampling walks /proc on one of the cores the command runs on, so timed runs should not
+    sample (``memory=False``; the peak is then 0)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -89,7 +94,8 @@ def run_measured(cmd: list[str], env: dict | None = None) -> dict:
         while True:
             # waitid(WNOWAIT) leaves the process a zombie, so its pid stays valid for
             # one last sample; wait4 below then reaps it and gives its CPU times
-            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            if not memory or os.waitid(os.P_PID, proc.pid,
+                                       os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
                 break
             peak = max(peak, tree_pss_kib(proc.pid))
             time.sleep(SAMPLE_S)
@@ -105,6 +111,38 @@ def run_measured(cmd: list[str], env: dict | None = None) -> dict:
     cpu = usage.ru_utime + usage.ru_stime
     return {"wall": wall, "cpu_pct": 100 * cpu / wall, "mem_mib": peak / 1024,
             "stdout": stdout.decode(errors="replace")}
+
+
+def side_by_side(vislint: list[str], scan_args: list[str], data: Path, runs: int,
+                 fastdup_python: str | None) -> tuple[dict[str, list[dict]], dict[str, float]]:
+    """``runs`` timed runs of ``vislint scan DATA ... scan_args`` and of fastdup (when
+    ``fastdup_python`` is given), alternating, each from nothing; then one more run of each
+    that samples its memory. Returns the timed runs per tool and the peak PSS (MiB) per tool."""
+    fd_env = {**os.environ, "FASTDUP_PRODUCTION": "1", "SENTRY_OPT_OUT": "1"}
+    results: dict[str, list[dict]] = {"vislint": [], "fastdup": []}
+    peaks = {"vislint": 0.0, "fastdup": 0.0}
+    for r in range(runs + 1):
+        memory = r == runs
+        with tempfile.TemporaryDirectory() as w:
+            # the HTML report is timed on its own (benchmarks/bench_report.py)
+            res = run_measured([*vislint, "scan", str(data), "--out", w, "--json", "--no-report",
+                                *scan_args], memory=memory)
+            res["timings"] = json.loads(res.pop("stdout"))["timings"]
+            if memory:
+                peaks["vislint"] = res["mem_mib"]
+            else:
+                results["vislint"].append(res)
+        if fastdup_python:
+            with tempfile.TemporaryDirectory() as w:
+                res = run_measured([fastdup_python, "-c", FASTDUP_CODE, w, str(data)], fd_env,
+                                   memory=memory)
+                res.pop("stdout")
+                if memory:
+                    peaks["fastdup"] = res["mem_mib"]
+                else:
+                    results["fastdup"].append(res)
+        print(f"run {r + 1}/{runs + 1} done" + (" (memory)" if memory else ""), file=sys.stderr)
+    return results, peaks
 
 
 def count_images(data: Path) -> int:
@@ -141,23 +179,10 @@ def main() -> int:
         print(f"no data at {args.data}; pass --data DIR", file=sys.stderr)
         return 2
     n = count_images(args.data)
-    results: dict[str, list[dict]] = {"vislint": [], "fastdup": []}
-    fd_env = {**os.environ, "FASTDUP_PRODUCTION": "1", "SENTRY_OPT_OUT": "1"}
     have_fd = bool(args.fastdup_python) and Path(args.fastdup_python).exists()
-    for r in range(args.runs):
-        with tempfile.TemporaryDirectory() as w:
-            vislint = [args.vislint] if args.vislint else [sys.executable, "-m", "vislint"]
-            # the HTML report is timed on its own (benchmarks/bench_report.py)
-            res = run_measured([*vislint, "scan", str(args.data), "--out", w, "--json",
-                                "--no-report"])
-            res["timings"] = json.loads(res.pop("stdout"))["timings"]
-            results["vislint"].append(res)
-        if have_fd:
-            with tempfile.TemporaryDirectory() as w:
-                res = run_measured([args.fastdup_python, "-c", FASTDUP_CODE, w, str(args.data)], fd_env)
-                res.pop("stdout")
-                results["fastdup"].append(res)
-        print(f"run {r + 1}/{args.runs} done", file=sys.stderr)
+    vislint = [args.vislint] if args.vislint else [sys.executable, "-m", "vislint"]
+    results, peaks = side_by_side(vislint, [], args.data, args.runs,
+                                  args.fastdup_python if have_fd else None)
 
     def med(tool, key):
         return statistics.median(x[key] for x in results[tool])
@@ -173,7 +198,7 @@ def main() -> int:
             continue
         wall = med(tool, "wall")
         report[tool] = {"wall_s": wall, "images_per_s": n / wall, "cpu_pct": med(tool, "cpu_pct"),
-                        "peak_tree_pss_mib": max(x["mem_mib"] for x in results[tool])}
+                        "peak_tree_pss_mib": peaks[tool]}
         lines.append(f"  {tool:<8} {wall:7.2f} s  {n / wall:8.0f} images/s  CPU {med(tool, 'cpu_pct'):4.0f}%"
                      f"  peak memory {report[tool]['peak_tree_pss_mib']:6.0f} MiB (PSS, process tree)")
     if results["fastdup"]:
