@@ -21,7 +21,6 @@ reports the better one and the scan's time as a multiple of it.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
@@ -32,7 +31,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench_scan import DEFAULT_DATA, count_images, side_by_side
+from bench_scan import count_images, side_by_side, side_by_side_parser
 
 INPUT = 224
 FEATURES = 576
@@ -145,17 +144,9 @@ def model_only_rate(model: Path, n: int, processes: int, threads: int) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--fastdup-python", default=os.environ.get("FASTDUP_PYTHON"),
-                    help="a Python with fastdup 2.54 installed (default: $FASTDUP_PYTHON)")
-    ap.add_argument("--vislint", default=None,
-                    help="the vislint executable to time (default: this Python's -m vislint); "
-                         "prefer a non-editable install, as in bench_scan.py")
+    ap = side_by_side_parser(__doc__)
     ap.add_argument("--model", type=Path, default=None,
                     help="where to write the MobileNetV3-Small-shaped model (default: a temp file)")
-    ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     if not args.data.is_dir():
         print(f"no data at {args.data}; pass --data DIR", file=sys.stderr)

@@ -164,8 +164,10 @@ def decode_only_rate(data: Path) -> float:
     return best
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def side_by_side_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every side-by-side benchmark takes: --data, --runs, --fastdup-python,
+    --vislint, --json."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--fastdup-python", default=os.environ.get("FASTDUP_PYTHON"),
@@ -174,7 +176,11 @@ def main() -> int:
                     help="the vislint executable to time, e.g. .venv-rel/bin/vislint for a "
                          "non-editable install (default: this Python's -m vislint)")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> int:
+    args = side_by_side_parser(__doc__).parse_args()
     if not args.data.is_dir():
         print(f"no data at {args.data}; pass --data DIR", file=sys.stderr)
         return 2
