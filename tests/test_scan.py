@@ -101,10 +101,9 @@ def test_leak_table_matches_pairs(demo_scan):
 def test_save_and_load_round_trip(demo_scan):
     res, out = demo_scan
     again = vislint.load(out)
-    pd.testing.assert_frame_equal(res.to_dataframe().reset_index(drop=True), again.to_dataframe(),
-                                  check_dtype=False)
-    pd.testing.assert_frame_equal(res.pairs("exact_duplicate"), again.pairs("exact_duplicate"),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(res.to_dataframe(), again.to_dataframe())
+    pd.testing.assert_frame_equal(res.group_table, again.group_table)
+    pd.testing.assert_frame_equal(res.pair_table, again.pair_table)
     assert again.summary().equals(res.summary())
 
 

@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
 from . import _native
@@ -239,6 +238,8 @@ def _pixel_array(im: Image.Image) -> np.ndarray:
     copy; Pillow stores RGB as 4 bytes a pixel and exports it as an Arrow array), or a
     uint8[H, W, 3] copy where that export is not available (older Pillow, large images
     stored in several blocks)."""
+    import pyarrow as pa  # imported on first use: a scan of JPEGs alone never needs it here
+
     w, h = im.size
     try:
         arr = pa.array(im)

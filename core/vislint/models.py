@@ -24,8 +24,6 @@ import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,6 +209,9 @@ def fetch(name: str, to: str | Path | None = None, offline: bool | None = None,
 def _download(url: str, part: Path, *, progress: bool, retries: int, timeout: float,
               label: str) -> None:
     """Fetch ``url`` into ``part``, resuming from its current length with a Range request."""
+    import urllib.error  # here, not at the top: urllib.request costs ~0.02 s to import, and
+    import urllib.request  # every `vislint` command builds the parser from this module
+
     bar = None
     attempt = 0
     try:

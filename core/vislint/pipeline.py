@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -28,12 +28,10 @@ from .decisions import Decisions, load_for_scan
 from .decode import REASONS, decode_full, decode_pixels, orient
 from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, knn_graph
+from . import tables
 from .results import ScanResults
 from .thresholds import Thresholds
 from .workdir import FeatureCache
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
          features="builtin", k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
@@ -344,10 +342,10 @@ def _first_uncached(cache: FeatureCache, hashes: list[str]) -> np.ndarray:
 
 
 def _import_later_stages(write: bool) -> None:
-    """Import what the stages after decoding need (pandas, about 0.5 s; faiss; pyarrow.parquet
-    when ``write``), so that it overlaps the decode workers instead of following them."""
+    """Import what the stages after decoding need (faiss; pyarrow.parquet when ``write``) so
+    that it overlaps the decode workers instead of following them. Not pandas: a scan builds
+    Arrow tables (see :mod:`vislint.tables`)."""
     import faiss  # noqa: F401
-    import pandas  # noqa: F401
     if write:
         import pyarrow.parquet  # noqa: F401
 
@@ -369,8 +367,6 @@ def _graph(feats, valid, k, index, threads):
 def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t: Thresholds,
                 semantic: bool, threads: int, reviewed: Decisions,
                 original_labels: list) -> ScanResults:
-    import pandas as pd
-
     n = len(catalog)
     ids = np.array(catalog.ids, dtype=object)
     col = {name: i for i, name in enumerate(_native.STAT_NAMES)}
@@ -416,7 +412,7 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t:
                                for o in members if o != m)
     rep = dup.representative
     nearest = graph.neighbors[:, 0]
-    images = pd.DataFrame({
+    images = {
         "id": ids, "path": catalog.paths, "relpath": catalog.relpaths,
         "label": catalog.labels, "split": catalog.splits,
         "width": meta["width"], "height": meta["height"], "file_size": meta["file_size"],
@@ -430,14 +426,14 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t:
         "nearest_id": [ids[j] if j >= 0 else None for j in nearest],
         "nearest_similarity": np.where(nearest >= 0, graph.sims[:, 0], np.nan),
         "leak_score": np.where(valid, leaks.score, np.nan),
-        "is_leak": np.array([len(p) > 0 for p in leaks.partners]),
+        "is_leak": np.array([len(p) > 0 for p in leaks.partners], bool),
         "leak_partners": [";".join(ids[p]) if p else None for p in leaks.partners],
         "label_conflict_score": conflicts.score, "is_label_conflict": conflicts.flag,
         "suggested_label": conflicts.suggested, "label_agreement": conflicts.agreement,
         "conflict_labels": conflicts.conflict_labels,
         "outlier_score": o_score, "is_outlier": o_flag,
         "outlier_distance": o_dist, "outlier_z": o_z,
-    })
+    }
     for check in QUALITY_CHECKS:
         stat, score = quality[check]
         images[f"{check}_score"] = score
@@ -449,7 +445,8 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t:
     # reviewer decisions: cleared flags, corrected labels, and the record of who decided
     for check, rows in reviewed.cleared.items():
         if f"is_{check}" in images:
-            images.loc[sorted(rows), f"is_{check}"] = False
+            images[f"is_{check}"] = flags = np.array(images[f"is_{check}"], bool)
+            flags[sorted(rows)] = False
     images["label_original"] = [o if i in reviewed.labels else None
                                 for i, o in enumerate(original_labels)]
     images["reviewed"] = ["; ".join(reviewed.notes[i]) if i in reviewed.notes else None
@@ -460,7 +457,7 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t:
     groups = _group_table(images, feats, dup, rank, near_flag, conflicts.conflict_groups)
     pairs = _pair_table(images, dup, leaks)
     info = {"leak_table": leaks.table, "confused_labels": _confused(images)}
-    return ScanResults(images, groups, pairs, info)
+    return ScanResults(tables.table(images), groups, pairs, info)
 
 
 def _groups(group: np.ndarray):
@@ -469,17 +466,15 @@ def _groups(group: np.ndarray):
     return np.split(srt, np.flatnonzero(np.diff(group[srt])) + 1) if len(srt) else []
 
 
-def _group_table(images, feats, dup, rank, near_flag, conflict_groups) -> pd.DataFrame:
-    """Group members per check, representative (best in keep order) first.
+def _group_table(images: dict, feats, dup, rank, near_flag, conflict_groups):
+    """Group members per check, representative (best in keep order) first (an Arrow table).
 
     Exact groups are the exact-copy components. Every duplicate group is listed
     under near_duplicate when it holds a near (not exact) copy, under leak when
     it spans splits, and under label_conflict when it holds several labels.
     """
-    import pandas as pd
-
-    rows = []
-    split = images["split"].tolist()
+    cols = {"check": [], "group": [], "row": [], "keep": [], "similarity": []}
+    split = images["split"]
     conflict_set = set(conflict_groups)
     pair_sim = dict(zip(map(tuple, dup.pairs.tolist()), dup.pair_sims.tolist()))
     for kind, group in (("exact", dup.exact_group), ("duplicate", dup.duplicate_group)):
@@ -497,44 +492,52 @@ def _group_table(images, feats, dup, rank, near_flag, conflict_groups) -> pd.Dat
             # similarity to the representative: the pair's (descriptor or rotation) where
             # the pair was judged, else the feature cosine
             sims = np.clip(feats[ordered] @ feats[rep], -1.0, 1.0)
-            sims = [pair_sim.get((min(m, rep), max(m, rep)), s) for m, s in zip(ordered, sims)]
+            sims = [pair_sim.get((min(m, rep), max(m, rep)), float(s)) for m, s in zip(ordered, sims)]
             sims[0] = 1.0
             for c in checks:
-                rows += [{"check": c, "group": g, "row": m, "keep": m == rep, "similarity": float(s)}
-                         for m, s in zip(ordered, sims)]
-    t = pd.DataFrame(rows, columns=["check", "group", "row", "keep", "similarity"])
-    at = t["row"].to_numpy(np.int64)
-    for c in ("id", "path", "label", "split"):
-        t[c] = images[c].to_numpy()[at]
-    return t[["check", "group", "id", "path", "label", "split", "keep", "similarity"]]
+                cols["check"] += [c] * len(ordered)
+                cols["group"] += [g] * len(ordered)
+                cols["row"] += ordered
+                cols["keep"] += [m == rep for m in ordered]
+                cols["similarity"] += sims
+    at = np.array(cols["row"], np.int64)
+    return tables.table({
+        "check": cols["check"], "group": np.array(cols["group"], np.int64),
+        **{c: _take(images[c], at) for c in ("id", "path", "label", "split")},
+        "keep": np.array(cols["keep"], bool), "similarity": np.array(cols["similarity"], np.float64)})
 
 
-def _pair_table(images, dup, leaks) -> pd.DataFrame:
-    import pandas as pd
-
-    parts = []
+def _pair_table(images: dict, dup, leaks):
+    """Image pairs per check (exact, near, leak), most similar first (an Arrow table)."""
+    cols = {c: [] for c in ("check", "id_a", "id_b", "path_a", "path_b", "split_a", "split_b")}
+    sim_parts = []
     for check, pairs, sims in (("exact_duplicate", dup.pairs[dup.pair_exact], dup.pair_sims[dup.pair_exact]),
                                ("near_duplicate", dup.pairs[~dup.pair_exact], dup.pair_sims[~dup.pair_exact]),
                                ("leak", leaks.pairs, leaks.pair_sims)):
         if not len(pairs):
             continue
-        a, b = pairs[:, 0], pairs[:, 1]
-        parts.append(pd.DataFrame({
-            "check": check, "id_a": images["id"].to_numpy()[a], "id_b": images["id"].to_numpy()[b],
-            "path_a": images["path"].to_numpy()[a], "path_b": images["path"].to_numpy()[b],
-            "split_a": images["split"].to_numpy()[a], "split_b": images["split"].to_numpy()[b],
-            "similarity": sims}).sort_values(["similarity", "id_a", "id_b"],
-                                             ascending=[False, True, True]))
-    cols = ["check", "id_a", "id_b", "path_a", "path_b", "split_a", "split_b", "similarity"]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+        id_a, id_b = _take(images["id"], pairs[:, 0]), _take(images["id"], pairs[:, 1])
+        order = sorted(range(len(pairs)), key=lambda i: (-float(sims[i]), id_a[i], id_b[i]))
+        a, b = pairs[order, 0], pairs[order, 1]
+        cols["check"] += [check] * len(order)
+        for side, rows in (("a", a), ("b", b)):
+            for c in ("id", "path", "split"):
+                cols[f"{c}_{side}"] += _take(images[c], rows)
+        sim_parts.append(np.asarray(sims, np.float32)[order])
+    cols["similarity"] = np.concatenate(sim_parts) if sim_parts else np.zeros(0, np.float32)
+    return tables.table(cols)
 
 
-def _confused(images: pd.DataFrame, top: int = 10) -> list[dict]:
+def _take(values, rows) -> list:
+    """values[rows] for a list or object array of strings, as a list."""
+    return [values[i] for i in rows.tolist()]
+
+
+def _confused(images: dict, top: int = 10) -> list[dict]:
     """Most frequent (label, suggested or conflicting label) pairs among label conflicts."""
     counts: dict[tuple[str, str], int] = {}
-    flagged = images[images["is_label_conflict"]]
-    for label, sugg, both in zip(flagged["label"], flagged["suggested_label"], flagged["conflict_labels"]):
-        # missing values are NaN in pandas' string columns
+    for i in np.flatnonzero(images["is_label_conflict"]).tolist():
+        label, sugg, both = images["label"][i], images["suggested_label"][i], images["conflict_labels"][i]
         others = [sugg] if isinstance(sugg, str) else \
             [o for o in (both if isinstance(both, str) else "").split("|") if o and o != label]
         for o in others:

@@ -26,11 +26,11 @@ them back.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pandas is imported where it is used: it costs ~0.5 s to import
+if TYPE_CHECKING:  # pandas is imported where it is used: ~0.2 s of CPU (see tables.py)
     import numpy as np
     import pandas as pd
 
@@ -44,18 +44,46 @@ GROUP_CHECKS = ("exact_duplicate", "near_duplicate", "leak", "label_conflict")
 PAIR_CHECKS = ("exact_duplicate", "near_duplicate", "leak")
 
 
-@dataclass
-class ScanResults:
-    """The result of :func:`vislint.scan`. Build one with :func:`vislint.load` or a scan."""
+class _Table:
+    """A table attribute of :class:`ScanResults`: a pandas DataFrame when read (converted from
+    Arrow the first time), anything :class:`ScanResults` accepts when set."""
 
-    images: pd.DataFrame
-    group_table: pd.DataFrame
-    pair_table: pd.DataFrame
-    info: dict = field(default_factory=dict)
-    """parameters, thresholds, provenance, timings, leak_table, confused_labels."""
-    features: np.ndarray | None = None
-    """float32[N, d], the L2-normalised vectors the kNN graph was built on (rows of invalid
-    images are zero); kept in memory after a scan, not saved (None after :func:`load`)."""
+    def __init__(self, key: str, doc: str):
+        self.key, self.__doc__ = key, doc
+
+    def __get__(self, results, owner=None):
+        return self if results is None else results._frame(self.key)
+
+    def __set__(self, results, table) -> None:
+        results._tables[self.key] = table
+
+
+class ScanResults:
+    """The result of :func:`vislint.scan`. Build one with :func:`vislint.load` or a scan.
+
+    The three tables (images, groups, pairs) are pandas DataFrames or Arrow tables; a scan
+    hands over Arrow tables (see :mod:`vislint.tables`), each turned into a DataFrame the first
+    time it is asked for, so a command-line scan never imports pandas.
+    """
+
+    def __init__(self, images, group_table, pair_table, info: dict | None = None,
+                 features: np.ndarray | None = None):
+        self._tables = {"images": images, "groups": group_table, "pairs": pair_table}
+        self.info = info if info is not None else {}
+        """parameters, thresholds, provenance, timings, leak_table, confused_labels."""
+        self.features = features
+        """float32[N, d], the L2-normalised vectors the kNN graph was built on (rows of
+        invalid images are zero); kept in memory after a scan, not saved (None after
+        :func:`load`)."""
+
+    images = _Table("images", "One row per image (the table itself; :meth:`to_dataframe` gives a copy).")
+    group_table = _Table("groups", "Every member of every group check (its ``check`` column says which).")
+    pair_table = _Table("pairs", "Every pair of every pair check (its ``check`` column says which).")
+
+    def __len__(self) -> int:
+        """The number of images scanned."""
+        t = self._tables["images"]
+        return t.num_rows if _is_arrow(t) else len(t)
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per image (a copy)."""
@@ -77,18 +105,37 @@ class ScanResults:
         """One row per check: images flagged, groups (where the check groups), threshold."""
         import pandas as pd
 
+        return pd.DataFrame(self.summary_rows())
+
+    def summary_rows(self) -> list[dict]:
+        """:meth:`summary` as a list of dicts (check, images, groups or None, threshold),
+        computed on the Arrow tables without pandas or pyarrow.compute (~0.03 s to import)."""
         th = self.info.get("thresholds", {})
+        img, grp = self._arrow("images"), self._arrow("groups")
+        groups_of: dict[str, set] = {}
+        for check, group in zip(grp.column("check").to_pylist(), grp.column("group").to_pylist()):
+            groups_of.setdefault(check, set()).add(group)
         rows = []
         for check in CHECKS:
             flag = f"is_{check}"
-            images = int(self.images[flag].sum()) if flag in self.images else 0
-            groups = None
-            if check in GROUP_CHECKS:
-                g = self.group_table
-                groups = int(g.loc[g["check"] == check, "group"].nunique())
+            images = _true_count(img.column(flag)) if flag in img.column_names else 0
+            groups = len(groups_of.get(check, ())) if check in GROUP_CHECKS else None
             rows.append({"check": check, "images": images, "groups": groups,
                          "threshold": _threshold_text(check, th)})
-        return pd.DataFrame(rows)
+        return rows
+
+    def invalid_reasons(self) -> dict[str, int]:
+        """{reason code: images} over the invalid images, most frequent first (codes:
+        :data:`vislint.decode.REASONS`)."""
+        img = self._arrow("images")
+        if not _true_count(img.column("is_invalid")):
+            return {}
+        import pyarrow.compute as pc
+
+        reasons = img.column("invalid_reason").filter(img.column("is_invalid"))
+        counts = [(r["values"], r["counts"]) for r in pc.value_counts(reasons).to_pylist()
+                  if r["values"] is not None]
+        return dict(sorted(counts, key=lambda rc: (-rc[1], rc[0])))
 
     def report(self, path: str | Path = "report.html", max_per_section: int | None = 200) -> Path:
         """Write the HTML report (overview, plots, a gallery per check) to ``path``, with its
@@ -112,18 +159,46 @@ class ScanResults:
 
     def save(self, out: str | Path) -> Path:
         """Write the tables and the manifest into ``out`` (atomic per file; manifest last)."""
+        import pyarrow.parquet as pq
+
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        for name, table in (("images", self.images), ("groups", self.group_table),
-                            ("pairs", self.pair_table)):
+        for name in ("images", "groups", "pairs"):
             with atomic_path(out / f"{name}.parquet") as tmp:
-                table.to_parquet(tmp, index=False)
+                pq.write_table(self._arrow(name), tmp)
         self.save_manifest(out)
         return out
 
     def save_manifest(self, out: str | Path) -> None:
         """(Re)write ``manifest.json``, the file whose presence marks a complete save."""
         write_json(Path(out) / "manifest.json", {"format_version": FORMAT_VERSION, **self.info})
+
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        """Table ``name`` as a DataFrame, converted from Arrow once (then kept as the table)."""
+        t = self._tables[name]
+        if _is_arrow(t):
+            t = self._tables[name] = t.to_pandas()
+        return t
+
+    def _arrow(self, name: str):
+        """Table ``name`` as an Arrow table (a DataFrame is converted, not kept)."""
+        t = self._tables[name]
+        if _is_arrow(t):
+            return t
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(t, preserve_index=False)
+
+
+def _true_count(column) -> int:
+    """True values in a boolean Arrow column (a ChunkedArray)."""
+    return sum(chunk.true_count for chunk in column.chunks)
+
+
+def _is_arrow(table) -> bool:
+    pa = sys.modules.get("pyarrow")  # an Arrow table means pyarrow is loaded; never load it here
+    return pa is not None and isinstance(table, pa.Table)
 
 
 def load(path: str | Path) -> ScanResults:
