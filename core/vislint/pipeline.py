@@ -28,7 +28,6 @@ from .decisions import Decisions, load_for_scan
 from .decode import REASONS, decode_full, decode_pixels, orient
 from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, knn_graph
-from . import tables
 from .results import ScanResults
 from .thresholds import Thresholds
 from .workdir import FeatureCache
@@ -342,10 +341,12 @@ def _first_uncached(cache: FeatureCache, hashes: list[str]) -> np.ndarray:
 
 
 def _import_later_stages(write: bool) -> None:
-    """Import what the stages after decoding need (faiss; pyarrow.parquet when ``write``) so
-    that it overlaps the decode workers instead of following them. Not pandas: a scan builds
-    Arrow tables (see :mod:`vislint.tables`)."""
+    """Import what the stages after decoding need (faiss, pyarrow; pyarrow.parquet when
+    ``write``) so that it overlaps the decode workers instead of following them (the workers
+    are forked without them). Not pandas: a scan builds Arrow tables (:mod:`vislint.tables`)."""
     import faiss  # noqa: F401
+
+    from . import tables  # noqa: F401  (pyarrow)
     if write:
         import pyarrow.parquet  # noqa: F401
 
@@ -367,6 +368,8 @@ def _graph(feats, valid, k, index, threads):
 def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t: Thresholds,
                 semantic: bool, threads: int, reviewed: Decisions,
                 original_labels: list) -> ScanResults:
+    from . import tables
+
     n = len(catalog)
     ids = np.array(catalog.ids, dtype=object)
     col = {name: i for i, name in enumerate(_native.STAT_NAMES)}
@@ -473,6 +476,8 @@ def _group_table(images: dict, feats, dup, rank, near_flag, conflict_groups):
     under near_duplicate when it holds a near (not exact) copy, under leak when
     it spans splits, and under label_conflict when it holds several labels.
     """
+    from . import tables
+
     cols = {"check": [], "group": [], "row": [], "keep": [], "similarity": []}
     split = images["split"]
     conflict_set = set(conflict_groups)
@@ -509,6 +514,8 @@ def _group_table(images: dict, feats, dup, rank, near_flag, conflict_groups):
 
 def _pair_table(images: dict, dup, leaks):
     """Image pairs per check (exact, near, leak), most similar first (an Arrow table)."""
+    from . import tables
+
     cols = {c: [] for c in ("check", "id_a", "id_b", "path_a", "path_b", "split_a", "split_b")}
     sim_parts = []
     for check, pairs, sims in (("exact_duplicate", dup.pairs[dup.pair_exact], dup.pair_sims[dup.pair_exact]),
