@@ -127,6 +127,30 @@ def test_rescan_replaces_new_key_coexists_delete_cleans_up(demo_ds):
         vfo.delete_run(demo_ds, "second")
 
 
+def test_updates_beyond_the_command_size_limit_are_split(demo_ds, monkeypatch):
+    """A batch whose update command would pass MongoDB's 16 MiB limit (samples with very many
+    partners) is sent in halves, and every sample still gets its update."""
+    import vislint.integrations.fiftyone as vfo
+
+    coll = demo_ds._sample_collection
+    ids = [d["_id"] for d in coll.find({}, {"_id": 1}).limit(24)]
+    blob = "x" * (1 << 20)  # 1 MiB a sample: 24 MiB in one command
+    sent = []
+    command = coll.database.command
+
+    def counting(name, *args, **kwargs):  # the real command, counted
+        sent.append(len(kwargs["updates"]))
+        return command(name, *args, **kwargs)
+
+    monkeypatch.setattr(coll.database, "command", counting)
+    vfo._send_updates(coll, [{"q": {"_id": i}, "u": {"$set": {"big": blob}}} for i in ids])
+    assert sent == [24, 12, 12]  # refused whole (over 16 MiB), then sent in halves
+    assert coll.count_documents({"_id": {"$in": ids}, "big": blob}) == len(ids)
+    with pytest.raises(RuntimeError, match="updates failed"):  # the database's errors surface
+        vfo._send_updates(coll, [{"q": {"_id": ids[0]}, "u": {"$set": {"tags": 1},
+                                                           "$push": {"tags": "y"}}}])
+
+
 def test_resolve_duplicates_tag_dry_run_and_delete(demo_ds):
     import vislint.integrations.fiftyone as vfo
 
