@@ -42,6 +42,7 @@ split), a string field, or a dict ``{split: view}``.
 """
 from __future__ import annotations
 
+import calendar
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 import vislint
+from vislint import _native
 from vislint.catalog import canonical_split
 from vislint.results import CHECKS
 
@@ -170,8 +172,7 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
         raise ValueError(f"run key {key!r} is taken by a run that vislint did not make; "
                          f"choose another key")
     row_list = rows.tolist()
-    tags = _write(dataset, key, collection, res, row_list, oids, old_tags,
-                  _Documents(res, row_list, sample_ids))
+    tags = _write(dataset, key, collection, res, row_list, oids, old_tags, sample_ids)
     if embeddings_field is not None:
         dataset.select(sample_ids, ordered=True).set_values(
             embeddings_field, list(res.features[rows]), validate=False)
@@ -383,22 +384,43 @@ def _vector_field(collection, field: str) -> np.ndarray:
     return np.stack([np.asarray(v, np.float32).ravel() for v in vals])
 
 
-def _floats(column) -> list:
-    """A float column as database values: NaN → None."""
-    return [None if x != x else x for x in column.to_numpy(np.float64).tolist()]
-
-
 def _strings(column) -> list:
     """A string column as database values: missing (None/NaN) → None."""
     return [x if isinstance(x, str) else None for x in column.tolist()]
 
 
-class _Documents:
-    """The embedded document of each scanned sample (see the module docstring), built a batch
-    at a time by the threads that write them, so that building overlaps the database's work.
-    None values are left out (a missing subfield reads as None)."""
+def _utf8(values: list) -> tuple:
+    """(present uint8[n], offsets int64[n + 1], UTF-8 bytes) of a list of str/None, for
+    :class:`vislint._native.BsonColumns`."""
+    n = len(values)
+    encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, n), out=offsets[1:])
+    return np.fromiter((v is not None for v in values), np.uint8, n), offsets, b"".join(encoded)
 
-    def __init__(self, res, rows: list[int], sample_ids: list[str]):
+
+def _utf8_lists(lists: list) -> tuple:
+    """(present, starts int64[n + 1], item offsets, item bytes) of a list of list[str]/None."""
+    n = len(lists)
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter((len(x) if x else 0 for x in lists), np.int64, n), out=starts[1:])
+    _, offsets, data = _utf8([item for x in lists if x for item in x])
+    return np.fromiter((x is not None for x in lists), np.uint8, n), starts, offsets, data
+
+
+class _Updates:
+    """The update statement of each scanned sample: its embedded document (see the module
+    docstring; subfields without a value are left out, and read as None), its tags and
+    ``last_modified_at``, encoded as BSON by the native core a batch at a time
+    (:class:`vislint._native.BsonColumns`) and sent by pymongo as they are — building and
+    encoding a Python dict per sample cost more client time than the database's own work.
+
+    rows: the scan row of each sample; sample_ids, oids: the samples' ids; tags: the new tag
+    list of each sample, or None to leave its tags alone.
+    """
+
+    def __init__(self, res, key: str, rows: list[int], sample_ids: list[str], oids: list,
+                 tags: list, now):
         df = res.images
         n = len(df)
         # vislint image id → the first sample id with that file
@@ -407,35 +429,40 @@ class _Documents:
             if sid_of_row[r] is None:
                 sid_of_row[r] = sid
         sid_of_id = dict(zip(df["id"].tolist(), sid_of_row))
-        cols = {}
+        cols = []
         for check in CHECKS:
             if check != "invalid":
-                cols[f"{check}_score"] = _floats(df[f"{check}_score"])
-            cols[f"is_{check}"] = df[f"is_{check}"].to_numpy(bool).tolist()
-        for c in _FLOATS:
-            cols[c] = _floats(df[c])
-        for c in _STRINGS:
-            cols[c] = _strings(df[c])
-        for c in ("exact_group", "duplicate_group"):
-            cols[c] = [g if g >= 0 else None for g in df[c].to_numpy(np.int64).tolist()]
+                cols.append((f"{check}_score", "double", df[f"{check}_score"].to_numpy(np.float64)))
+            cols.append((f"is_{check}", "bool", df[f"is_{check}"].to_numpy(np.uint8)))
+        cols += [(c, "double", df[c].to_numpy(np.float64)) for c in _FLOATS]
+        cols += [(c, "string", *_utf8(_strings(df[c]))) for c in _STRINGS]
+        groups = {c: df[c].to_numpy(np.int64) for c in ("exact_group", "duplicate_group")}
+        cols += [(c, "int", g) for c, g in groups.items()]  # -1 (no group) is left out
         dup_of = _strings(df["duplicate_of"])  # None for a group's representative
-        cols["is_representative"] = [g is not None and d is None
-                                     for g, d in zip(cols["duplicate_group"], dup_of)]
-        cols["duplicate_of"] = [sid_of_id[d] if d else None for d in dup_of]
-        cols["nearest_id"] = [sid_of_id[x] if x else None for x in _strings(df["nearest_id"])]
-        cols["leak_partners"] = [[sid_of_id[p] for p in x.split(";")] if x else None
-                                 for x in _strings(df["leak_partners"])]
-        cols["conflict_labels"] = [x.split("|") if x else None
-                                   for x in _strings(df["conflict_labels"])]
-        self._names = ["_cls"] + list(cols)
-        self._cols = [["DynamicEmbeddedDocument"] * n] + list(cols.values())
-        self._rows = rows
+        cols.append(("is_representative", "bool",
+                     ((groups["duplicate_group"] >= 0) & np.array([d is None for d in dup_of])).astype(np.uint8)))
+        cols.append(("duplicate_of", "string", *_utf8([sid_of_id[d] if d else None for d in dup_of])))
+        cols.append(("nearest_id", "string",
+                     *_utf8([sid_of_id[x] if x else None for x in _strings(df["nearest_id"])])))
+        cols.append(("leak_partners", "strings", *_utf8_lists(
+            [[sid_of_id[p] for p in x.split(";")] if x else None for x in _strings(df["leak_partners"])])))
+        cols.append(("conflict_labels", "strings", *_utf8_lists(
+            [x.split("|") if x else None for x in _strings(df["conflict_labels"])])))
+        self._columns = _native.BsonColumns(cols)
+        self._key, self._rows, self._oids, self._tags = key, np.asarray(rows, np.int64), oids, tags
+        # as pymongo stores a datetime: whole milliseconds since the epoch, UTC
+        self._now_ms = calendar.timegm(now.utctimetuple()) * 1000 + now.microsecond // 1000
 
-    def __call__(self, start: int, stop: int) -> list[dict]:
-        """The documents of samples ``start`` to ``stop - 1`` (positions in the scan's order)."""
-        rows = self._rows[start:stop]
-        picked = [[c[r] for r in rows] for c in self._cols]
-        return [{k: v for k, v in zip(self._names, vals) if v is not None} for vals in zip(*picked)]
+    def __call__(self, start: int, stop: int) -> list:
+        """The statements of samples ``start`` to ``stop - 1`` (positions in the scan's order)."""
+        from bson.raw_bson import RawBSONDocument
+
+        data, offsets = self._columns.set_updates(
+            self._key, "DynamicEmbeddedDocument", self._rows[start:stop],
+            b"".join(o.binary for o in self._oids[start:stop]), self._now_ms,
+            _utf8_lists(self._tags[start:stop]))
+        bounds = offsets.tolist()
+        return [RawBSONDocument(data[a:b]) for a, b in zip(bounds, bounds[1:])]
 
 
 _SCHEMA = {**{f"{c}_score": fo.FloatField for c in CHECKS if c != "invalid"},
@@ -448,18 +475,19 @@ _SCHEMA = {**{f"{c}_score": fo.FloatField for c in CHECKS if c != "invalid"},
 
 
 def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_tags: list,
-           docs: _Documents) -> list[str]:
+           sample_ids: list[str]) -> list[str]:
     """Write the field ``key`` and the tags ``<key>:<check>`` of every scanned sample, replacing
     those of an earlier run with the same key, and declare the field's schema. Returns the
     tags used.
 
-    Each sample gets one ``$set`` of its embedded document, tag list and ``last_modified_at``,
-    sent as raw ``update`` commands of :data:`BATCH` updates by two threads, each building its
-    next batch while the database applies the last one. Measured at 100k samples on 2 cores,
-    the database's work is most of it (~20 µs a sample); pymongo's bulk ``UpdateOne`` objects
-    add ~1.8 s of Python, staging the documents in a temporary collection merged by ``_id``
-    (the previous way) costs a second write per sample (0.2-0.4 s more), and FiftyOne's
-    ``set_values`` builds a FiftyOne document per sample (~40x slower).
+    Each sample gets one ``$set`` of its embedded document, tag list and ``last_modified_at``
+    (encoded by :class:`_Updates`), sent as raw ``update`` commands of :data:`BATCH`
+    statements by two threads, each encoding its next batch while the database applies the
+    last one. The alternatives measured at 100k samples on 2 cores: pymongo's bulk
+    ``UpdateOne`` objects add ~1.8 s of Python; a dict per sample for the same raw commands
+    ~1.8 s of client CPU in all (building and encoding), as much as the database's own work;
+    staging the documents in a temporary collection merged by ``_id`` a second write per
+    sample; FiftyOne's ``set_values`` builds a FiftyOne document per sample (~40x slower).
     """
     from datetime import datetime, timezone
 
@@ -474,21 +502,17 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
             used.append(tag)
             for r in flagged.tolist():
                 row_tags[r].append(tag)
-    now = datetime.now(timezone.utc)
+    tags = []  # the new tag list of each sample, None where it does not change
+    for old, r in zip(old_tags, rows):
+        old, mine = old or [], row_tags[r]
+        tags.append([t for t in old if not t.startswith(prefix)] + mine
+                    if mine or any(t.startswith(prefix) for t in old) else None)
+    updates = _Updates(res, key, rows, sample_ids, oids, tags, datetime.now(timezone.utc))
     coll = dataset._sample_collection
 
     def write_part(part: range) -> None:
         for start in range(part.start, part.stop, BATCH):
-            stop = min(start + BATCH, part.stop)
-            updates = []
-            for j, doc in zip(range(start, stop), docs(start, stop)):
-                fields = {key: doc, "last_modified_at": now}
-                old = old_tags[j] or []
-                mine = row_tags[rows[j]]
-                if mine or any(t.startswith(prefix) for t in old):
-                    fields["tags"] = [t for t in old if not t.startswith(prefix)] + mine
-                updates.append({"q": {"_id": oids[j]}, "u": {"$set": fields}})
-            _send_updates(coll, updates)
+            _send_updates(coll, updates(start, min(start + BATCH, part.stop)))
 
     half = (len(oids) + 1) // 2
     with ThreadPoolExecutor(2) as writer:  # pymongo waits for the database without the GIL

@@ -127,6 +127,47 @@ def test_rescan_replaces_new_key_coexists_delete_cleans_up(demo_ds):
         vfo.delete_run(demo_ds, "second")
 
 
+def test_native_bson_statements_are_what_pymongo_would_encode(fo_db):
+    """The update statements the native core writes equal, byte for byte, pymongo's encoding
+    of the same statements as dicts (values left out where they have none)."""
+    from datetime import datetime, timezone
+
+    import bson
+
+    from vislint import _native
+    import vislint.integrations.fiftyone as vfo
+
+    score = np.array([0.25, np.nan, -0.0, 1e-300])
+    flag = np.array([1, 0, 1, 0], np.uint8)
+    group = np.array([3, -1, 2**40, 0], np.int64)
+    label = ["cat", None, "čaj ☕", ""]
+    partners = [["a", "b"], None, [], ["ü"]]
+    columns = _native.BsonColumns([("score", "double", score), ("flag", "bool", flag),
+                                   ("group", "int", group), ("label", "string", *vfo._utf8(label)),
+                                   ("partners", "strings", *vfo._utf8_lists(partners))])
+    rows = [2, 0, 3, 1, 0]  # samples may share a row (a file)
+    oids = [bson.ObjectId() for _ in rows]
+    tags = [None, ["train", "k:leak"], [], None, ["x"]]
+    now = datetime(2026, 11, 30, 12, 34, 56, 789000, tzinfo=timezone.utc)
+    data, offsets = columns.set_updates("k", "DynamicEmbeddedDocument", np.array(rows, np.int64),
+                                        b"".join(o.binary for o in oids),
+                                        1_796_042_096_789, vfo._utf8_lists(tags))
+    assert datetime.fromtimestamp(1_796_042_096.789, timezone.utc) == now
+    for j, r in enumerate(rows):
+        doc = {"_cls": "DynamicEmbeddedDocument"}
+        for name, value in (("score", float(score[r])), ("flag", bool(flag[r])),
+                            ("group", int(group[r]) if group[r] >= 0 else None),
+                            ("label", label[r]), ("partners", partners[r])):
+            if value is not None and value == value:
+                doc[name] = value
+        fields = {"k": doc, "last_modified_at": now}
+        if tags[j] is not None:
+            fields["tags"] = tags[j]
+        want = bson.encode({"q": {"_id": oids[j]}, "u": {"$set": fields}})
+        assert data[offsets[j]:offsets[j + 1]] == want, j
+    assert offsets[-1] == len(data)
+
+
 def test_updates_beyond_the_command_size_limit_are_split(demo_ds, monkeypatch):
     """A batch whose update command would pass MongoDB's 16 MiB limit (samples with very many
     partners) is sent in halves, and every sample still gets its update."""
