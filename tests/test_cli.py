@@ -71,3 +71,17 @@ def test_demo_command_builds_and_scans(tmp_path):
     assert (tmp_path / "out" / "manifest.json").is_file()
     r = vislint("demo", "--data", tmp_path / "demo", "--out", tmp_path / "out")  # again: rebuilt, rescanned
     assert r.returncode == 0 and "vislint scanned" in r.stdout
+
+
+def test_the_command_turns_numpy_huge_pages_off():
+    import numpy as np
+
+    from vislint.cli import _no_huge_pages
+
+    switch = np._core.multiarray._set_madvise_hugepage
+    before = switch(True)
+    try:
+        _no_huge_pages()
+        assert switch(True) is False  # what _no_huge_pages left
+    finally:
+        switch(before)
