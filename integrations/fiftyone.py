@@ -76,6 +76,9 @@ _FLOATS = ["nearest_similarity", "label_agreement", "outlier_z", "sharpness", "l
            "lum_p95", "entropy"]
 _STRINGS = ["invalid_reason", "suggested_label"]
 
+WRITERS = 2
+"""Threads sending update commands in :func:`_write`, each with its share of the samples."""
+
 BATCH = 1000
 """Sample updates per database command in :func:`_write` (1,000 wrote 100k samples faster than
 5,000: the two writer threads hand the database smaller, more frequent batches)."""
@@ -514,10 +517,10 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
         for start in range(part.start, part.stop, BATCH):
             _send_updates(coll, updates(start, min(start + BATCH, part.stop)))
 
-    half = (len(oids) + 1) // 2
-    with ThreadPoolExecutor(2) as writer:  # pymongo waits for the database without the GIL
-        for done in [writer.submit(write_part, range(0, half)),
-                     writer.submit(write_part, range(half, len(oids)))]:
+    n = len(oids)
+    bounds = [n * i // WRITERS for i in range(WRITERS + 1)]
+    with ThreadPoolExecutor(WRITERS) as writer:  # pymongo waits for the database without the GIL
+        for done in [writer.submit(write_part, range(a, b)) for a, b in zip(bounds, bounds[1:])]:
             done.result()
     if len(oids) < len(dataset):
         # samples outside the scanned view lose what an earlier run with this key wrote

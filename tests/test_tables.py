@@ -62,16 +62,42 @@ def test_summary_is_the_same_from_arrow_and_from_pandas(demo_scan):
     assert len(res) == len(df)
 
 
-def test_a_command_line_scan_never_imports_pandas(demo_data, tmp_path):
+def test_columns_read_back_without_pandas():
+    cols = {
+        "f32": np.array([0.5, np.nan, -1.0], np.float32),
+        "i64": np.array([2**40, 0, -1], np.int64),
+        "flag": np.array([True, False, True]),
+        "text": ["a", None, "ünï"],
+        "none": [None, None, None],
+    }
+    t = pa.concat_tables([tables.table(cols), tables.table(cols).slice(1, 2)])  # 2 chunks, an offset
+    got = tables.Columns(t)
+    want = t.to_pandas()
+    assert len(got) == 5 and "flag" in got and "nope" not in got
+    for name in ("f32", "i64", "flag"):
+        assert got[name].dtype == want[name].dtype, name
+        assert np.array_equal(got[name].astype(float), want[name].to_numpy(float), equal_nan=True)
+    for name in ("text", "none"):  # pandas reads missing text as NaN or None; here always None
+        assert got[name].dtype == object
+        assert got[name].tolist() == [x if isinstance(x, str) else None for x in want[name]]
+    # missing ints and bools read as NaN (float)
+    holes = pa.table({"i": pa.array([1, None, 3]), "b": pa.array([True, None, False])})
+    h = tables.Columns(holes)
+    assert np.array_equal(h["i"], [1.0, np.nan, 3.0], equal_nan=True)
+    assert np.array_equal(h["b"], [1.0, np.nan, 0.0], equal_nan=True)
+
+
+def test_a_command_line_scan_and_its_report_never_import_pandas(demo_data, tmp_path):
     code = ("import sys\nfrom vislint.cli import main\n"
             f"code = main(['scan', {str(demo_data.root)!r}, '--out', {str(tmp_path)!r}, "
-            "'--json', '--no-report'])\n"
+            "'--json'])\n"
             "print('PANDAS' if 'pandas' in sys.modules else 'NO-PANDAS', file=sys.stderr)\n"
             "sys.exit(code)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip().splitlines()[-1] == "NO-PANDAS"
     printed = json.loads(r.stdout)
+    assert (tmp_path / "report.html").is_file()
     saved = vislint.load(tmp_path)
     assert printed["images"] == len(saved.images)
     for row in saved.summary().itertuples():

@@ -39,6 +39,7 @@ import io
 import json
 import os
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from importlib import resources
@@ -50,9 +51,8 @@ import numpy as np
 from ._version import __version__
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from .results import ScanResults
+    from .tables import Columns
 
 DEFAULT_MAX_PER_SECTION = 200
 """Findings listed per gallery by default (the most severe)."""
@@ -217,11 +217,11 @@ class _Page:
 
     def __init__(self, res: ScanResults, limit: int | None):
         self.res, self.limit = res, limit
-        img = res.images
+        self.img = img = res.columns("images")
         self.n = len(img)
         self.row_of = {v: i for i, v in enumerate(img["id"].tolist())}
         self.used: dict[int, int] = {}  # image row -> index in the page's image table
-        self.valid = ~img["is_invalid"].to_numpy(bool)
+        self.valid = ~img["is_invalid"].astype(bool)
         self.thresholds = res.info.get("thresholds", {})
         self._nbrs: dict[int, list[tuple[int, float]]] = {}
         self.sections = [self._groups("exact_duplicate"), self._groups("near_duplicate"),
@@ -238,11 +238,11 @@ class _Page:
         """{content hash: (path, as_is)} of the valid images the page shows (one per content);
         as_is: a JPEG of at most :data:`THUMB_SIDE` px a side and :data:`_AS_IS_BYTES`, its own
         thumbnail."""
-        img = self.res.images
-        hashes, paths = img["content_hash"].to_numpy(), img["path"].to_numpy()
-        side = np.maximum(img["width"].to_numpy(), img["height"].to_numpy())
-        small = (side <= THUMB_SIDE) & (img["file_size"].to_numpy() <= _AS_IS_BYTES) & \
-            (img["format"].to_numpy() == "JPEG")
+        img = self.img
+        hashes, paths = img["content_hash"], img["path"]
+        side = np.maximum(img["width"], img["height"])
+        small = (side <= THUMB_SIDE) & (img["file_size"] <= _AS_IS_BYTES) & \
+            (img["format"] == "JPEG")
         jobs = {}
         for row in self.used:
             h = hashes[row]
@@ -271,23 +271,22 @@ class _Page:
 
     def _group_items(self, check: str) -> tuple[list, int]:
         """The listed groups of ``check`` as findings, most severe first, and the number of groups."""
-        res, img = self.res, self.res.images
-        t = res.group_table
-        t = t[t["check"] == check]
+        img, t = self.img, self.res.columns("groups")
+        mine = t["check"] == check
         score_col = {"exact_duplicate": "exact_duplicate_score", "leak": "leak_score",
                      "near_duplicate": "near_duplicate_score"}.get(check, "label_conflict_score")
-        rows = np.array([self.row_of[i] for i in t["id"].tolist()], np.int64)
-        groups = t["group"].to_numpy()
-        sims, keep = t["similarity"].to_numpy(float), t["keep"].to_numpy(bool)
-        score = np.nan_to_num(img[score_col].to_numpy(float)[rows]) if len(rows) else rows
+        rows = np.array([self.row_of[i] for i in t["id"][mine].tolist()], np.int64)
+        groups = t["group"][mine]
+        sims, keep = t["similarity"][mine].astype(float), t["keep"][mine].astype(bool)
+        score = np.nan_to_num(img[score_col].astype(float)[rows]) if len(rows) else rows
         bounds = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1], True]) if len(rows) else []
         spans = list(zip(bounds[:-1], bounds[1:]))
         # most severe first; then larger groups, then the group number (stable across runs)
         sev = [float(score[a:b].max()) for a, b in spans]
         order = sorted(range(len(spans)), key=lambda g: (-sev[g], -(spans[g][1] - spans[g][0]),
                                                         groups[spans[g][0]]))
-        labels, splits = img["label"].to_numpy(), img["split"].to_numpy()
-        sugg = img["suggested_label"].to_numpy()
+        labels, splits = img["label"], img["split"]
+        sugg = img["suggested_label"]
         items = []
         for g in self._take(order):
             a, b = spans[g]
@@ -313,8 +312,8 @@ class _Page:
             return
         feats = self.res.features
         if feats is None or len(feats) != self.n:
-            img = self.res.images
-            near, sim = img["nearest_id"].to_numpy(), img["nearest_similarity"].to_numpy(float)
+            img = self.img
+            near, sim = img["nearest_id"], img["nearest_similarity"].astype(float)
             for r in rows:
                 j = self.row_of.get(near[r]) if isinstance(near[r], str) else None
                 self._nbrs[r] = [] if j is None else [(j, float(sim[r]))]
@@ -336,7 +335,7 @@ class _Page:
 
     def _with_neighbours(self, rows, subject_note) -> list:
         self._neighbours(rows)
-        labels = self.res.images["label"].to_numpy()
+        labels = self.img["label"]
         items = []
         for r in rows:
             members = [[self._ref(r), subject_note(r), _SUBJECT]]
@@ -347,16 +346,17 @@ class _Page:
         return items
 
     def _label_conflicts(self) -> dict:
-        img = self.res.images
+        img = self.img
         items, n_groups = self._group_items("label_conflict")
-        in_group = set(self.res.group_table.loc[self.res.group_table["check"] == "label_conflict", "id"])
-        flag = img["is_label_conflict"].to_numpy(bool)
-        ids = img["id"].to_numpy()
-        score = np.nan_to_num(img["label_conflict_score"].to_numpy(float))
+        g = self.res.columns("groups")
+        in_group = set(g["id"][g["check"] == "label_conflict"].tolist())
+        flag = img["is_label_conflict"].astype(bool)
+        ids = img["id"]
+        score = np.nan_to_num(img["label_conflict_score"].astype(float))
         voted = [r for r in np.flatnonzero(flag) if ids[r] not in in_group]
         voted.sort(key=lambda r: (-score[r], r))
-        labels, sugg = img["label"].to_numpy(), img["suggested_label"].to_numpy()
-        agree = img["label_agreement"].to_numpy(float)
+        labels, sugg = img["label"], img["suggested_label"]
+        agree = img["label_agreement"].astype(float)
         room = None if self.limit is None else max(self.limit - len(items), 0)
         shown = voted if room is None else voted[:room]
         members = self._with_neighbours(
@@ -372,10 +372,10 @@ class _Page:
             f"label (agreement ≤ {self.thresholds.get('label_agreement', '?')}; semantic features only).")
 
     def _outliers(self) -> dict:
-        img = self.res.images
-        flag = img["is_outlier"].to_numpy(bool)
-        score = np.nan_to_num(img["outlier_score"].to_numpy(float))
-        z = img["outlier_z"].to_numpy(float)
+        img = self.img
+        flag = img["is_outlier"].astype(bool)
+        score = np.nan_to_num(img["outlier_score"].astype(float))
+        z = img["outlier_z"].astype(float)
         rows = sorted(np.flatnonzero(flag).tolist(), key=lambda r: (-score[r], r))
         shown = self._take(rows)
         members = self._with_neighbours(shown, lambda r: f"robust z {z[r]:.1f}")
@@ -386,10 +386,10 @@ class _Page:
                              f"neighbours.")
 
     def _invalid(self) -> dict:
-        img = self.res.images
+        img = self.img
         rows = np.flatnonzero(~self.valid).tolist()
-        reason, message = img["invalid_reason"].to_numpy(), img["invalid_message"].to_numpy()
-        rel = img["relpath"].to_numpy()
+        reason, message = img["invalid_reason"], img["invalid_message"]
+        rel = img["relpath"]
         rows.sort(key=lambda r: (str(reason[r]), str(rel[r])))
         items = [[1.0, str(reason[r]), [[self._ref(r), str(message[r]), _SUBJECT]]]
                  for r in self._take(rows)]
@@ -397,13 +397,13 @@ class _Page:
                              "Files that could not be used, with the reason.")
 
     def _quality(self, check: str) -> dict:
-        img = self.res.images
+        img = self.img
         _, col, stat_name, rule = _QUALITY[check]
         rule = _format(rule, self.thresholds)
-        flag = img[f"is_{check}"].to_numpy(bool)
-        score = np.nan_to_num(img[f"{check}_score"].to_numpy(float))
-        stat = img[col].to_numpy(float)
-        w, h = img["width"].to_numpy(), img["height"].to_numpy()
+        flag = img[f"is_{check}"].astype(bool)
+        score = np.nan_to_num(img[f"{check}_score"].astype(float))
+        stat = img[col].astype(float)
+        w, h = img["width"], img["height"]
         rows = sorted(np.flatnonzero(flag).tolist(), key=lambda r: (-score[r], r))
         items = []
         for r in self._take(rows):
@@ -418,12 +418,12 @@ class _Page:
 
     def html(self, thumbs: dict[str, str], start: float) -> str:
         """The page; ``thumbs`` maps content hash -> thumbnail URL."""
-        img = self.res.images
+        img = self.img
         rows = list(self.used)
-        hashes = img["content_hash"].to_numpy()
+        hashes = img["content_hash"]
 
         def column(name):
-            vals = img[name].to_numpy()[rows] if rows else []
+            vals = img[name][rows] if rows else []
             return [v if isinstance(v, str) else None for v in vals]
 
         urls = sorted(set(thumbs.values()))
@@ -477,19 +477,19 @@ def _format(rule: str, thresholds: dict) -> str:
 # ------------------------------------------------------------------------------ overview
 
 def _overview(res: ScanResults, sections: list[dict]) -> str:
-    img = res.images
+    img = res.columns("images")
     info = res.info
     th = info.get("thresholds", {})
     parts = ["<section id=\"overview\"><h2>Overview</h2><div class=\"cards\">"]
-    splits = img["split"].value_counts().to_dict()
-    labels = img["label"].value_counts()
+    splits = Counter(v for v in img["split"].tolist() if isinstance(v, str))
+    labels = Counter(v for v in img["label"].tolist() if isinstance(v, str))
     timings = {k: v for k, v in info.get("timings", {}).items() if k != "report"}
     total = sum(timings.values())
     parts.append(_card("Images", f"<p class=\"big\" id=\"n-images\">{len(img):,}</p>"
                                  f"<p>{int(img['is_invalid'].sum()):,} invalid</p>"))
     parts.append(_card("Splits", _kv_table({k: f"{v:,}" for k, v in sorted(splits.items())})
                        if splits else "<p>no splits</p>"))
-    label_rows = {k: f"{v:,}" for k, v in labels.head(30).items()}
+    label_rows = {k: f"{v:,}" for k, v in labels.most_common(30)}
     if len(labels) > 30:
         label_rows["…"] = f"{len(labels) - 30} more labels"
     parts.append(_card(f"Labels ({len(labels)})", _kv_table(label_rows) if len(labels) else "<p>no labels</p>"))
@@ -503,12 +503,13 @@ def _overview(res: ScanResults, sections: list[dict]) -> str:
     # counts per check: images and groups (never graph edges), with the threshold
     by_id = {s["id"]: s for s in sections}
     rows = []
-    for r in res.summary().itertuples():
-        groups = "" if r.groups is None or r.groups != r.groups else f"{int(r.groups):,}"
-        link = f"<a href=\"#s-{r.check}\">{_e(_TITLES[r.check])}</a>" if r.check in by_id else _e(r.check)
-        rows.append(f"<tr data-check=\"{r.check}\"><td>{link}</td><td class=\"num images\">"
-                    f"{int(r.images):,}</td><td class=\"num groups\">{groups}</td>"
-                    f"<td>{_e(r.threshold)}</td></tr>")
+    for r in res.summary_rows():
+        check = r["check"]
+        groups = "" if r["groups"] is None else f"{r['groups']:,}"
+        link = f"<a href=\"#s-{check}\">{_e(_TITLES[check])}</a>" if check in by_id else _e(check)
+        rows.append(f"<tr data-check=\"{check}\"><td>{link}</td><td class=\"num images\">"
+                    f"{r['images']:,}</td><td class=\"num groups\">{groups}</td>"
+                    f"<td>{_e(r['threshold'])}</td></tr>")
     parts.append("<h3>Findings per check</h3><table id=\"checks\" class=\"grid\"><thead><tr><th>check</th>"
                  "<th>images</th><th>groups</th><th>flagged when</th></tr></thead><tbody>"
                  + "".join(rows) + "</tbody></table>")
@@ -539,12 +540,12 @@ def _kv_table(rows: dict) -> str:
         f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows.items()) + "</table>"
 
 
-def _conflict_matrix(img: pd.DataFrame) -> dict:
+def _conflict_matrix(img: Columns) -> dict:
     """{label: {other label: flagged images with label that conflict with other}}."""
     out: dict[str, dict[str, int]] = {}
-    flagged = img[img["is_label_conflict"]]
-    for label, sugg, both in zip(flagged["label"], flagged["suggested_label"],
-                                 flagged["conflict_labels"]):
+    flagged = img["is_label_conflict"].astype(bool)
+    for label, sugg, both in zip(img["label"][flagged], img["suggested_label"][flagged],
+                                 img["conflict_labels"][flagged]):
         if not isinstance(label, str):
             continue
         others = [o for o in both.split("|") if o and o != label] if isinstance(both, str) else \
@@ -580,10 +581,10 @@ def _matrix(table: dict, element_id: str, caption: str) -> str:
             f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
-def _outlier_similarity(img: pd.DataFrame, th: dict) -> float | None:
+def _outlier_similarity(img: Columns, th: dict) -> float | None:
     """The mean neighbour similarity below which an image is an outlier: 1 − the distance
     whose robust z equals the threshold (median and MAD as in :mod:`vislint.checks.outliers`)."""
-    d = img["outlier_distance"].to_numpy(float)
+    d = img["outlier_distance"].astype(float)
     d = d[np.isfinite(d)]
     if len(d) < 3 or "outlier_z" not in th:
         return None
@@ -592,9 +593,9 @@ def _outlier_similarity(img: pd.DataFrame, th: dict) -> float | None:
     return float(1.0 - (med + th["outlier_z"] * mad))
 
 
-def _similarity_plot(img: pd.DataFrame, th: dict) -> str:
-    nearest = img["nearest_similarity"].to_numpy(float)
-    mean3 = 1.0 - img["outlier_distance"].to_numpy(float)
+def _similarity_plot(img: Columns, th: dict) -> str:
+    nearest = img["nearest_similarity"].astype(float)
+    mean3 = 1.0 - img["outlier_distance"].astype(float)
     lines = []
     if "near_duplicate" in th:
         lines.append(("near_duplicate", th["near_duplicate"], f"duplicate ≥ {th['near_duplicate']:g}"))
@@ -607,19 +608,19 @@ def _similarity_plot(img: pd.DataFrame, th: dict) -> str:
         lines, "cosine similarity", lo=None, hi=1.0)
 
 
-def _quality_plots(img: pd.DataFrame, th: dict):
+def _quality_plots(img: Columns, th: dict):
     def line(key, label):
         return [(key, th[key], label.format(th[key]))] if key in th else []
 
-    yield "Sharpness", _histogram_svg("sharpness-plot", [("sharpness", img["sharpness"].to_numpy(float))],
+    yield "Sharpness", _histogram_svg("sharpness-plot", [("sharpness", img["sharpness"].astype(float))],
                                       line("blurry", "blurry < {:g}"), "sharpness (unitless)",
                                       lo=0.0, hi=None)
     yield "Luminance", _histogram_svg(
-        "luminance-plot", [("95th percentile", img["lum_p95"].to_numpy(float)),
-                           ("5th percentile", img["lum_p05"].to_numpy(float))],
+        "luminance-plot", [("95th percentile", img["lum_p95"].astype(float)),
+                           ("5th percentile", img["lum_p05"].astype(float))],
         line("dark", "dark: p95 < {:g}") + line("bright", "bright: p05 > {:g}"), "luminance (0–255)",
         lo=0.0, hi=255.0)
-    yield "Entropy", _histogram_svg("entropy-plot", [("entropy", img["entropy"].to_numpy(float))],
+    yield "Entropy", _histogram_svg("entropy-plot", [("entropy", img["entropy"].astype(float))],
                                     line("low_information", "low information < {:g}"),
                                     "luminance entropy (bits)", lo=0.0, hi=8.0)
 

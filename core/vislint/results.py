@@ -80,6 +80,13 @@ class ScanResults:
     group_table = _Table("groups", "Every member of every group check (its ``check`` column says which).")
     pair_table = _Table("pairs", "Every pair of every pair check (its ``check`` column says which).")
 
+    def columns(self, table: str = "images"):
+        """The columns of ``table`` ("images", "groups" or "pairs") as NumPy arrays, read
+        without pandas from a scan's Arrow tables (see :class:`vislint.tables.Columns`)."""
+        from .tables import Columns
+
+        return Columns(self._tables[table])
+
     def __len__(self) -> int:
         """The number of images scanned."""
         t = self._tables["images"]

@@ -12,6 +12,9 @@ which never touches pandas:
   own conversion does, so other Parquet readers see missing values as missing);
 - sequences of ``str``/``None``: UTF-8 bytes and offsets (``large_string`` when the bytes
   pass 2 GiB); a column with no strings at all is of Arrow's null type.
+
+:class:`Columns` reads them back the same way (``to_numpy`` imports pandas too), for the
+HTML report of a command-line scan.
 """
 from __future__ import annotations
 
@@ -66,3 +69,66 @@ def _strings(values) -> pa.Array:
     return pa.Array.from_buffers(pa.large_string() if large else pa.string(), n,
                                  [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
                                  null_count=nulls)
+
+
+class Columns:
+    """Read-only access to the columns of a table — an Arrow table or a pandas DataFrame — as
+    NumPy arrays, without pandas for an Arrow table: numbers and bools keep their dtype (an
+    integer column with missing values becomes float with NaN; missing floats are NaN), text is
+    an object array of str with None (a DataFrame's missing text may read as NaN: test with
+    ``isinstance(v, str)``). Each column is converted once."""
+
+    def __init__(self, table):
+        self._table = table
+        self._arrow = isinstance(table, pa.Table)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self._table.num_rows if self._arrow else len(self._table)
+
+    def __contains__(self, name: str) -> bool:
+        return name in (self._table.column_names if self._arrow else self._table.columns)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            t = self._table
+            self._cache[name] = _to_numpy(t.column(name)) if self._arrow else t[name].to_numpy()
+        return self._cache[name]
+
+
+def _to_numpy(chunked: pa.ChunkedArray) -> np.ndarray:
+    parts = [_chunk_to_numpy(c) for c in chunked.chunks]
+    if not parts:
+        return np.zeros(0, _numpy_dtype(chunked.type) or object)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _chunk_to_numpy(chunk: pa.Array) -> np.ndarray:
+    n, at = len(chunk), chunk.offset
+    dtype = _numpy_dtype(chunk.type)
+    if dtype is None:  # text, null and anything else: Python objects
+        return np.array(chunk.to_pylist() if n else [], dtype=object)
+    validity, data = chunk.buffers()[:2]
+    if dtype == np.bool_:
+        values = _bits(data, at, n)
+    else:
+        values = np.frombuffer(data, dtype, count=n, offset=at * dtype.itemsize)
+    if chunk.null_count:
+        missing = ~_bits(validity, at, n)
+        values = values.astype(np.float64 if dtype.kind in "biu" else dtype)
+        values[missing] = np.nan
+    return values
+
+
+def _bits(buffer, at: int, n: int) -> np.ndarray:
+    """bool[n] from an Arrow bitmap (least significant bit first), starting at bit ``at``."""
+    return np.unpackbits(np.frombuffer(buffer, np.uint8), bitorder="little")[at:at + n].astype(bool)
+
+
+def _numpy_dtype(t: pa.DataType) -> np.dtype | None:
+    """The NumPy dtype of an Arrow bool, integer or float type; None for any other."""
+    if pa.types.is_boolean(t):
+        return np.dtype(np.bool_)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return np.dtype(t.to_pandas_dtype())
+    return None
