@@ -93,6 +93,21 @@ def test_interrupted_scan_resumes_to_identical_results(data, tmp_path, sig, thre
     assert len(hashes) == len(set(hashes)) == resumed.to_dataframe()["content_hash"].nunique()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "flipped-byte", "empty"])
+def test_a_damaged_cache_file_is_described_again(data, tmp_path, damage):
+    out = tmp_path / "w"
+    reference = vislint.scan(data, out=out, batch_size=BATCH)
+    chunk = sorted((out / "cache").glob("*/chunk-*.npz"))[1]
+    raw = bytearray(chunk.read_bytes())
+    if damage == "flipped-byte":
+        raw[len(raw) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(raw[:len(raw) // 2] if damage == "truncated" else
+                            b"" if damage == "empty" else raw))
+    with pytest.warns(UserWarning, match="damaged cache file"):
+        again = vislint.scan(data, out=out, batch_size=BATCH)
+    pd.testing.assert_frame_equal(reference.to_dataframe(), again.to_dataframe())
+
+
 def test_rescan_decodes_only_new_files(data, tmp_path):
     out = tmp_path / "w"
     vislint.scan(data, out=out, batch_size=BATCH)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,8 +88,11 @@ class FeatureCache:
                 try:
                     with np.load(f, allow_pickle=False) as z:
                         chunk = {name: z[name] for name in fields}
-                except (OSError, ValueError, KeyError):
-                    continue  # an unreadable chunk is recomputed, never trusted
+                except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                    # damaged (a disk error, a copy cut short): what it held is recomputed
+                    warnings.warn(f"vislint: ignoring the damaged cache file {f} ({e}); its "
+                                  "images are described again", stacklevel=2)
+                    continue
                 self._register(chunk)
 
     def __len__(self) -> int:
