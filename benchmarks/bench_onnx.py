@@ -21,7 +21,6 @@ reports the better one and the scan's time as a multiple of it.
 """
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import statistics
@@ -31,7 +30,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench_scan import count_images, side_by_side, side_by_side_parser
+from bench_scan import count_images, finish, side_by_side, side_by_side_parser, stage_line
 
 INPUT = 224
 FEATURES = 576
@@ -189,14 +188,8 @@ def main() -> int:
     over = report["vislint"]["wall_s"] / (n / rates[best])
     report["scan_over_model_only"] = over
     lines.append(f"  vislint's scan takes {over:.2f}× the model-only time ({best}; target ≤ 1.15×)")
-    stages = {k: statistics.median(x["timings"].get(k, 0.0) for x in results["vislint"])
-              for k in results["vislint"][0]["timings"]}
-    report["vislint_stages_s"] = stages
-    lines.append("  vislint stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
-    print("\n".join(lines))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0
+    lines.append(stage_line(results["vislint"], report))
+    return finish(lines, report, args.json)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,22 @@ def decode_only_rate(data: Path) -> float:
     return best
 
 
+def stage_line(runs: list[dict], report: dict) -> str:
+    """The median time of each vislint stage over ``runs`` (into report["vislint_stages_s"]),
+    as one line."""
+    stages = {k: statistics.median(x["timings"].get(k, 0.0) for x in runs) for k in runs[0]["timings"]}
+    report["vislint_stages_s"] = stages
+    return "  vislint stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+
+
+def finish(lines: list[str], report: dict, json_path: Path | None) -> int:
+    """Print the lines; write the report to ``json_path`` when given. Returns exit code 0."""
+    print("\n".join(lines))
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=2))
+    return 0
+
+
 def side_by_side_parser(doc: str) -> argparse.ArgumentParser:
     """The options every side-by-side benchmark takes: --data, --runs, --fastdup-python,
     --vislint, --json."""
@@ -211,18 +227,12 @@ def main() -> int:
         ratio = report["vislint"]["images_per_s"] / report["fastdup"]["images_per_s"]
         report["ratio"] = ratio
         lines.append(f"  ratio    vislint is {ratio:.1f}× fastdup's images/s")
-    stages = {k: statistics.median(x["timings"].get(k, 0.0) for x in results["vislint"])
-              for k in results["vislint"][0]["timings"]}
-    report["vislint_stages_s"] = stages
-    lines.append("  vislint stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+    lines.append(stage_line(results["vislint"], report))
     rate = decode_only_rate(args.data)
     report["decode_only_images_per_s"] = rate
     lines.append(f"  decode_batch alone (threads): {rate:,.0f} images/s; the whole scan runs at "
                  f"{report['vislint']['images_per_s'] / rate:.0%} of that rate")
-    print("\n".join(lines))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0
+    return finish(lines, report, args.json)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ split), a string field, or a dict ``{split: view}``.
 from __future__ import annotations
 
 import calendar
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -53,7 +52,7 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 import vislint
-from vislint import _native
+from vislint import _native, tables
 from vislint.catalog import canonical_split
 from vislint.results import CHECKS
 
@@ -394,12 +393,9 @@ def _strings(column) -> list:
 
 def _utf8(values: list) -> tuple:
     """(present uint8[n], offsets int64[n + 1], UTF-8 bytes) of a list of str/None, for
-    :class:`vislint._native.BsonColumns`."""
-    n = len(values)
-    encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(np.fromiter(map(len, encoded), np.int64, n), out=offsets[1:])
-    return np.fromiter((v is not None for v in values), np.uint8, n), offsets, b"".join(encoded)
+    :class:`vislint._native.BsonColumns` (see :func:`vislint.tables.utf8`)."""
+    present, offsets, data = tables.utf8(values)
+    return present.view(np.uint8), offsets, data
 
 
 def _utf8_lists(lists: list) -> tuple:

@@ -193,7 +193,8 @@ def decoded(paths):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_scan_vectors_match_reference_and_are_cached_per_model(tmp_path, threads):
     data = tmp_path / "data"
-    paths = write_pngs(data / "a", 6, seed=1) + write_pngs(data / "b", 5, seed=2)
+    write_pngs(data / "a", 6, seed=1)
+    write_pngs(data / "b", 5, seed=2)
     (data / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     m1 = om.conv_model(tmp_path / "m1.onnx", seed=0)
     m2 = om.conv_model(tmp_path / "m2.onnx", seed=1)

@@ -6,7 +6,6 @@ open and scroll without freezing. Screenshots go to test-artifacts/.
 """
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys

@@ -53,21 +53,30 @@ def _numeric(values: np.ndarray) -> pa.Array:
                                  [validity, pa.py_buffer(values)], null_count=nulls)
 
 
-def _strings(values) -> pa.Array:
+def utf8(values) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """A sequence of str/None as (present bool[n], offsets int64[n + 1], UTF-8 bytes): value i
+    is bytes[offsets[i]:offsets[i + 1]] where present (an empty span where not) — the layout
+    of an Arrow string column, and of the text columns of :class:`vislint._native.BsonColumns`."""
     values = list(values)
     n = len(values)
-    present = np.fromiter((v is not None for v in values), bool, n)
+    encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, n), out=offsets[1:])
+    return np.fromiter((v is not None for v in values), bool, n), offsets, b"".join(encoded)
+
+
+def _strings(values) -> pa.Array:
+    present, offsets, data = utf8(values)
+    n = len(present)
     if not present.any():
         return pa.nulls(n)
-    encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
-    ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, n))
-    large = n > 0 and ends[-1] > STRING_BYTES_MAX
-    offsets = np.zeros(n + 1, np.int64 if large else np.int32)
-    offsets[1:] = ends
+    large = offsets[-1] > STRING_BYTES_MAX
+    if not large:
+        offsets = offsets.astype(np.int32)
     nulls = n - int(present.sum())
     validity = pa.py_buffer(np.packbits(present, bitorder="little")) if nulls else None
     return pa.Array.from_buffers(pa.large_string() if large else pa.string(), n,
-                                 [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+                                 [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
                                  null_count=nulls)
 
 
