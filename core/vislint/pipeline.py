@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +23,7 @@ from .checks.labels import find_label_conflicts
 from .checks.leaks import find_leaks
 from .checks.outliers import outlier_scores
 from .checks.quality import QUALITY_CHECKS, quality_scores
-from .checks.rotation import duplicate_graph, judge_rotations
+from .checks.rotation import duplicate_graph, judge_rotations, rotation_candidates
 from .decisions import Decisions, load_for_scan
 from .decode import REASONS, decode_full, decode_pixels, orient
 from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
@@ -109,6 +109,16 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     rotation["retrieval"][vidx], rotation["polar"][vidx] = got["rot"], got["polar"]
     rotation["info"][vidx] = got["rot_info"]
 
+    gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
+    # Rotated-copy candidates need only the rotation vectors: a second thread searches them
+    # while this one fits the descriptor and builds the shared graph (on 2 cores, the
+    # descriptor's single-threaded NumPy work leaves the other core free for them).
+    background = ThreadPoolExecutor(1)
+    rot_candidates = background.submit(
+        rotation_candidates, retrieval=rotation["retrieval"], info=rotation["info"], valid=valid,
+        grayscale=gray, threads=max(1, threads // 2))
+    background.shutdown(wait=False)
+
     if model is not None:
         feats = np.zeros((n, model.dim), np.float32)
         if len(vidx):
@@ -118,8 +128,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     elif isinstance(extractor, Builtin):
         feats = np.zeros((n, extractor.dim), np.float32)
         if len(vidx):
-            gray = stats[vidx, _native.STAT_NAMES.index("channel_diff")] < t.grayscale
-            feats[vidx] = extractor.fit_transform(got["raw"], gray)
+            feats[vidx] = extractor.fit_transform(got["raw"], gray[vidx])
         feature_name = extractor.version
     else:
         feats = validate_precomputed(features, n)
@@ -132,6 +141,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     timings["graph"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    rotation["candidates"] = rot_candidates.result()
     results = _run_checks(catalog, meta, valid, feats, stats, rotation, graph, t,
                           semantic=not isinstance(extractor, Builtin), threads=threads,
                           reviewed=reviewed, original_labels=original_labels)
@@ -384,11 +394,9 @@ def _run_checks(catalog: Catalog, meta, valid, feats, stats, rotation, graph, t:
             return False
 
     # Rotated copies: verified pairs folded into the graph the duplicate checks use.
-    rot = judge_rotations(retrieval=rotation["retrieval"], polar=rotation["polar"],
-                          info=rotation["info"], valid=valid,
-                          grayscale=np.nan_to_num(stats[:, col["channel_diff"]]) < t.grayscale,
-                          graph=graph, near_threshold=t.near_duplicate, veto_padded=not semantic,
-                          threads=threads)
+    rot = judge_rotations(candidates=rotation["candidates"], polar=rotation["polar"],
+                          info=rotation["info"], valid=valid, graph=graph,
+                          near_threshold=t.near_duplicate, veto_padded=not semantic, threads=threads)
     dup = find_duplicates(valid=valid, content_hash=meta["content_hash"], width=meta["width"],
                           height=meta["height"],
                           graph=duplicate_graph(graph, rot).without_pairs(reviewed.pairs), order=order,

@@ -76,26 +76,36 @@ class RotationPairs:
     decides: np.ndarray
 
 
-def judge_rotations(*, retrieval, polar, info, valid, grayscale, graph: KnnGraph,
-                    near_threshold: float, veto_padded: bool, threads: int = 0) -> RotationPairs:
-    """Verify rotated-copy candidates and the shared graph's padded pairs.
+def rotation_candidates(*, retrieval, info, valid, grayscale, threads: int = 0) -> np.ndarray:
+    """Step 1: int64[P, 2] row pairs of textured images, each image with those of its
+    :data:`CANDIDATES` nearest neighbours in the retrieval vectors at cosine ≥
+    :data:`CANDIDATE_SIM` (a pair may appear twice, in either order).
 
-    retrieval: float32[N, 160] raw retrieval vectors; polar: int8[N, 16, 128];
-    info: float32[N, 2] (see :func:`vislint._native.rotation_features`); rows
-    that are not ``valid`` are ignored. grayscale: bool[N]. graph: the shared
-    kNN graph; its pairs at or above ``near_threshold`` between two padded
-    images are verified too when ``veto_padded``.
+    retrieval: float32[N, 160] raw retrieval vectors; info: float32[N, 2] (see
+    :func:`vislint._native.rotation_features`); rows that are not ``valid`` are ignored.
+    grayscale: bool[N]. Needs no other feature: a scan runs it beside the descriptor's graph.
+    """
+    textured = valid & (info[:, 1] >= TEXTURE_FLOOR)
+    tidx = np.flatnonzero(textured)
+    if len(tidx) < 2:
+        return np.empty((0, 2), np.int64)
+    vecs = fit_centred(retrieval[tidx], COLOUR_DIMS, grayscale[tidx])
+    g = knn_graph(vecs, min(CANDIDATES, len(tidx) - 1), threads=threads)
+    r, c = np.nonzero((g.neighbors >= 0) & (g.sims >= CANDIDATE_SIM))
+    return np.stack([tidx[r], tidx[g.neighbors[r, c]]], axis=1)
+
+
+def judge_rotations(*, candidates, polar, info, valid, graph: KnnGraph, near_threshold: float,
+                    veto_padded: bool, threads: int = 0) -> RotationPairs:
+    """Step 2: verify the :func:`rotation_candidates` and the shared graph's padded pairs.
+
+    polar: int8[N, 16, 128]; info, valid as in :func:`rotation_candidates`. graph: the
+    shared kNN graph; its pairs at or above ``near_threshold`` between two padded images
+    are verified too when ``veto_padded``.
     """
     n = len(valid)
-    textured = valid & (info[:, 1] >= TEXTURE_FLOOR)
-    padded = textured & (info[:, 0] < PADDED)
-    cand = [np.empty((0, 2), np.int64)]
-    tidx = np.flatnonzero(textured)
-    if len(tidx) > 1:
-        vecs = fit_centred(retrieval[tidx], COLOUR_DIMS, grayscale[tidx])
-        g = knn_graph(vecs, min(CANDIDATES, len(tidx) - 1), threads=threads)
-        r, c = np.nonzero((g.neighbors >= 0) & (g.sims >= CANDIDATE_SIM))
-        cand.append(np.stack([tidx[r], tidx[g.neighbors[r, c]]], axis=1))
+    padded = valid & (info[:, 1] >= TEXTURE_FLOOR) & (info[:, 0] < PADDED)
+    cand = [np.asarray(candidates, np.int64).reshape(-1, 2)]
     if veto_padded:
         nbr = graph.neighbors
         rows = np.repeat(np.arange(n), nbr.shape[1])
