@@ -12,6 +12,12 @@ import argparse
 import gc
 import json
 import os
+
+# NumPy's OpenBLAS threads spin for ~0.1 s of CPU after it loads (and after every threaded
+# call) before they sleep; a scan uses NumPy's BLAS little (faiss brings its own), and on a
+# small machine that spin takes a core from the decode workers. 2^4 cycles instead: they
+# sleep at once. Must be set before NumPy is imported; the user's own setting wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import sys
 import time
 from dataclasses import fields

@@ -25,7 +25,7 @@ from .checks.outliers import outlier_scores
 from .checks.quality import QUALITY_CHECKS, quality_scores
 from .checks.rotation import duplicate_graph, judge_rotations, rotation_candidates
 from .decisions import Decisions, load_for_scan
-from .decode import REASONS, decode_full, decode_pixels, orient
+from .decode import REASONS, FileInfo, decode_full, decode_pixels, orient
 from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, knn_graph
 from .results import ScanResults
@@ -267,10 +267,7 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
     to ``vectors``; a file is skipped only when both caches hold it.
     """
     n = len(catalog)
-    meta = {"ok": np.zeros(n, bool), "reason": [None] * n, "message": [None] * n,
-            "width": np.zeros(n, np.int32), "height": np.zeros(n, np.int32),
-            "file_size": np.full(n, -1, np.int64), "content_hash": [None] * n,
-            "format": [None] * n}
+    infos: list[FileInfo] = []  # one per catalog image, in order
     report = progress if callable(progress) else None
     clock = time.perf_counter()
     skip = frozenset(cache.hashes() & vectors.hashes() if vectors is not None else cache.hashes())
@@ -292,22 +289,15 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
             bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
         if pool is not None and while_waiting is not None:
             while_waiting()
-        i = 0
         for batch in batches:
             described = []
             for _ in batch:
-                infos, desc = next(parts)
+                part, desc = next(parts)
+                infos += part
                 if desc is not None:
                     described.append(desc)
-                for info in infos:
-                    meta["ok"][i] = info.reason is None
-                    meta["reason"][i], meta["message"][i] = info.reason, info.message
-                    meta["width"][i], meta["height"][i] = info.width, info.height
-                    meta["file_size"][i], meta["content_hash"][i] = info.file_size, info.content_hash
-                    meta["format"][i] = info.format
-                    i += 1
                 if bar is not None:
-                    bar.update(len(infos))
+                    bar.update(len(part))
             if described:
                 chunk = {k: np.concatenate([d[k] for d in described]) for k in described[0]}
                 if vectors is not None:
@@ -315,9 +305,9 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
                     new = _first_uncached(vectors, chunk["hash"].tolist())
                     vectors.add({"hash": chunk["hash"][new], "vec": vec[new]})
                 new = _first_uncached(cache, chunk["hash"].tolist())
-                cache.add({k: v[new] for k, v in chunk.items()})
+                cache.add(chunk if new.all() else {k: v[new] for k, v in chunk.items()})
             if report is not None:
-                report(i, n)
+                report(len(infos), n)
     except BaseException:
         if pool is not None:  # Ctrl-C or an error: drop the queued work, keep the cache
             pool.shutdown(wait=False, cancel_futures=True)
@@ -327,8 +317,14 @@ def _decode_all(catalog: Catalog, cache: FeatureCache, threads, progress, min_si
             bar.close()
     if pool is not None:
         pool.shutdown()
+    meta = {"ok": np.array([f.reason is None for f in infos], bool),
+            "reason": [f.reason for f in infos], "message": [f.message for f in infos],
+            "width": np.array([f.width for f in infos], np.int32),
+            "height": np.array([f.height for f in infos], np.int32),
+            "file_size": np.array([f.file_size for f in infos], np.int64),
+            "content_hash": [f.content_hash for f in infos], "format": [f.format for f in infos]}
     # Cached images carry no decode metadata in this run: take it from the cache.
-    cached_rows = [i for i in range(n) if meta["ok"][i] and meta["width"][i] == 0]
+    cached_rows = np.flatnonzero(meta["ok"] & (meta["width"] == 0)).tolist()
     if cached_rows:
         got = cache.gather([meta["content_hash"][i] for i in cached_rows])
         meta["width"][cached_rows] = got["width"]
@@ -352,11 +348,14 @@ def _first_uncached(cache: FeatureCache, hashes: list[str]) -> np.ndarray:
 
 def _import_later_stages(write: bool) -> None:
     """Import what the stages after decoding need (faiss, pyarrow; pyarrow.parquet when
-    ``write``) so that it overlaps the decode workers instead of following them (the workers
-    are forked without them). Not pandas: a scan builds Arrow tables (:mod:`vislint.tables`)."""
+    ``write``; Pillow's format plugins) so that it overlaps the decode workers instead of
+    following them (the workers are forked without them). Not pandas: a scan builds Arrow
+    tables (:mod:`vislint.tables`)."""
     import faiss  # noqa: F401
+    from PIL import Image
 
     from . import tables  # noqa: F401  (pyarrow)
+    Image.preinit()  # Pillow's common format plugins: the exact-pixel check opens files here
     if write:
         import pyarrow.parquet  # noqa: F401
 
