@@ -283,7 +283,7 @@ def _check_sizes(*, tile, min_side, max_pixels) -> None:
 def _read(path, info: FileInfo) -> bytes:
     """The file's bytes; sets ``info.file_size`` and ``info.content_hash``."""
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", buffering=0) as f:  # one read of the whole file, no buffer copy
             data = f.read()
     except FileNotFoundError as e:
         if os.path.islink(path):
