@@ -18,6 +18,9 @@ import os
 # small machine that spin takes a core from the decode workers. 2^4 cycles instead: they
 # sleep at once. Must be set before NumPy is imported; the user's own setting wins.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# Arrow's default allocator (mimalloc) now and then stalls ~30 ms when a scan writes its
+# tables; the C library's malloc does not, and a short-lived command needs nothing more.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 import sys
 import time
 from dataclasses import fields

@@ -160,9 +160,9 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     })
     if out is not None:
         clock = time.perf_counter()
-        results.save(out)
+        results.save_tables(out)
         timings["write"] = time.perf_counter() - clock
-        results.save_manifest(out)  # again, now with the write time
+        results.save_manifest(out)  # last: it marks the work dir complete
     return results
 
 

@@ -166,6 +166,13 @@ class ScanResults:
 
     def save(self, out: str | Path) -> Path:
         """Write the tables and the manifest into ``out`` (atomic per file; manifest last)."""
+        self.save_tables(out)
+        self.save_manifest(out)
+        return Path(out)
+
+    def save_tables(self, out: str | Path) -> None:
+        """Write the three tables into ``out`` (atomic per file), not the manifest: a
+        work dir is complete only once :meth:`save_manifest` has run too."""
         import pyarrow.parquet as pq
 
         out = Path(out)
@@ -173,8 +180,6 @@ class ScanResults:
         for name in ("images", "groups", "pairs"):
             with atomic_path(out / f"{name}.parquet") as tmp:
                 pq.write_table(self._arrow(name), tmp)
-        self.save_manifest(out)
-        return out
 
     def save_manifest(self, out: str | Path) -> None:
         """(Re)write ``manifest.json``, the file whose presence marks a complete save."""
