@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -124,3 +125,17 @@ def test_rescan_decodes_only_new_files(data, tmp_path):
     finally:
         for p in extra:
             p.unlink()
+
+
+def test_cache_gather_returns_rows_in_the_order_asked(tmp_path):
+    from vislint.workdir import FeatureCache
+
+    cache = FeatureCache(tmp_path / "cache", fields=("hash", "v"))
+    cache.add({"hash": np.array(["a", "b"]), "v": np.array([[1, 1], [2, 2]])})
+    cache.add({"hash": np.array(["c"]), "v": np.array([[3, 3]])})
+    again = FeatureCache(tmp_path / "cache", fields=("hash", "v"))  # read back from disk
+    for c in (cache, again):
+        assert c.gather(["a", "b", "c"])["v"][:, 0].tolist() == [1, 2, 3]  # all, in cache order
+        assert c.gather(["c", "a", "b"])["v"][:, 0].tolist() == [3, 1, 2]
+        assert c.gather(["b", "b"])["v"][:, 0].tolist() == [2, 2]
+        assert c.gather([])["v"].shape[0] == 0

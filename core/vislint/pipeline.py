@@ -101,13 +101,9 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     vidx = np.flatnonzero(valid)
     got = cache.gather([meta["content_hash"][i] for i in vidx])  # rows of the valid images
     del cache  # its chunks hold every descriptor once more; from here on `got` has them
-    stats = np.full((n, len(_native.STAT_NAMES)), np.nan, np.float32)
-    stats[vidx] = got["stats"]
-    rotation = {"retrieval": np.zeros((n, _native.ROTATION_DIM), np.float32),
-                "polar": np.zeros((n,) + got["polar"].shape[1:], np.int8),
-                "info": np.full((n, 2), np.nan, np.float32)}
-    rotation["retrieval"][vidx], rotation["polar"][vidx] = got["rot"], got["polar"]
-    rotation["info"][vidx] = got["rot_info"]
+    stats = _all_rows(got["stats"], vidx, n, np.nan)
+    rotation = {"retrieval": _all_rows(got["rot"], vidx, n, 0), "polar": _all_rows(got["polar"], vidx, n, 0),
+                "info": _all_rows(got["rot_info"], vidx, n, np.nan)}
 
     gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
     # Rotated-copy candidates need only the rotation vectors: a second thread searches them
@@ -126,9 +122,8 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         feature_name = model.version
         del vectors
     elif isinstance(extractor, Builtin):
-        feats = np.zeros((n, extractor.dim), np.float32)
-        if len(vidx):
-            feats[vidx] = extractor.fit_transform(got["raw"], gray[vidx])
+        feats = (_all_rows(extractor.fit_transform(got["raw"], gray[vidx]), vidx, n, 0) if len(vidx)
+                 else np.zeros((n, extractor.dim), np.float32))
         feature_name = extractor.version
     else:
         feats = validate_precomputed(features, n)
@@ -164,6 +159,16 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         timings["write"] = time.perf_counter() - clock
         results.save_manifest(out)  # last: it marks the work dir complete
     return results
+
+
+def _all_rows(values: np.ndarray, rows: np.ndarray, n: int, fill) -> np.ndarray:
+    """An array of ``n`` rows holding ``values`` at ``rows`` and ``fill`` elsewhere
+    (``values`` itself when ``rows`` are all n rows, in order)."""
+    if len(rows) == n:
+        return values
+    out = np.full((n,) + values.shape[1:], fill, values.dtype)
+    out[rows] = values
+    return out
 
 
 def _thresholds(thresholds) -> Thresholds:

@@ -119,12 +119,15 @@ class FeatureCache:
     def gather(self, content_hashes: list[str]) -> dict[str, np.ndarray]:
         """Arrays for the given hashes, in that order (every hash must be cached)."""
         locs = np.array([self._index[h] for h in content_hashes], dtype=np.int64).reshape(-1, 2)
+        sizes = [len(c["hash"]) for c in self._chunks]
+        rows = (np.cumsum([0] + sizes)[locs[:, 0]] + locs[:, 1]) if len(locs) else np.zeros(0, np.int64)
+        # every cached row once, in cache order (as after a fresh scan): no reordering copy
+        in_order = len(rows) == sum(sizes) and bool((rows == np.arange(len(rows))).all())
         out = {}
         for name in self.fields[1:]:
             parts = [c[name] for c in self._chunks]
             stacked = np.concatenate(parts) if parts else np.empty(0)
-            offsets = np.cumsum([0] + [len(c["hash"]) for c in self._chunks])[:-1]
-            out[name] = stacked[offsets[locs[:, 0]] + locs[:, 1]] if len(locs) else stacked[:0]
+            out[name] = stacked if in_order else stacked[rows]
         return out
 
     def _register(self, chunk: dict[str, np.ndarray]) -> None:
