@@ -132,12 +132,15 @@ def duplicate_graph(graph: KnnGraph, rot: RotationPairs) -> KnnGraph:
     (then index).
     """
     n, k = graph.neighbors.shape
-    rows = np.repeat(np.arange(n), k)
-    cols, sims = graph.neighbors.ravel(), graph.sims.ravel().astype(np.float64)
-    keep = cols >= 0
-    rows, cols, sims = rows[keep], cols[keep], sims[keep]
     if not len(rot.pairs):
         return graph
+    # Only the rows of judged images change: the edges of those rows are merged and sorted
+    # again; every other row is kept as it is (it is already in that order).
+    touched = np.unique(rot.pairs)
+    rows = np.repeat(touched, k)
+    cols, sims = graph.neighbors[touched].ravel(), graph.sims[touched].ravel().astype(np.float64)
+    keep = cols >= 0
+    rows, cols, sims = rows[keep], cols[keep], sims[keep]
     # descriptor similarity of each judged pair where the graph has it (either direction)
     key = rows * n + cols
     srt = np.argsort(key)
@@ -166,6 +169,8 @@ def duplicate_graph(graph: KnnGraph, rot: RotationPairs) -> KnnGraph:
     pos = np.arange(len(all_r)) - starts[all_r]
     neighbors = np.full((n, width), -1, np.int64)
     out_sims = np.full((n, width), -np.inf, np.float32)
+    neighbors[:, :k], out_sims[:, :k] = graph.neighbors, graph.sims
+    neighbors[touched], out_sims[touched] = -1, -np.inf
     neighbors[all_r, pos] = all_c
     out_sims[all_r, pos] = all_s
     return KnnGraph(neighbors, out_sims, graph.method)
