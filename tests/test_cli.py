@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -71,6 +72,23 @@ def test_demo_command_builds_and_scans(tmp_path):
     assert (tmp_path / "out" / "manifest.json").is_file()
     r = vislint("demo", "--data", tmp_path / "demo", "--out", tmp_path / "out")  # again: rebuilt, rescanned
     assert r.returncode == 0 and "vislint scanned" in r.stdout
+
+
+def test_the_command_keeps_blas_threads_from_spinning_and_arrow_on_malloc_unless_told():
+    code = ("import os, vislint.cli; "
+            "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], os.environ['ARROW_DEFAULT_MEMORY_POOL'])")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "ARROW_DEFAULT_MEMORY_POOL")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["4", "system"]
+    mine = {**env, "OPENBLAS_THREAD_TIMEOUT": "10", "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=mine, check=True)
+    assert out.stdout.split() == ["10", "jemalloc"]  # the user's own settings win
+    # in place before NumPy loads: the package itself loads nothing (the command's module
+    # sets them before its own imports)
+    out = subprocess.run([sys.executable, "-c", "import vislint, sys; print('numpy' in sys.modules)"],
+                         capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_the_command_turns_numpy_huge_pages_off():
