@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench_scan import count_images, finish, side_by_side, side_by_side_parser, stage_line
+from bench_scan import count_images, finish, side_by_side, side_by_side_parser, stage_line, tool_lines
 
 INPUT = 224
 FEATURES = 576
@@ -161,25 +160,13 @@ def main() -> int:
         rates = {f"{cores} processes x 1 thread": model_only_rate(model, n, cores, 1),
                  f"1 process x {cores} threads": model_only_rate(model, n, 1, cores)}
 
-    def med(tool, key):
-        return statistics.median(x[key] for x in results[tool])
-
     report = {"images": n, "cores": cores, "runs": args.runs, "data": str(args.data),
               "model": "MobileNetV3-Small, 224x224, 576-d (random weights)"}
     lines = [f"benchmark with a MobileNetV3-Small-shaped ONNX model (224x224, 576-d): {n:,} images in "
              f"{args.data}, {cores} cores, median of {args.runs} runs (load average at the end: "
              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})"]
-    for tool in ("vislint", "fastdup"):
-        if not results[tool]:
-            lines.append(f"  {tool:<8} not measured (fastdup not installed: pass --fastdup-python)")
-            continue
-        wall = med(tool, "wall")
-        report[tool] = {"wall_s": wall, "images_per_s": n / wall, "cpu_pct": med(tool, "cpu_pct"),
-                        "peak_tree_pss_mib": peaks[tool]}
-        lines.append(f"  {tool:<8} {wall:7.2f} s  {n / wall:8.0f} images/s  CPU {med(tool, 'cpu_pct'):4.0f}%"
-                     f"  peak memory {report[tool]['peak_tree_pss_mib']:6.0f} MiB (PSS, process tree)")
-    if results["fastdup"]:
-        report["ratio"] = report["vislint"]["images_per_s"] / report["fastdup"]["images_per_s"]
+    lines += tool_lines(results, peaks, n, report)
+    if "ratio" in report:
         lines.append(f"  ratio    vislint is {report['ratio']:.2f}× fastdup's images/s (target ≥ 1.5×)")
     best = max(rates, key=rates.get)
     report["model_only_images_per_s"] = rates

@@ -164,6 +164,27 @@ def decode_only_rate(data: Path) -> float:
     return best
 
 
+def tool_lines(results: dict[str, list[dict]], peaks: dict[str, float], n: int, report: dict) -> list[str]:
+    """One line per tool (median wall, images/s, CPU, peak memory; into report[tool]) for the
+    runs of :func:`side_by_side` over ``n`` images; report["ratio"] = vislint's images/s over
+    fastdup's when both were measured."""
+    lines = []
+    for tool in ("vislint", "fastdup"):
+        if not results[tool]:
+            lines.append(f"  {tool:<8} not measured" + ("" if tool == "vislint" else
+                         " (fastdup not installed: pass --fastdup-python)"))
+            continue
+        wall = statistics.median(x["wall"] for x in results[tool])
+        cpu = statistics.median(x["cpu_pct"] for x in results[tool])
+        report[tool] = {"wall_s": wall, "images_per_s": n / wall, "cpu_pct": cpu,
+                        "peak_tree_pss_mib": peaks[tool]}
+        lines.append(f"  {tool:<8} {wall:7.2f} s  {n / wall:8.0f} images/s  CPU {cpu:4.0f}%"
+                     f"  peak memory {peaks[tool]:6.0f} MiB (PSS, process tree)")
+    if results["vislint"] and results["fastdup"]:
+        report["ratio"] = report["vislint"]["images_per_s"] / report["fastdup"]["images_per_s"]
+    return lines
+
+
 def stage_line(runs: list[dict], report: dict) -> str:
     """The median time of each vislint stage over ``runs`` (into report["vislint_stages_s"]),
     as one line."""
@@ -206,27 +227,13 @@ def main() -> int:
     results, peaks = side_by_side(vislint, [], args.data, args.runs,
                                   args.fastdup_python if have_fd else None)
 
-    def med(tool, key):
-        return statistics.median(x[key] for x in results[tool])
-
     report = {"images": n, "cores": os.cpu_count(), "runs": args.runs, "data": str(args.data)}
     report["load_average"] = os.getloadavg()
     lines = [f"benchmark: {n:,} images in {args.data}, {os.cpu_count()} cores, median of {args.runs} runs"
              f" (load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())})"]
-    for tool in ("vislint", "fastdup"):
-        if not results[tool]:
-            lines.append(f"  {tool:<8} not measured" + ("" if tool == "vislint" else
-                         " (fastdup not installed: pass --fastdup-python)"))
-            continue
-        wall = med(tool, "wall")
-        report[tool] = {"wall_s": wall, "images_per_s": n / wall, "cpu_pct": med(tool, "cpu_pct"),
-                        "peak_tree_pss_mib": peaks[tool]}
-        lines.append(f"  {tool:<8} {wall:7.2f} s  {n / wall:8.0f} images/s  CPU {med(tool, 'cpu_pct'):4.0f}%"
-                     f"  peak memory {report[tool]['peak_tree_pss_mib']:6.0f} MiB (PSS, process tree)")
-    if results["fastdup"]:
-        ratio = report["vislint"]["images_per_s"] / report["fastdup"]["images_per_s"]
-        report["ratio"] = ratio
-        lines.append(f"  ratio    vislint is {ratio:.1f}× fastdup's images/s")
+    lines += tool_lines(results, peaks, n, report)
+    if "ratio" in report:
+        lines.append(f"  ratio    vislint is {report['ratio']:.1f}× fastdup's images/s")
     lines.append(stage_line(results["vislint"], report))
     rate = decode_only_rate(args.data)
     report["decode_only_images_per_s"] = rate
