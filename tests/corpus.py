@@ -7,6 +7,7 @@ pixel data is never reached), so the corpus needs no downloads and no shared dat
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -46,11 +47,12 @@ def png_bytes(image: Image.Image, **save_args) -> bytes:
     return buf.getvalue()
 
 
-def png_claiming_size(width: int, height: int) -> bytes:
-    """An 8-bit grayscale PNG whose header claims width x height but holds only one row."""
+def png_claiming_size(width: int, height: int, color_type: int = 0) -> bytes:
+    """An 8-bit PNG (colour type 0: grey, 6: RGBA) whose header claims width x height but
+    holds only one row."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(bytes(width + 1))) + chunk(b"IEND", b""))
 
@@ -119,4 +121,54 @@ def write_corpus(folder: Path) -> dict[str, Case]:
         cases[name] = Case(folder / name, reason, size)
     (folder / "broken_link.jpg").symlink_to(folder / "no such target.jpg")
     cases["broken_link.jpg"] = Case(folder / "broken_link.jpg", "missing")
+    return cases
+
+
+def png_gray16_zeros(width: int, height: int) -> bytes:
+    """A complete 16-bit greyscale PNG of width x height black pixels: a few hundred kB that
+    decode to 2 bytes a pixel (a decompression bomb under max_pixels)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+    z = zlib.compressobj(9)
+    row = bytes(2 * width + 1)  # filter byte 0, then the row's samples
+    rows = 256
+    parts = [z.compress(row * rows) for _ in range(height // rows)]
+    parts += [z.compress(row * (height % rows)), z.flush()]
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts))
+            + chunk(b"IEND", b""))
+
+
+BOMB_SIDE = 13000
+"""Side of the 16-bit PNG bomb: 169 M pixels, under the default max_pixels."""
+
+
+def write_hostile(folder: Path) -> dict[str, Case]:
+    """Files a careful, hostile user tried (issue 13), written into ``folder``; returns the
+    printable file name (as in the result tables) -> Case. A FIFO named like an image, a link
+    to /dev/zero, a symlink loop, a name that is not UTF-8, a 16-bit PNG bomb, a name that is
+    markup, and a link to a text file full of secrets."""
+    folder = Path(folder)
+    picture = jpeg_bytes(gradient(96, 64))
+    cases = {}
+    os.mkfifo(folder / "fifo.jpg")
+    cases["fifo.jpg"] = Case(folder / "fifo.jpg", "not_a_file")
+    (folder / "dev_zero.jpg").symlink_to("/dev/zero")
+    cases["dev_zero.jpg"] = Case(folder / "dev_zero.jpg", "not_a_file")
+    (folder / "loop_a.jpg").symlink_to(folder / "loop_b.jpg")
+    (folder / "loop_b.jpg").symlink_to(folder / "loop_a.jpg")
+    cases["loop_a.jpg"] = Case(folder / "loop_a.jpg", "unreadable")
+    cases["loop_b.jpg"] = Case(folder / "loop_b.jpg", "unreadable")
+    latin1 = os.fsencode(folder) + b"/caf\xe9.jpg"  # Latin-1 bytes: not valid UTF-8
+    with open(latin1, "wb") as f:
+        f.write(picture)
+    cases["caf\\xe9.jpg"] = Case(Path(os.fsdecode(latin1)), None, (96, 64))
+    (folder / "gray16_bomb.png").write_bytes(png_gray16_zeros(BOMB_SIDE, BOMB_SIDE))
+    cases["gray16_bomb.png"] = Case(folder / "gray16_bomb.png", None, (BOMB_SIDE, BOMB_SIDE))
+    (folder / "<!--<script>.jpg").write_bytes(picture)
+    cases["<!--<script>.jpg"] = Case(folder / "<!--<script>.jpg", None, (96, 64))
+    secret = folder.parent / f"{folder.name}-secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (folder / "secret.png").symlink_to(secret)
+    cases["secret.png"] = Case(folder / "secret.png", "not_image")
     return cases

@@ -1,6 +1,6 @@
 """Tests of vislint.decode on a generated bad-input corpus and on the shared real fixtures."""
-import builtins
 import hashlib
+import os
 from pathlib import Path
 from unittest import mock
 
@@ -32,7 +32,8 @@ def reference_tile(path) -> np.ndarray:
 
 def test_reasons_are_the_documented_codes():
     assert set(REASONS) == {"missing", "unreadable", "zero_bytes", "not_image",
-                            "unsupported_format", "truncated", "corrupt", "too_small", "too_large"}
+                            "unsupported_format", "truncated", "corrupt", "too_small", "too_large",
+                            "not_a_file"}
 
 
 def test_every_corpus_file_gets_its_reason(corpus):
@@ -133,14 +134,14 @@ def test_file_vanished_after_catalog(tmp_path):
 def test_unreadable_file(corpus):
     # Tests run as root, so a real permission error cannot be caused: inject one.
     locked = str(corpus["picture.jpg"].path)
-    real_open = builtins.open
+    real_open = os.open
 
     def open_denying_one(file, *args, **kwargs):
         if str(file) == locked:
             raise PermissionError(13, "Permission denied", file)
         return real_open(file, *args, **kwargs)
 
-    with mock.patch("builtins.open", open_denying_one):
+    with mock.patch("os.open", open_denying_one):
         d = decode_batch([locked, corpus["cmyk.jpg"].path])
     assert d.reason == ["unreadable", None]
     assert "read permission" in d.message[0] and d.content_hash[0] is None

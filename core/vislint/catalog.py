@@ -4,9 +4,16 @@ A catalog is the list of images a scan looks at, with an optional label and spli
 
 - Folder: walked recursively in sorted order, following directory symlinks (each real directory
   is visited once, so symlink loops end), skipping hidden files and folders (name starts with
-  "."). A file is an image if its extension is in :data:`IMAGE_EXTENSIONS` (any case) or, for
-  any other extension, if its first bytes carry an image signature (:func:`sniff_format`).
-  Splits and labels are inferred from folder names (see :func:`build_catalog`).
+  ".") and vislint's own output folders (work dirs and report thumbnails, marked by a
+  :data:`WORKDIR_MARKER` file), so a work dir inside the scanned folder is never scanned as
+  data. A file is an image if its extension is in :data:`IMAGE_EXTENSIONS` (any case) or, for
+  any other extension, if its first bytes carry an image signature (:func:`sniff_format`); a
+  file whose type cannot even be checked (a symlink loop) is kept, and decoding says why it
+  cannot be used. Splits and labels are inferred from folder names (see :func:`build_catalog`).
+
+File names that are not valid UTF-8 (possible on Linux) are scanned like any other; the
+catalog keeps them as Python gives them (so they open), and :func:`printable` shows them with
+``\\xNN`` escapes in result tables, which must hold text.
 - List or tuple of paths: used as given; no labels or splits.
 - pandas DataFrame or ``.csv`` file: column ``path`` (or ``filepath``) required; optional
   ``label`` and ``split`` columns (empty or NaN means None). Relative paths in a CSV file are
@@ -35,6 +42,10 @@ IMAGE_EXTENSIONS = frozenset(
 
 SNIFF_BYTES = 32
 """Bytes read from a file to recognise its image signature."""
+
+WORKDIR_MARKER = ".vislint-output"
+"""A file vislint writes into every folder it fills (work dirs, report thumbnails); a folder
+walk skips folders holding it."""
 
 _SPLITS = {"train": "train", "training": "train",
            "valid": "valid", "val": "valid", "validation": "valid", "dev": "valid",
@@ -147,7 +158,32 @@ def build_catalog(source, *, labels="auto", splits="auto") -> Catalog:
         catalog.labels = [None] * len(catalog)
     if splits is None:
         catalog.splits = [None] * len(catalog)
+    _warn_undecodable(catalog.relpaths)
     return catalog
+
+
+def printable(paths: list[str]) -> list[str]:
+    """``paths`` as valid UTF-8 text: a name that is not valid UTF-8 gets ``\\xNN`` escapes
+    for its undecodable bytes (the same list when every name is valid)."""
+    try:
+        "".join(paths).encode("utf-8")
+        return paths
+    except UnicodeEncodeError:
+        return [_printable(p) for p in paths]
+
+
+def _printable(path: str) -> str:
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _warn_undecodable(relpaths: list[str]) -> None:
+    shown = printable(relpaths)
+    if shown is relpaths:
+        return
+    bad = [s for s, r in zip(shown, relpaths) if s != r]
+    warnings.warn(f"{len(bad)} file name{'s are' if len(bad) > 1 else ' is'} not valid UTF-8 "
+                  f"(first: {bad[0]}); scanned as usual, and shown with \\xNN escapes in the "
+                  "results. Rename them so that other tools can open them too.", stacklevel=3)
 
 
 def _from_path(path: Path) -> Catalog:
@@ -192,11 +228,17 @@ def _walk(root: Path) -> list[str]:
         except OSError as e:
             warnings.warn(f"skipping folder {folder}: {e.strerror or e}", stacklevel=3)
             continue
+        if any(e.name == WORKDIR_MARKER for e in entries):
+            continue  # vislint's own output (a work dir, report thumbnails), not data
         subfolders = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir():
+            try:
+                is_dir = entry.is_dir()
+            except OSError:  # e.g. a symlink loop: not a folder; decoding gives its reason
+                is_dir = False
+            if is_dir:
                 subfolders.append(entry.path)
             elif _is_image_file(entry):
                 found.append(entry.path)
@@ -206,10 +248,10 @@ def _walk(root: Path) -> list[str]:
 
 def _is_image_file(entry: os.DirEntry) -> bool:
     if os.path.splitext(entry.name)[1][1:].lower() in IMAGE_EXTENSIONS:
-        return True  # even a broken symlink: decode reports it as missing
-    if not entry.is_file():
-        return False  # broken symlink, FIFO, socket: nothing to sniff (a FIFO would block)
+        return True  # even a broken symlink or a FIFO: decoding gives the reason
     try:
+        if not entry.is_file():
+            return False  # broken symlink, FIFO, socket: nothing to sniff (a FIFO would block)
         with open(entry.path, "rb") as f:
             return sniff_format(f.read(SNIFF_BYTES)) is not None
     except OSError:
@@ -286,4 +328,5 @@ def _catalog_of(items, base: Path | None, labels, splits, what: str) -> Catalog:
 
 
 def _stable_id(relpath: str) -> str:
-    return hashlib.blake2b(relpath.encode("utf-8")).hexdigest()[:16]
+    # surrogateescape: a name that is not valid UTF-8 is hashed as its own bytes
+    return hashlib.blake2b(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:16]

@@ -3,15 +3,21 @@
 Exit codes: 0 the command completed (a scan that found invalid files still
 completes: they are findings, not errors); 1 an unexpected internal error;
 2 bad input or usage (a path that does not exist, a malformed CSV, an unknown
-option), with a message that says how to fix it; 130 interrupted (Ctrl-C) —
-re-run the same command to resume from the cached work.
+option) or a work dir that cannot be used (read-only, full, in use by another scan), with a
+message that says how to fix it; 130 interrupted (Ctrl-C) — re-run the same command to
+resume from the cached work.
+
+Everything printed for a person passes through :func:`terminal_safe`: file and folder names
+(and labels, which come from folder names) can hold terminal control sequences.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import os
+import re
 
 # NumPy's OpenBLAS threads spin for ~0.1 s of CPU after it loads (and after every threaded
 # call) before they sleep; a scan uses NumPy's BLAS little (faiss brings its own), and on a
@@ -34,7 +40,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _CHECK_HELP = """checks (score in [0, 1], higher = worse; flag at the default threshold):
   invalid          file cannot be used; invalid_reason says why (zero_bytes, truncated,
                    corrupt, not_image, unsupported_format, too_small, too_large,
-                   unreadable, missing)
+                   unreadable, missing, not_a_file)
   exact_duplicate  same bytes, or same decoded pixels in another encoding
   near_duplicate   built-in descriptor similarity >= 0.90; groups never chain
   leak             a duplicate whose partner is in another split (train/valid/test)
@@ -62,8 +68,37 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     except (FileNotFoundError, NotADirectoryError, ValueError, FileExistsError) as e:
-        print(f"vislint: error: {e}", file=sys.stderr)
+        print(terminal_safe(f"vislint: error: {e}"), file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:
+        if e.errno not in _DISK_ERRORS:
+            raise
+        print(terminal_safe(f"vislint: error: cannot write {e.filename or 'the results'}: "
+                            f"{e.strerror}. Free some space (or choose another --out) and run "
+                            "the same command again: the work already done is cached."),
+              file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as e:
+        from .workdir import WorkDirError
+
+        if not isinstance(e, WorkDirError):
+            raise
+        print(terminal_safe(f"vislint: error: {e}"), file=sys.stderr)
+        return EXIT_USAGE
+
+
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+"""Write errors the user fixes (full disk, quota, file size limit, read-only file system)."""
+
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""Control characters (but tab and newline) and bidirectional overrides."""
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters and bidirectional overrides shown as ``\\xNN`` /
+    ``\\uNNNN`` escapes, so names from the data cannot move the cursor, recolour or hide
+    the terminal's text."""
+    return _UNSAFE.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def run() -> None:
@@ -215,16 +250,22 @@ def _cmd_scan(args) -> int:
 
     changes = {k[2:]: v for k, v in vars(args).items() if k.startswith("t_") and v is not None}
     kwargs = {"k": args.k} if args.k else {}
+    from contextlib import nullcontext
+
+    from .workdir import open_work_dir
+
     start = time.perf_counter()
-    res = scan(args.source, out=args.out, labels=None if args.no_labels else "auto",
-               splits=None if args.no_splits else "auto", threads=args.threads, index=args.index,
-               thresholds=changes or None, batch_size=args.batch_size, features=args.features,
-               offline=True if args.offline else None,
-               decisions=None if args.decisions == "none" else args.decisions,
-               progress=not args.quiet and not args.json, **kwargs)
-    _print(res, args.json, args.out, time.perf_counter() - start)
-    if args.out is not None and not args.no_report:
-        _write_report(res, args.out, args.json)
+    # one lock over the scan and its report, which rewrites the manifest
+    with open_work_dir(args.out) if args.out is not None else nullcontext():
+        res = scan(args.source, out=args.out, labels=None if args.no_labels else "auto",
+                   splits=None if args.no_splits else "auto", threads=args.threads,
+                   index=args.index, thresholds=changes or None, batch_size=args.batch_size,
+                   features=args.features, offline=True if args.offline else None,
+                   decisions=None if args.decisions == "none" else args.decisions,
+                   progress=not args.quiet and not args.json, **kwargs)
+        _print(res, args.json, args.out, time.perf_counter() - start)
+        if args.out is not None and not args.no_report:
+            _write_report(res, args.out, args.json)
     return EXIT_OK
 
 
@@ -235,7 +276,7 @@ def _write_report(res, out: Path, as_json: bool) -> None:
     path = write_report(res, out / "report.html")
     res.save_manifest(out)
     if not as_json:
-        print(f"report written to {path}")
+        print(terminal_safe(f"report written to {path}"))
 
 
 def _cmd_report(args) -> int:
@@ -246,7 +287,7 @@ def _cmd_report(args) -> int:
         raise ValueError(f"--max-per-section must be >= 0 (0 = all), got {args.max_per_section}")
     path = write_report(load(args.workdir), args.out or args.workdir / "report.html",
                         max_per_section=args.max_per_section or None)
-    print(f"report written to {path}")
+    print(terminal_safe(f"report written to {path}"))
     if args.open:
         import webbrowser
 
@@ -269,18 +310,22 @@ def _cmd_demo(args) -> int:
     if not args.json:
         print(f"built the demo data set: {info.n_images} images in {info.root} "
               f"(planted problems listed in {info.root / 'ground_truth.csv'})")
+    from .workdir import open_work_dir
+
     start = time.perf_counter()
-    res = scan(info.root, out=args.out, progress=not args.json)
-    _print(res, args.json, args.out, time.perf_counter() - start)
-    _write_report(res, args.out, args.json)
+    with open_work_dir(args.out):
+        res = scan(info.root, out=args.out, progress=not args.json)
+        _print(res, args.json, args.out, time.perf_counter() - start)
+        _write_report(res, args.out, args.json)
     return EXIT_OK
 
 
 def _print(res, as_json: bool, out, seconds) -> None:
-    if as_json:
-        print(json.dumps(summary_dict(res), indent=2, ensure_ascii=False))
+    if as_json:  # (JSON escapes C0 controls itself; the rest become \\uNNNN escapes)
+        print(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                          json.dumps(summary_dict(res), indent=2, ensure_ascii=False)))
     else:
-        print(summary_text(res, out, seconds))
+        print(terminal_safe(summary_text(res, out, seconds)))
 
 
 def summary_dict(res) -> dict:
@@ -327,8 +372,8 @@ def summary_text(res, out=None, seconds=None) -> str:
     for check in ("outlier", "blurry", "dark", "bright", "low_information", "odd_size", "grayscale"):
         row(check.replace("_", " "), f"{c[check]['images']:,}")
     if out is not None:
-        lines.append(f"results written to {out} (images.parquet, groups.parquet, pairs.parquet, "
-                     f"manifest.json); see them again with: vislint show {out}")
+        lines.append(f"results written to {out} (manifest.json and the images, groups and pairs "
+                     f"tables as Parquet); see them again with: vislint show {out}")
     return "\n".join(lines)
 
 

@@ -16,13 +16,20 @@ happened and how to fix it; a bad file never raises out of :func:`decode_batch`.
 
 Pillow's own decompression-bomb check (``Image.MAX_IMAGE_PIXELS``) is switched off while vislint
 decodes, because ``max_pixels`` replaces it: an image with more pixels is reported as
-``too_large`` from its header alone, before any pixel is decoded.
+``too_large`` from its header alone, before any pixel is decoded. ``max_pixels`` also bounds
+memory by bytes, since a pixel's size depends on its bit depth and bands: a file larger than
+:data:`BYTES_PER_PIXEL` x ``max_pixels`` bytes is not read, and an image whose decoding would
+hold more than that many bytes (its raster at its own depth, plus the conversion to 8-bit RGB;
+see :func:`decode_bytes`) is ``too_large`` too. With the default that is about 1.4 GB per
+decoding worker. Only regular files are read (a FIFO would block the reader forever, a link to
+``/dev/zero`` never ends): anything else is ``not_a_file``.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -40,16 +47,24 @@ TILE = 128
 MAX_PIXELS = 178_956_970
 """Default ``max_pixels``: twice Pillow's default bomb limit, about 13,377 x 13,377 px."""
 
+BYTES_PER_PIXEL = 8
+"""Memory budget per ``max_pixels`` pixel, in bytes: a file larger than ``BYTES_PER_PIXEL *
+max_pixels`` bytes is not read, and an image needing more memory than that to decode is
+``too_large``. 8 bytes admits an 8-bit RGB or a 16-bit grey image of ``max_pixels`` pixels
+(and RGBA up to about two thirds of it), and keeps one decoding worker under ~1.4 GB."""
+
 REASONS = {
     "missing": "The file is gone: it vanished during the scan, or it is a broken symlink.",
-    "unreadable": "The file exists but cannot be read (permission or I/O error).",
+    "unreadable": "The file exists but cannot be read (permission or I/O error, symlink loop).",
+    "not_a_file": "Not a regular file: a FIFO, a device, a socket or a folder with an image name.",
     "zero_bytes": "The file is empty (0 bytes).",
     "not_image": "The content is not an image (for example text in a file named .png).",
     "unsupported_format": "An image format Pillow cannot decode here (for example SVG or HEIC).",
     "truncated": "An image whose data ends early (an interrupted download or copy).",
     "corrupt": "An image whose data is damaged in a way other than being cut short.",
     "too_small": "The image is smaller than min_side pixels on a side.",
-    "too_large": "The image has more than max_pixels pixels (decompression-bomb guard).",
+    "too_large": "The image has more than max_pixels pixels, or needs more memory to decode than "
+                 "max_pixels x 8 bytes (decompression-bomb guard).",
 }
 """Failure code -> one-line explanation for users."""
 
@@ -68,8 +83,6 @@ _END_WINDOW = 1024
 """Bytes at the end of a file searched for its format's end marker."""
 _CHUNK = 16
 """Most files per task handed to a worker thread: fewer tasks, less scheduling overhead."""
-"""Pillow's resize(reducing_gap=...): big downscales first shrink by an integer factor (fast),
-keeping at least 3x for the bilinear step; Pillow documents the result as indistinguishable."""
 
 
 @dataclass
@@ -208,7 +221,7 @@ def decode_pixels(path, *, tile, min_side, max_pixels, skip_hashes):
     """(uint8[H, W, 3] pixels before orientation, at most ~2 tiles a side, or None; FileInfo)."""
     info = FileInfo()
     try:
-        data = _read(path, info)
+        data = _read(path, info, BYTES_PER_PIXEL * max_pixels)
         if skip_hashes and info.content_hash in skip_hashes:
             info.cached = True
             return None, info
@@ -265,7 +278,7 @@ def decode_full(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """
     _check_sizes(tile=1, min_side=0, max_pixels=max_pixels)
     info = FileInfo()
-    data = _read(path, info)
+    data = _read(path, info, BYTES_PER_PIXEL * max_pixels)
     with _pillow_bomb_check_off():
         rgb, orientation = _load(data, info, min_side=0, max_pixels=max_pixels, draft_to=None)
     if orientation in _TRANSPOSE:
@@ -280,11 +293,23 @@ def _check_sizes(*, tile, min_side, max_pixels) -> None:
             raise ValueError(f"{name} must be an int >= {low} (pixels), got {value!r}")
 
 
-def _read(path, info: FileInfo) -> bytes:
+def _read(path, info: FileInfo, max_bytes: int) -> bytes:
     """The file's bytes; sets ``info.file_size`` and ``info.content_hash``."""
+    data = read_image_file(path, max_bytes)
+    info.file_size = len(data)
+    info.content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+    if not data:
+        raise DecodeError("zero_bytes", "the file is empty (0 bytes); re-download or re-export it")
+    return data
+
+
+def read_image_file(path, max_bytes: int) -> bytes:
+    """The bytes of the regular file at ``path`` (symlinks followed), at most its size when
+    opened. Raises :class:`DecodeError`: ``not_a_file`` for a FIFO, device, socket or folder
+    (opened without blocking, so a FIFO with no writer cannot hang the reader), ``too_large``
+    for a file over ``max_bytes``, ``missing`` / ``unreadable`` when it cannot be opened."""
     try:
-        with open(path, "rb", buffering=0) as f:  # one read of the whole file, no buffer copy
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as e:
         if os.path.islink(path):
             raise DecodeError("missing", f"broken symlink: its target {os.readlink(path)} does "
@@ -295,12 +320,38 @@ def _read(path, info: FileInfo) -> bytes:
         raise DecodeError("unreadable", "Permission denied: check the file's read permission "
                                         "(and its folders')") from e
     except OSError as e:
+        raise DecodeError("unreadable", f"cannot open the file: {e.strerror or e}; if it is a "
+                                        "symlink, check where it points") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DecodeError("not_a_file", f"this is a {_file_kind(st.st_mode)}, not a regular "
+                                            "file; remove it or replace it with the image file")
+        if st.st_size > max_bytes:
+            raise DecodeError("too_large", f"the file has {st.st_size:,} bytes, more than "
+                                           f"{max_bytes:,} ({BYTES_PER_PIXEL} bytes x max_pixels); "
+                                           "raise max_pixels if the image is genuine")
+        parts, left = [], st.st_size
+        while left > 0:  # one read for a regular file; a file shrinking meanwhile ends it early
+            part = os.read(fd, left)
+            if not part:
+                break
+            parts.append(part)
+            left -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    except OSError as e:
         raise DecodeError("unreadable", f"cannot read the file: {e.strerror or e}") from e
-    info.file_size = len(data)
-    info.content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
-    if not data:
-        raise DecodeError("zero_bytes", "the file is empty (0 bytes); re-download or re-export it")
-    return data
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISDIR, "folder")):
+        if test(mode):
+            return kind
+    return "special file"
 
 
 def _load(data: bytes, info: FileInfo, *, min_side: int, max_pixels: int,
@@ -308,7 +359,8 @@ def _load(data: bytes, info: FileInfo, *, min_side: int, max_pixels: int,
     """Decode the first frame of ``data`` as RGB; returns it and its EXIF orientation (1-8).
 
     Fills in ``info``'s format, mode, frames, width and height. ``draft_to``: let JPEG decode
-    at a reduced scale that still covers ``draft_to`` px on both sides.
+    at a reduced scale that still covers ``draft_to`` px on both sides, and shrink high-depth
+    greyscale (16-bit, 32-bit, float) by an integer factor before widening it to RGB.
     """
     try:
         im = Image.open(io.BytesIO(data))
@@ -322,8 +374,14 @@ def _load(data: bytes, info: FileInfo, *, min_side: int, max_pixels: int,
             raise DecodeError("too_small", f"{w}x{h} pixels: a side is below min_side={min_side}")
         if draft_to and w >= draft_to and h >= draft_to:
             im.draft("RGB", (draft_to, draft_to))
+        need = decode_bytes(im.mode, *im.size, "transparency" in im.info)
+        if need > BYTES_PER_PIXEL * max_pixels:
+            raise DecodeError("too_large", f"{w}x{h} pixels in mode {im.mode} need about "
+                                           f"{need / 2**20:,.0f} MiB to decode, more than "
+                                           f"{BYTES_PER_PIXEL} bytes x max_pixels; raise "
+                                           "max_pixels if the image is genuine")
         im.load()
-        rgb = _to_rgb(im)
+        rgb = _to_rgb(im, shrink_to=draft_to)
     except DecodeError:
         raise
     except Exception as e:  # Pillow raises many exception types on bad data
@@ -334,29 +392,77 @@ def _load(data: bytes, info: FileInfo, *, min_side: int, max_pixels: int,
     return rgb, orientation
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+_HIGH_DEPTH = ("I", "F")
+"""Mode prefixes of high-depth greyscale (I;16*, I, F): scaled to 8 bits in row bands."""
+
+
+def decode_bytes(mode: str, width: int, height: int, transparency: bool = False) -> int:
+    """Bytes of memory that decoding a ``mode`` image of ``width`` x ``height`` pixels holds
+    at its peak in :func:`_load`: Pillow's raster (1 byte a pixel for 1/L/P, 2 for LA/PA and
+    16-bit grey, else 4) plus the conversion to 8-bit RGB (none for RGB; an 8-bit grey copy for
+    high-depth grey, which is scaled in bands; an RGBA and an RGB copy where alpha or
+    transparency is composited over white; an RGB copy otherwise)."""
+    pixels = width * height
+    stored = 1 if mode in ("1", "L", "P") else 2 if mode in ("LA", "La", "PA") or \
+        mode.startswith("I;16") else 4
+    if mode == "RGB":
+        extra = 0
+    elif mode.startswith(_HIGH_DEPTH):
+        extra = 1
+    elif mode in _ALPHA_MODES or transparency:
+        extra = 8
+    else:
+        extra = 4
+    return pixels * (stored + extra)
+
+
+_BAND_ROWS = 256
+"""Rows of a high-depth grey image scaled to 8 bits at a time (bounds the float64 copy)."""
+
+
+def _to_rgb(im: Image.Image, shrink_to: int | None = None) -> Image.Image:
     """8-bit RGB: alpha and transparency composited over white; 16-bit and float scaled.
 
     I;16*: value / 257. I (32-bit) and F (float): min-max of the image to 0-255 (non-finite
     values count as 0). Other modes (1, L, P, CMYK, YCbCr, LAB, ...) are converted by Pillow.
+    ``shrink_to``: high-depth grey is first reduced by the integer factor that keeps both sides
+    at least ``shrink_to`` px (as :func:`decode_pixels` would reduce the RGB image: the same
+    pixels, without a full-size RGB copy).
     """
     if im.mode == "RGB":
         return im
-    if im.mode.startswith("I") or im.mode == "F":
-        values = np.asarray(im, dtype=np.float64)
-        if im.mode.startswith("I;16"):
-            values = values / 257.0
-        else:
-            values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-            low, high = values.min(), values.max()
-            values = (values - low) * (255.0 / (high - low) if high > low else 0.0)
-        return Image.fromarray(np.rint(values).astype(np.uint8)).convert("RGB")
+    if im.mode.startswith(_HIGH_DEPTH):
+        gray = _high_depth_to_gray(im)
+        factor = min(gray.size) // shrink_to if shrink_to else 1
+        return (gray.reduce(factor) if factor >= 2 else gray).convert("RGB")
     if im.mode in _ALPHA_MODES or "transparency" in im.info:
         rgba = im.convert("RGBA")
         rgb = Image.new("RGB", im.size, (255, 255, 255))
         rgb.paste(rgba, mask=rgba)
         return rgb
     return im.convert("RGB")
+
+
+def _high_depth_to_gray(im: Image.Image) -> Image.Image:
+    """An I;16*, I or F image as 8-bit grey (see :func:`_to_rgb`), converted in bands of
+    :data:`_BAND_ROWS` rows so that no full-size float copy is made."""
+    w, h = im.size
+    bands = [(y, min(y + _BAND_ROWS, h)) for y in range(0, h, _BAND_ROWS)]
+
+    def values(y0, y1):
+        band = np.asarray(im.crop((0, y0, w, y1)), dtype=np.float64)
+        return band if im.mode.startswith("I;16") else np.nan_to_num(band, nan=0.0, posinf=0.0,
+                                                                     neginf=0.0)
+    if im.mode.startswith("I;16"):
+        low, scale = 0.0, 1 / 257.0
+    else:
+        lows, highs = zip(*((v.min(), v.max()) for v in (values(*b) for b in bands)))
+        low, high = min(lows), max(highs)
+        scale = 255.0 / (high - low) if high > low else 0.0
+    out = np.empty((h, w), np.uint8)
+    for y0, y1 in bands:
+        out[y0:y1] = np.rint((values(y0, y1) - low) * scale)
+    return Image.fromarray(out)
 
 
 def _orientation(im: Image.Image) -> int:
@@ -372,8 +478,10 @@ def _failure(data: bytes, fmt: str | None, error: Exception) -> DecodeError:
     Image.init()  # registers every plugin, so Image.OPEN lists all decodable formats
     fmt = fmt or sniff_format(data[:SNIFF_BYTES]) or ("SVG" if _is_svg(data) else None)
     if fmt is None:
-        return DecodeError("not_image", f"the content is not an image (it starts with "
-                                        f"{data[:12]!r}); replace it or remove it")
+        # the file's own bytes are never echoed: it may be anything (a link to a secret)
+        kind = "text" if _looks_like_text(data[:512]) else "binary data"
+        return DecodeError("not_image", f"the content is not an image: {kind} with no known "
+                                        "image signature; replace it or remove it")
     if fmt not in Image.OPEN:
         return DecodeError("unsupported_format", f"the file is in {fmt} format, which this Pillow "
                                                  "cannot decode; convert it to PNG or JPEG, or "
@@ -388,6 +496,13 @@ def _failure(data: bytes, fmt: str | None, error: Exception) -> DecodeError:
                                         "re-export the file")
     return DecodeError("corrupt", f"the {fmt} data is damaged ({type(error).__name__}: {text}); "
                                   "re-download or re-export the file")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Whether ``head`` reads as UTF-8 text with no control characters but tab and newlines
+    (a multi-byte character cut at the end of ``head`` does not count against it)."""
+    text = head.decode("utf-8", "replace").rstrip("\ufffd")
+    return bool(text) and all((c >= " " and c != "\ufffd") or c in "\t\r\n" for c in text)
 
 
 def _is_svg(data: bytes) -> bool:

@@ -33,8 +33,7 @@ EXACT_MAX = 20_000
 """Largest N searched exactly by ``method="auto"``."""
 
 _SIM_DECIMALS = 5
-"""Similarities are rounded to this many decimals so that BLAS summation order
-(which depends on the thread count) can never reorder neighbours."""
+"""Similarities are rounded to this many decimals (their precision in every table)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,10 @@ def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
     if used == "exact":
         index = faiss.IndexFlatIP(d)
         index.add(x)
-        s, idx = _search(index, x, kk + 1)
+        # faiss' blocked sums depend on its thread count, in the last bits: the similarities
+        # of the neighbours it finds are computed again in one fixed order
+        _, idx = _search(index, x, kk + 1)
+        s = _similarities(x, idx)
     else:
         s, idx = _ivf_search(faiss, x, kk + 1)
     s = np.round(s, _SIM_DECIMALS).astype(np.float32)
@@ -145,13 +147,22 @@ def _ivf_search(faiss, x: np.ndarray, k: int):
     index.add(z)
     kc = min(3 * k, n)
     _, cand = _search(index, z, kc)
-    sims = np.full(cand.shape, -np.inf, np.float32)
-    for start in range(0, n, 1024):  # exact re-ranking, block by block (~50 MB)
-        c = cand[start:start + 1024]
-        v = x[np.maximum(c, 0)]
-        sims[start:start + 1024] = np.where(c >= 0, np.einsum("nkd,nd->nk", v, x[start:start + 1024]), -np.inf)
+    sims = _similarities(x, cand)  # exact re-ranking
     top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
+
+
+def _similarities(x: np.ndarray, cand: np.ndarray, block: int = 1024) -> np.ndarray:
+    """float32[n, c]: the inner product of each row of ``x`` with its candidates ``cand``
+    (int64[n, c], -1 = none: -inf), block by block (~50 MB), summed in the same order for
+    any thread count (NumPy's einsum, no BLAS)."""
+    sims = np.full(cand.shape, -np.inf, np.float32)
+    for start in range(0, len(x), block):
+        c = cand[start:start + block]
+        v = x[np.maximum(c, 0)]
+        sims[start:start + block] = np.where(c >= 0, np.einsum("nkd,nd->nk", v, x[start:start + block]),
+                                             -np.inf)
+    return sims
 
 
 def _search(index, x: np.ndarray, k: int, block: int = 16384):

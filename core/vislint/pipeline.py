@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +31,7 @@ from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, knn_graph
 from .results import ScanResults
 from .thresholds import Thresholds
-from .workdir import FeatureCache
+from .workdir import FeatureCache, open_work_dir
 
 def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
          features="builtin", k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
@@ -44,7 +45,10 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         ``path[,label][,split]``.
     out: work dir. Results are saved there, and per-image features are cached
         there as the scan goes, so an interrupted scan resumes and a re-scan
-        only decodes new or changed files. None keeps everything in memory.
+        only decodes new or changed files. None keeps everything in memory. One scan at a
+        time: another scan holding ``out`` raises :class:`vislint.workdir.WorkDirError`
+        (so does a work dir that cannot be written), before anything is decoded. A work dir
+        inside the scanned folder is not scanned.
     labels, splits: "auto" (infer from folders) or None (ignore).
     features: "builtin" (default, no model); an ONNX image model: "onnx:PATH", a registry
         name (see :mod:`vislint.models`) or a :class:`vislint.features.Onnx`; or precomputed
@@ -72,93 +76,94 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     t = _thresholds(thresholds)
     threads = threads or os.cpu_count() or 1
 
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    catalog = build_catalog(source, labels=labels, splits=splits)
-    n = len(catalog)
-    reviewed = load_for_scan(decisions, out, catalog.ids, catalog.relpaths)
-    original_labels = list(catalog.labels)
-    for i, label in reviewed.labels.items():
-        catalog.labels[i] = label
-    extractor = resolve(features, offline=offline)  # an ONNX model is loaded and checked here
-    model = extractor if isinstance(extractor, Onnx) else None
-    # the analysis cache; with a model, images are decoded at the model's scale (the key says so)
-    key = f"{Builtin.version}-{_native.TILE_SIZE}"
-    if model is not None and model.decode_side > _native.TILE_SIZE:
-        key += f"-from{model.decode_side}"
-    cache = FeatureCache(Path(out) / "cache" / key if out else None)
-    vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
-               if model is not None else None)
-    timings["catalog"] = time.perf_counter() - clock
-
-    # Decode and describe, batch by batch; each batch is cached as it completes.
-    meta = _decode_all(catalog, cache, threads, progress, min_side, max_pixels, batch_size, timings,
-                       while_waiting=lambda: _import_later_stages(write=out is not None),
-                       model=model, vectors=vectors)
-    valid = meta["ok"]
-    clock = time.perf_counter()
-    vidx = np.flatnonzero(valid)
-    got = cache.gather([meta["content_hash"][i] for i in vidx])  # rows of the valid images
-    del cache  # its chunks hold every descriptor once more; from here on `got` has them
-    stats = _all_rows(got["stats"], vidx, n, np.nan)
-    rotation = {"retrieval": _all_rows(got["rot"], vidx, n, 0), "polar": _all_rows(got["polar"], vidx, n, 0),
-                "info": _all_rows(got["rot_info"], vidx, n, np.nan)}
-
-    gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
-    # Rotated-copy candidates need only the rotation vectors: a second thread searches them
-    # while this one fits the descriptor and builds the shared graph (on 2 cores, the
-    # descriptor's single-threaded NumPy work leaves the other core free for them).
-    background = ThreadPoolExecutor(1)
-    rot_candidates = background.submit(
-        rotation_candidates, retrieval=rotation["retrieval"], info=rotation["info"], valid=valid,
-        grayscale=gray, threads=max(1, threads // 2))
-    background.shutdown(wait=False)
-
-    if model is not None:
-        feats = np.zeros((n, model.dim), np.float32)
-        if len(vidx):
-            feats[vidx] = l2_normalise(vectors.gather([meta["content_hash"][i] for i in vidx])["vec"])
-        feature_name = model.version
-        del vectors
-    elif isinstance(extractor, Builtin):
-        feats = (_all_rows(extractor.fit_transform(got["raw"], gray[vidx]), vidx, n, 0) if len(vidx)
-                 else np.zeros((n, extractor.dim), np.float32))
-        feature_name = extractor.version
-    else:
-        feats = validate_precomputed(features, n)
-        feature_name = f"precomputed-{feats.shape[1]}d"
-    del got
-    timings["features"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    graph = _graph(feats, valid, k, index, threads)
-    timings["graph"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    rotation["candidates"] = rot_candidates.result()
-    results = _run_checks(catalog, meta, valid, feats, stats, rotation, graph, t,
-                          semantic=not isinstance(extractor, Builtin), threads=threads,
-                          reviewed=reviewed, original_labels=original_labels)
-    results.features = feats
-    timings["checks"] = time.perf_counter() - clock
-    results.info.update({
-        "params": {"k": k, "index": graph.method, "features": feature_name, "threads": threads,
-                   "min_side": min_side, "max_pixels": max_pixels, "batch_size": batch_size,
-                   "source": str(catalog.root) if catalog.root else None},
-        "thresholds": t.to_dict(),
-        "provenance": {"vislint": __version__, "python": platform.python_version(),
-                       "numpy": np.__version__, "cores": os.cpu_count(),
-                       "feature_model": model.describe() if model is not None else None},
-        "timings": timings,
-        "invalid_reasons": REASONS,
-    })
-    if out is not None:
+    with open_work_dir(out) if out is not None else nullcontext():
+        timings: dict[str, float] = {}
         clock = time.perf_counter()
-        results.save_tables(out)
-        timings["write"] = time.perf_counter() - clock
-        results.save_manifest(out)  # last: it marks the work dir complete
-    return results
+
+        catalog = build_catalog(source, labels=labels, splits=splits)
+        n = len(catalog)
+        reviewed = load_for_scan(decisions, out, catalog.ids, catalog.relpaths)
+        original_labels = list(catalog.labels)
+        for i, label in reviewed.labels.items():
+            catalog.labels[i] = label
+        extractor = resolve(features, offline=offline)  # an ONNX model is loaded and checked here
+        model = extractor if isinstance(extractor, Onnx) else None
+        # the analysis cache; with a model, images are decoded at the model's scale (the key says so)
+        key = f"{Builtin.version}-{_native.TILE_SIZE}"
+        if model is not None and model.decode_side > _native.TILE_SIZE:
+            key += f"-from{model.decode_side}"
+        cache = FeatureCache(Path(out) / "cache" / key if out else None)
+        vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
+                   if model is not None else None)
+        timings["catalog"] = time.perf_counter() - clock
+
+        # Decode and describe, batch by batch; each batch is cached as it completes.
+        meta = _decode_all(catalog, cache, threads, progress, min_side, max_pixels, batch_size, timings,
+                           while_waiting=lambda: _import_later_stages(write=out is not None),
+                           model=model, vectors=vectors)
+        valid = meta["ok"]
+        clock = time.perf_counter()
+        vidx = np.flatnonzero(valid)
+        got = cache.gather([meta["content_hash"][i] for i in vidx])  # rows of the valid images
+        del cache  # its chunks hold every descriptor once more; from here on `got` has them
+        stats = _all_rows(got["stats"], vidx, n, np.nan)
+        rotation = {"retrieval": _all_rows(got["rot"], vidx, n, 0), "polar": _all_rows(got["polar"], vidx, n, 0),
+                    "info": _all_rows(got["rot_info"], vidx, n, np.nan)}
+
+        gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
+        # Rotated-copy candidates need only the rotation vectors: a second thread searches them
+        # while this one fits the descriptor and builds the shared graph (on 2 cores, the
+        # descriptor's single-threaded NumPy work leaves the other core free for them).
+        background = ThreadPoolExecutor(1)
+        rot_candidates = background.submit(
+            rotation_candidates, retrieval=rotation["retrieval"], info=rotation["info"], valid=valid,
+            grayscale=gray, threads=max(1, threads // 2))
+        background.shutdown(wait=False)
+
+        if model is not None:
+            feats = np.zeros((n, model.dim), np.float32)
+            if len(vidx):
+                feats[vidx] = l2_normalise(vectors.gather([meta["content_hash"][i] for i in vidx])["vec"])
+            feature_name = model.version
+            del vectors
+        elif isinstance(extractor, Builtin):
+            feats = (_all_rows(extractor.fit_transform(got["raw"], gray[vidx]), vidx, n, 0) if len(vidx)
+                     else np.zeros((n, extractor.dim), np.float32))
+            feature_name = extractor.version
+        else:
+            feats = validate_precomputed(features, n)
+            feature_name = f"precomputed-{feats.shape[1]}d"
+        del got
+        timings["features"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        graph = _graph(feats, valid, k, index, threads)
+        timings["graph"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        rotation["candidates"] = rot_candidates.result()
+        results = _run_checks(catalog, meta, valid, feats, stats, rotation, graph, t,
+                              semantic=not isinstance(extractor, Builtin), threads=threads,
+                              reviewed=reviewed, original_labels=original_labels)
+        results.features = feats
+        timings["checks"] = time.perf_counter() - clock
+        results.info.update({
+            "params": {"k": k, "index": graph.method, "features": feature_name, "threads": threads,
+                       "min_side": min_side, "max_pixels": max_pixels, "batch_size": batch_size,
+                       "source": str(catalog.root) if catalog.root else None},
+            "thresholds": t.to_dict(),
+            "provenance": {"vislint": __version__, "python": platform.python_version(),
+                           "numpy": np.__version__, "cores": os.cpu_count(),
+                           "feature_model": model.describe() if model is not None else None},
+            "timings": timings,
+            "invalid_reasons": REASONS,
+        })
+        if out is not None:
+            clock = time.perf_counter()
+            results.save_tables(out)
+            timings["write"] = time.perf_counter() - clock
+            results.save_manifest(out)  # last: it commits the new tables
+        return results
 
 
 def _all_rows(values: np.ndarray, rows: np.ndarray, n: int, fill) -> np.ndarray:

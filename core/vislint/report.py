@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._version import __version__
+from .workdir import atomic_path, mark_output
 
 if TYPE_CHECKING:
     from .results import ScanResults
@@ -104,21 +105,22 @@ def write_report(res: ScanResults, path: str | Path, *,
     page = _Page(res, _limit(max_per_section))
     jobs = page.thumbnail_jobs()
     thumbs_dir.mkdir(parents=True, exist_ok=True)
+    mark_output(files)  # a report written inside the data is not scanned as data
     names = {h: f"{h}-{THUMB_SIDE}.jpg" for h in jobs}
-    todo = {h: job for h, job in jobs.items() if not (thumbs_dir / names[h]).is_file()}
+    todo = {h: job for h, job in jobs.items() if not _complete_jpeg(thumbs_dir / names[h])}
     made = _make_thumbnails(todo, threads)
     for h, data in made.items():
-        if data is not None:
-            (thumbs_dir / names[h]).write_bytes(data)
+        if data is not None:  # atomic: a full disk or a crash never leaves half a thumbnail
+            with atomic_path(thumbs_dir / names[h], fsync=False) as tmp:
+                tmp.write_bytes(data)
     wanted = {names[h] for h in jobs if h not in made or made[h] is not None}
     for old in thumbs_dir.glob(f"*-{THUMB_SIDE}.jpg"):
         if old.name not in wanted:
             old.unlink()
     prefix = f"{files.name}/thumbs/"
     text = page.html({h: prefix + names[h] for h in jobs if names[h] in wanted}, start)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=False) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     res.info.setdefault("timings", {})["report"] = time.perf_counter() - start
     return path
 
@@ -172,6 +174,19 @@ def _limit(max_per_section):
 
 # ------------------------------------------------------------------------------ thumbnails
 
+def _complete_jpeg(path: Path) -> bool:
+    """Whether ``path`` is a JPEG file that ends with its end-of-image marker (a thumbnail cut
+    short, by an older vislint or a damaged disk, is made again)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"\xff\xd8":
+                return False
+            f.seek(-2, os.SEEK_END)
+            return f.read(2) == b"\xff\xd9"
+    except OSError:
+        return False
+
+
 def _thumbnail(job: tuple[str, bool]) -> bytes | None:
     """A JPEG thumbnail of the image at ``path`` (longest side :data:`THUMB_SIDE`), or None
     when it cannot be decoded (it changed or vanished since the scan). ``as_is``: the file is
@@ -179,14 +194,13 @@ def _thumbnail(job: tuple[str, bool]) -> bytes | None:
     from PIL import Image
 
     from . import _native
-    from .decode import MAX_PIXELS, decode_pixels, orient
+    from .decode import BYTES_PER_PIXEL, MAX_PIXELS, DecodeError, decode_pixels, orient, read_image_file
 
     path, as_is = job
     if as_is:
         try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
+            return read_image_file(path, BYTES_PER_PIXEL * MAX_PIXELS)
+        except DecodeError:
             return None
     pixels, info = decode_pixels(path, tile=THUMB_SIDE, min_side=1, max_pixels=MAX_PIXELS,
                                  skip_hashes=None)
@@ -438,7 +452,7 @@ class _Page:
             "splits": sorted({v for v in img["split"].tolist() if isinstance(v, str)}),
             "sections": self.sections,
         }
-        payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+        payload = script_json(data)
         assets = resources.files("vislint") / "report_assets"
         css = (assets / "report.css").read_text(encoding="utf-8")
         js = (assets / "report.js").read_text(encoding="utf-8")
@@ -461,6 +475,18 @@ class _Page:
             "<span id=\"f-count\"></span></nav><main id=\"galleries\"></main>"
             f"<script type=\"application/json\" id=\"vislint-data\">{payload}</script>"
             f"<script>{js}</script></body></html>\n")
+
+
+_SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                 "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def script_json(data) -> str:
+    """``data`` as JSON that is safe inside an HTML ``<script>`` element: ``<``, ``>``, ``&``
+    and the JavaScript line separators are written as ``\\uNNNN`` escapes, so no file name
+    or label (``</script>``, ``<!--``) can end or re-mode the element (these characters only
+    occur inside JSON strings, where the escapes mean the same text)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).translate(_SCRIPT_ESCAPES)
 
 
 def _e(text) -> str:

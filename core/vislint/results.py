@@ -19,14 +19,18 @@
   ``near_duplicate``, ``leak``): id_a, id_b, paths, splits, similarity.
 - ``summary()``: one row per check: images flagged, groups, threshold.
 
-``save(dir)`` writes Parquet tables and a ``manifest.json`` (format version,
-parameters, provenance, leak table) atomically; ``vislint.load(dir)`` reads
-them back.
+``save(dir)`` writes Parquet tables into a new ``tables-<id>`` folder of ``dir``, then a
+``manifest.json`` (format version, the tables folder, parameters, provenance, leak table)
+that commits them in one atomic rename (see :mod:`vislint.workdir`); ``vislint.load(dir)``
+reads them back.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +40,10 @@ if TYPE_CHECKING:  # pandas is imported where it is used: ~0.2 s of CPU (see tab
 
 from .workdir import atomic_path, write_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: tables in the folder the manifest names (1: tables beside the manifest; still read)."""
+
+TABLES = ("images", "groups", "pairs")
 
 CHECKS = ("invalid", "exact_duplicate", "near_duplicate", "leak", "label_conflict", "outlier",
           "blurry", "dark", "bright", "low_information", "odd_size", "grayscale")
@@ -75,6 +82,7 @@ class ScanResults:
         """float32[N, d], the L2-normalised vectors the kNN graph was built on (rows of
         invalid images are zero); kept in memory after a scan, not saved (None after
         :func:`load`)."""
+        self._tables_dir: str | None = None  # the tables folder written by save_tables
 
     images = _Table("images", "One row per image (the table itself; :meth:`to_dataframe` gives a copy).")
     group_table = _Table("groups", "Every member of every group check (its ``check`` column says which).")
@@ -165,26 +173,40 @@ class ScanResults:
         return self.info.get("leak_table", {})
 
     def save(self, out: str | Path) -> Path:
-        """Write the tables and the manifest into ``out`` (atomic per file; manifest last)."""
+        """Write the tables and the manifest into ``out``: the tables into a new folder, then
+        the manifest naming it, which replaces the previous scan's in one atomic rename."""
         self.save_tables(out)
         self.save_manifest(out)
         return Path(out)
 
     def save_tables(self, out: str | Path) -> None:
-        """Write the three tables into ``out`` (atomic per file), not the manifest: a
-        work dir is complete only once :meth:`save_manifest` has run too."""
+        """Write the three tables into a new ``tables-<id>`` folder of ``out``; nothing
+        reads them until :meth:`save_manifest` commits them."""
         import pyarrow.parquet as pq
 
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in ("images", "groups", "pairs"):
-            with atomic_path(out / f"{name}.parquet") as tmp:
-                pq.write_table(self._arrow(name), tmp)
+        name = f"tables-{time.time_ns():x}-{os.getpid()}"
+        folder = Path(out) / name
+        folder.mkdir(parents=True)
+        for table in TABLES:
+            with atomic_path(folder / f"{table}.parquet") as tmp:
+                pq.write_table(self._arrow(table), tmp)
+        self._tables_dir = name
 
     def save_manifest(self, out: str | Path) -> None:
-        """(Re)write ``manifest.json``, the file whose presence marks a complete save."""
-        write_json(Path(out) / "manifest.json", {"format_version": FORMAT_VERSION, **self.info})
-
+        """(Re)write ``manifest.json``, which commits the tables last written by
+        :meth:`save_tables` (or keeps the ones it names), then remove older tables."""
+        out = Path(out)
+        tables = self._tables_dir or _manifest(out).get("tables")
+        if tables is None:
+            raise ValueError(f"no tables saved in {out} yet; call save() rather than "
+                             "save_manifest()")
+        write_json(out / "manifest.json",
+                   {"format_version": FORMAT_VERSION, "tables": tables, **self.info})
+        for old in out.glob("tables-*"):
+            if old.name != tables and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        for table in TABLES:  # format 1 kept its tables beside the manifest
+            (out / f"{table}.parquet").unlink(missing_ok=True)
 
     def _frame(self, name: str) -> pd.DataFrame:
         """Table ``name`` as a DataFrame, converted from Arrow once (then kept as the table)."""
@@ -213,23 +235,31 @@ def _is_arrow(table) -> bool:
     return pa is not None and isinstance(table, pa.Table)
 
 
+def _manifest(path: Path) -> dict:
+    """The manifest of the work dir ``path`` ({} when there is none)."""
+    try:
+        return json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
 def load(path: str | Path) -> ScanResults:
     """Read a scan saved by :meth:`ScanResults.save` (or ``vislint scan --out``)."""
     path = Path(path)
-    manifest = path / "manifest.json"
-    if not manifest.is_file():
+    info = _manifest(path)
+    if not info:
         raise FileNotFoundError(f"{path} holds no saved scan (no manifest.json); run "
                                 f"`vislint scan DATA --out {path}` first")
     import pandas as pd
 
-    info = json.loads(manifest.read_text(encoding="utf-8"))
     version = info.pop("format_version", None)
-    if version != FORMAT_VERSION:
+    if version not in (1, FORMAT_VERSION):
         raise ValueError(f"{path} was written in results format {version}; this vislint reads "
-                         f"format {FORMAT_VERSION}. Re-run the scan to rewrite it.")
-    return ScanResults(pd.read_parquet(path / "images.parquet"),
-                       pd.read_parquet(path / "groups.parquet"),
-                       pd.read_parquet(path / "pairs.parquet"), info)
+                         f"formats 1 and {FORMAT_VERSION}. Re-run the scan to rewrite it.")
+    folder = path / info.pop("tables") if version == FORMAT_VERSION else path
+    res = ScanResults(*(pd.read_parquet(folder / f"{t}.parquet") for t in TABLES), info)
+    res._tables_dir = folder.name if version == FORMAT_VERSION else None
+    return res
 
 
 def _require(check: str, allowed: tuple[str, ...]) -> None:

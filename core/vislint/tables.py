@@ -56,10 +56,17 @@ def _numeric(values: np.ndarray) -> pa.Array:
 def utf8(values) -> tuple[np.ndarray, np.ndarray, bytes]:
     """A sequence of str/None as (present bool[n], offsets int64[n + 1], UTF-8 bytes): value i
     is bytes[offsets[i]:offsets[i + 1]] where present (an empty span where not) — the layout
-    of an Arrow string column, and of the text columns of :class:`vislint._native.BsonColumns`."""
+    of an Arrow string column, and of the text columns of :class:`vislint._native.BsonColumns`.
+    A string that is no valid Unicode (a file name that is not UTF-8, as Python reads it) is
+    written with ``\\xNN`` escapes (:func:`vislint.catalog.printable`)."""
     values = list(values)
     n = len(values)
-    encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
+    try:
+        encoded = [v.encode("utf-8") if v is not None else b"" for v in values]
+    except UnicodeEncodeError:
+        from .catalog import printable
+
+        encoded = [printable([v])[0].encode("utf-8") if v is not None else b"" for v in values]
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.fromiter(map(len, encoded), np.int64, n), out=offsets[1:])
     return np.fromiter((v is not None for v in values), bool, n), offsets, b"".join(encoded)

@@ -2,17 +2,25 @@
 
 Layout of a work dir (``--out``)::
 
-    manifest.json           format version, parameters, provenance (written last)
-    images.parquet          one row per image (see ScanResults)
-    groups.parquet          group memberships per check
-    pairs.parquet           image pairs per check
+    manifest.json           format version, parameters, provenance, and which tables
+                            folder is current (written last: it commits a scan)
+    tables-<id>/            the tables of one saved scan:
+        images.parquet      one row per image (see ScanResults)
+        groups.parquet      group memberships per check
+        pairs.parquet       image pairs per check
     cache/<key>/chunk-*.npz per-image descriptors, statistics and hashes, keyed by
                             the file's content hash (blake2b-128)
     cache/onnx-<sha>-<spec>/ per-image vectors of one ONNX model (its file's SHA-256)
                             and preprocessing, keyed the same way
+    .vislint-output         marks the folder as vislint's output (a folder walk skips it)
+    .lock                   held by the scan writing here (who holds it, inside)
 
 Every file is written to a temporary name in the same folder and moved into
-place with ``os.replace``, so a crash never leaves a half-written file. The
+place with ``os.replace``, so a crash never leaves a half-written file. A scan's
+tables go to a new ``tables-<id>`` folder, and the manifest naming it replaces
+the old one in one rename, so a work dir always holds one complete scan: the old
+one until that rename, the new one after (older tables folders are removed
+then). One scan at a time writes a work dir (:func:`open_work_dir`). The
 cache is appended chunk by chunk while a scan runs: a scan killed at any point
 (Ctrl-C, ``kill -9``) resumes from the last chunk written, and a re-scan of a
 folder only decodes files whose bytes are new.
@@ -21,7 +29,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import sys
 import tempfile
+import time
 import warnings
 import zipfile
 from contextlib import contextmanager
@@ -29,22 +40,91 @@ from pathlib import Path
 
 import numpy as np
 
+from .catalog import WORKDIR_MARKER
+
+LOCK_FILE = ".lock"
+"""The file a scan holds locked (``flock``) while it writes a work dir."""
+
+
+class WorkDirError(RuntimeError):
+    """A work dir that cannot be used now: read-only, or held by another scan."""
+
 
 @contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path beside ``path``; move it over ``path`` on success."""
+def atomic_path(path: str | Path, fsync: bool = True):
+    """Yield a temporary path beside ``path``; move it over ``path`` on success.
+
+    fsync: flush the file to disk before the move (default True), so that even a power cut
+    leaves the old file or the whole new one; False for files cheap to make again.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def mark_output(folder: str | Path) -> None:
+    """Write the marker that makes a folder walk skip ``folder`` (vislint's own output)."""
+    marker = Path(folder) / WORKDIR_MARKER
+    if not marker.exists():
+        marker.write_text("vislint output (work dir or report thumbnails); scans skip this "
+                          "folder\n", encoding="utf-8")
+
+
+@contextmanager
+def open_work_dir(out: str | Path):
+    """Create the work dir ``out`` if needed, check that it can be written, and hold its lock
+    while the block runs (released when it ends, or when the process dies, even by
+    ``kill -9``).
+
+    Raises :class:`WorkDirError` when ``out`` cannot be written (read-only, permissions) or
+    another scan holds it (the message says which process, since when). Nested calls in one
+    process share the lock (a command holds it across the scan and its report).
+    """
+    import fcntl
+
+    out = Path(out)
+    key = os.path.realpath(out)
+    if key in _held:
+        yield out
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        mark_output(out)
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as e:
+        raise WorkDirError(f"cannot write to the work dir {out} ({e.strerror or e}); choose a "
+                           "writable folder for --out") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        raise WorkDirError(f"the work dir {out} is in use by another vislint scan ({holder}); "
+                           "wait for it to finish, or choose another --out") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:500]}"
+                     .encode("utf-8", "backslashreplace"))
+        _held.add(key)
+        yield out
+    finally:
+        _held.discard(key)
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+_held: set[str] = set()
+"""Real paths of the work dirs this process holds locked (see :func:`open_work_dir`)."""
 
 
 def write_json(path: str | Path, obj) -> None:
