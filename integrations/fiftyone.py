@@ -32,6 +32,13 @@ What a scan with key ``K`` writes on the dataset:
 Scanning again with the same key replaces all of this; another key coexists with it.
 :func:`delete_run` removes the field, the tags, the views and the run.
 
+What vislint writes is only ever what it created: a scan refuses (ValueError, before scanning
+or writing anything) a key whose field, tags ``K:<check>``/``K:keep``/``K:remove`` or views
+already exist and were not written by the vislint run ``K``, and an ``embeddings_field`` that
+exists and was not created by run ``K``. The run's stored record (:attr:`VislintRun.info`:
+``field``, ``tags``, ``views``, ``own_embeddings_fields``) names what it wrote, and
+:func:`delete_run` deletes exactly that.
+
 Labels (``label_field``): a ``Classification`` gives its label; ``Detections``,
 ``Polylines`` or ``Classifications`` give a label only when every object in the sample
 carries the same one (a sample with objects of several classes has no single image label, so
@@ -43,6 +50,7 @@ split), a string field, or a dict ``{split: view}``.
 from __future__ import annotations
 
 import calendar
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -88,6 +96,10 @@ class VislintRun:
     """A vislint scan stored on a FiftyOne dataset.
 
     key: the run key (also the field name and the prefix of tags and views).
+    info: the stored record: ``summary``, ``leak_table``, ``confused_labels``, ``timings``,
+        what the run wrote (``field``, ``tags``, ``views``, ``embeddings_field``,
+        ``own_embeddings_fields``: the embeddings fields vislint created under this key),
+        ``sample_count`` and ``group_sizes`` ({duplicate group: samples at the scan}).
     results: the :class:`vislint.ScanResults` when the scan ran in this process, else None.
     """
 
@@ -136,12 +148,14 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
     features: ``"builtin"`` (default, no model), the name of a vector field already on the
         samples (e.g. a model's embeddings), or an array with one row per sample of
         ``collection`` in its order.
-    key: run key; names the field, tag prefix and views. Scanning again with the same key
-        replaces that run's output.
+    key: run key (default "vislint"); names the field, tag prefix and views. Scanning again
+        with the same key replaces that run's output. A key whose field, tags or views exist
+        but were not written by the vislint run of that key is refused (ValueError).
     out: optional vislint work dir (feature cache, resumable, saved results).
     thresholds, threads, scan_kwargs: as :func:`vislint.scan`.
     embeddings_field: also write the vectors the scan used to this field (so FiftyOne Brain's
-        visualisation and similarity can use them); None = don't.
+        visualisation and similarity can use them); None (default) = don't. It must be a new
+        field, or one that an earlier scan with this key created.
     progress: show progress bars.
     """
     _check_key(key)
@@ -149,6 +163,12 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
         raise ValueError(f"vislint scans images; this collection's media type is "
                          f"{collection.media_type!r}")
     dataset = collection._dataset
+    # before the (long) scan, so that a refused name costs nothing and writes nothing
+    previous = check_names(dataset, key, embeddings_field)
+    own_embeddings = [f for f in previous.get("own_embeddings_fields", [])
+                      if dataset.has_sample_field(f)]
+    if embeddings_field is not None and embeddings_field not in own_embeddings:
+        own_embeddings.append(embeddings_field)  # new (check_names refused an existing one)
     oids, paths, old_tags = _read_samples(collection)
     if not oids:
         raise ValueError("the collection has no samples")
@@ -170,11 +190,9 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
     row_of_path = {p: i for i, p in enumerate(frame["path"].iloc[first])}
     rows = np.array([row_of_path[p] for p in paths], np.int64)
 
-    if key in dataset.list_runs() and not _is_vislint_run(dataset, key):
-        raise ValueError(f"run key {key!r} is taken by a run that vislint did not make; "
-                         f"choose another key")
     row_list = rows.tolist()
-    tags = _write(dataset, key, collection, res, row_list, oids, old_tags, sample_ids)
+    tags = _write(dataset, key, collection, res, row_list, oids, old_tags, sample_ids,
+                  previous.get("tags", []))
     if embeddings_field is not None:
         dataset.select(sample_ids, ordered=True).set_values(
             embeddings_field, list(res.features[rows]), validate=False)
@@ -185,7 +203,8 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
         "confused_labels": res.info.get("confused_labels", []),
         "timings": res.info.get("timings", {}),
         "field": key, "tags": tags, "views": views, "embeddings_field": embeddings_field,
-        "sample_count": len(sample_ids),
+        "own_embeddings_fields": own_embeddings, "sample_count": len(sample_ids),
+        "group_sizes": _group_sizes(res.images["duplicate_group"].to_numpy()[rows]),
     }
     config = collection.init_run(
         method="vislint", vislint_version=vislint.__version__, fiftyone_version=fo.__version__,
@@ -196,6 +215,48 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
     collection.register_run(key, config, overwrite=True)
     dataset.save_run_results(key, dataset.init_run_results(key, **info))
     return VislintRun(dataset, key, info, res)
+
+
+def check_names(dataset, key: str, embeddings_field: str | None = None) -> dict:
+    """Check that a scan with ``key`` would write only over what the vislint run ``key``
+    wrote before: raises ValueError (saying what exists, and to choose another key or field)
+    when the run key belongs to another kind of run, or when the field ``key``, a tag
+    ``key:<check>``, ``key:keep`` or ``key:remove``, a view ``"key: <title>"`` or
+    ``embeddings_field`` (default None: none) exists and that run's record does not name it.
+
+    Returns the stored record of the vislint run ``key`` ({} when there is none)."""
+    _check_key(key)
+    if key in dataset.list_runs() and not _is_vislint_run(dataset, key):
+        raise ValueError(f"run key {key!r} is taken by a run that vislint did not make; "
+                         f"choose another key")
+    previous = load_run(dataset, key).info if key in dataset.list_runs() else {}
+    mine = f" (vislint run {key!r} did not create it)" if previous else ""
+    if dataset.has_sample_field(key) and previous.get("field") != key:
+        raise ValueError(f"the field {key!r} already exists on dataset {dataset.name!r}{mine}; "
+                         f"a scan with key={key!r} would overwrite it: choose another key")
+    if embeddings_field is not None:
+        if embeddings_field == key:
+            raise ValueError("embeddings_field must differ from key (the findings field)")
+        if (dataset.has_sample_field(embeddings_field)
+                and embeddings_field not in previous.get("own_embeddings_fields", [])):
+            raise ValueError(f"the field {embeddings_field!r} already exists on dataset "
+                             f"{dataset.name!r} and vislint run {key!r} did not create it; "
+                             f"embeddings_field={embeddings_field!r} would overwrite it: choose "
+                             f"another embeddings_field")
+    existing, ours = set(dataset.distinct("tags")), set(previous.get("tags", []))
+    for tag in _run_tags(key):
+        if tag in existing and tag not in ours:
+            raise ValueError(f"the sample tag {tag!r} already exists on dataset "
+                             f"{dataset.name!r}{mine}; a scan with key={key!r} would add to it "
+                             f"and its deletion remove it: choose another key")
+    ours = set(previous.get("views", []))
+    for title in VIEWS:
+        name = view_name(key, title)
+        if name not in ours and dataset.has_saved_view(name):
+            raise ValueError(f"the saved view {name!r} already exists on dataset "
+                             f"{dataset.name!r}{mine}; a scan with key={key!r} would replace it: "
+                             f"choose another key")
+    return previous
 
 
 def list_runs(dataset) -> list[str]:
@@ -214,62 +275,104 @@ def load_run(dataset, key: str = "vislint") -> VislintRun:
 
 
 def delete_run(dataset, key: str = "vislint", *, missing_ok: bool = False) -> None:
-    """Remove run ``key``: its field, its sample tags, its saved views and the run itself."""
+    """Remove the vislint run ``key`` and what its stored record says it wrote: its field, its
+    sample tags (``key:<check>``, and ``key:keep``/``key:remove`` if
+    :func:`resolve_duplicates` tagged), its saved views and the embeddings fields it created.
+    Nothing else is touched: a field, tag or view of the user's with a similar name stays.
+
+    missing_ok: False (default) raises KeyError when there is no vislint run ``key``; True
+        then does nothing at all.
+    Raises ValueError when ``key`` is a run that vislint did not make.
+    """
     known = key in dataset.list_runs()
     if known and not _is_vislint_run(dataset, key):
         raise ValueError(f"run {key!r} on {dataset.name!r} was not made by vislint; not deleting it")
-    if not known and not missing_ok:
+    if not known:
+        if missing_ok:
+            return  # no record of ours: every field, tag and view under this name is the user's
         raise KeyError(f"no vislint run {key!r} on dataset {dataset.name!r}")
-    if dataset.has_sample_field(key):
-        dataset.delete_sample_field(key)
-    stale = [t for t in dataset.distinct("tags") if t.startswith(f"{key}:")]
-    if stale:
-        dataset.untag_samples(stale)
-    for title in VIEWS:
-        name = view_name(key, title)
+    info = load_run(dataset, key).info
+    for field in [info.get("field")] + info.get("own_embeddings_fields", []):
+        if field and dataset.has_sample_field(field):
+            dataset.delete_sample_field(field)
+    if info.get("tags"):
+        dataset.untag_samples(info["tags"])
+    for name in info.get("views", []):
         if dataset.has_saved_view(name):
             dataset.delete_saved_view(name)
-    if known:
-        emb = getattr(dataset.load_run_results(key, cache=False), "embeddings_field", None)
-        if emb and dataset.has_sample_field(emb):
-            dataset.delete_sample_field(emb)
-        dataset.delete_run(key)
+    dataset.delete_run(key)
 
 
 def resolve_duplicates(dataset, key: str = "vislint", *, policy: str = "keep-representative",
                        action: str = "tag", dry_run: bool | None = None) -> dict:
     """Act on duplicate groups: keep one member per group, tag or delete the others.
 
-    policy: "keep-representative" keeps the member vislint's keep policy chose (labelled,
-        then train < valid < test, then more pixels, then sharper, then path order).
-    action: "tag" adds the tag ``<key>:remove`` to the others (``<key>:keep`` to the kept);
-        "delete" deletes the others from the dataset.
+    Each group is first checked against the dataset as it is now: a group whose kept sample
+    is gone, or whose members are not those of the scan (some deleted, or copies added), is
+    left alone, reported in ``"changed"`` and in a warning (``warnings.warn`` and
+    ``"warning"``), dry run or not: scan again to resolve it. So the last members of a group
+    are never deleted.
+
+    key: the vislint run (default "vislint").
+    policy: "keep-representative" (default) keeps the member vislint's keep policy chose
+        (labelled, then train < valid < test, then more pixels, then sharper, then path order).
+    action: "tag" (default) adds the tag ``<key>:remove`` to the others (``<key>:keep`` to
+        the kept); "delete" deletes the others from the dataset.
     dry_run: only report what would happen. Default: True for "delete" (call again with
         dry_run=False to delete), False for "tag".
 
-    Returns {"action", "dry_run", "groups", "keep": [sample ids], "remove": [sample ids]}.
+    Returns {"action", "dry_run", "groups" (resolved), "keep": [sample ids], "remove": [sample
+    ids], "changed": [{"group", "change", "members": [sample ids now], "todo"}], "warning":
+    str or None}.
     """
     if policy != "keep-representative":
         raise ValueError(f"unknown policy {policy!r}; the one policy is 'keep-representative'")
     if action not in ("tag", "delete"):
         raise ValueError(f"unknown action {action!r}; choose 'tag' or 'delete'")
-    if not dataset.has_sample_field(key):
+    if key not in list_runs(dataset) or not dataset.has_sample_field(key):
         raise KeyError(f"no vislint results under {key!r} on dataset {dataset.name!r}; run "
                        f"vislint.integrations.fiftyone.scan(dataset, key={key!r}) first")
     if dry_run is None:
         dry_run = action == "delete"
-    grouped = dataset.exists(f"{key}.duplicate_group")
-    ids, groups, rep = grouped.values(["id", f"{key}.duplicate_group", f"{key}.is_representative"])
-    keep = [i for i, r in zip(ids, rep) if r]
-    remove = [i for i, r in zip(ids, rep) if not r]
+    run = load_run(dataset, key)
+    sizes = run.info.get("group_sizes")  # None from a vislint that did not record them
+    members = {}  # duplicate group -> [(sample id, is kept, id of its kept sample)] as now
+    for sid, g, rep, of in zip(*dataset.exists(f"{key}.duplicate_group").values(
+            ["id", f"{key}.duplicate_group", f"{key}.is_representative", f"{key}.duplicate_of"])):
+        members.setdefault(g, []).append((sid, rep, of))
+    keep, remove, changed = [], [], []
+    for g, group in members.items():
+        kept = {sid for sid, rep, _ in group if rep}
+        scanned = len(group) if sizes is None else sizes.get(str(g), 0)
+        if not kept or any(of not in kept for _, rep, of in group if not rep):
+            change = "its kept sample is gone (deleted, or no longer in this group)"
+        elif len(group) < scanned:
+            change = f"{scanned - len(group)} of {scanned} members were deleted"
+        elif len(group) > scanned:
+            n = len(group) - scanned
+            change = f"{n} member{'s' if n > 1 else ''} more than at the scan"
+        else:
+            keep += sorted(kept)
+            remove += [sid for sid, rep, _ in group if not rep]
+            continue
+        changed.append({"group": g, "change": change, "members": [sid for sid, _, _ in group],
+                        "todo": f"scan again (key={key!r}) before resolving this group"})
+    warning = None
+    if changed:
+        first, n = changed[0], len(changed)
+        warning = (f"{n} duplicate group{'s' if n > 1 else ''} changed since the scan (group "
+                   f"{first['group']}: {first['change']}); they are left alone: scan again "
+                   f"with key={key!r} to resolve them")
+        warnings.warn(warning, UserWarning, stacklevel=2)
     if not dry_run:
         if action == "tag":
             dataset.select(keep).tag_samples(f"{key}:keep")
             dataset.select(remove).tag_samples(f"{key}:remove")
+            _record_tags(dataset, key, [f"{key}:keep", f"{key}:remove"])
         else:
             dataset.delete_samples(remove)
-    return {"action": action, "dry_run": dry_run, "groups": len(set(groups)), "keep": keep,
-            "remove": remove}
+    return {"action": action, "dry_run": dry_run, "groups": len(members) - len(changed),
+            "keep": keep, "remove": remove, "changed": changed, "warning": warning}
 
 
 # ------------------------------------------------------------------ internals
@@ -277,6 +380,27 @@ def resolve_duplicates(dataset, key: str = "vislint", *, policy: str = "keep-rep
 def _check_key(key: str) -> None:
     if not isinstance(key, str) or not key.isidentifier():
         raise ValueError(f"key must be a Python identifier (letters, digits, _), got {key!r}")
+
+
+def _run_tags(key: str) -> list[str]:
+    """Every sample tag vislint may write under ``key``: one per check, and the two of
+    :func:`resolve_duplicates`."""
+    return [f"{key}:{check}" for check in CHECKS] + [f"{key}:keep", f"{key}:remove"]
+
+
+def _record_tags(dataset, key: str, tags: list[str]) -> None:
+    """Add ``tags`` to the tags the stored run ``key`` wrote (so :func:`delete_run` and the
+    next scan with ``key`` remove them)."""
+    results = dataset.load_run_results(key, cache=False)
+    results.tags = list(results.tags) + [t for t in tags if t not in results.tags]
+    results.save()
+
+
+def _group_sizes(groups: np.ndarray) -> dict[str, int]:
+    """{duplicate group (as a string: stored as a document key): samples in it}, from the
+    duplicate group of every scanned sample (-1 outside groups)."""
+    ids, counts = np.unique(groups[groups >= 0], return_counts=True)
+    return {str(g): int(c) for g, c in zip(ids.tolist(), counts.tolist())}
 
 
 def _is_vislint_run(dataset, key: str) -> bool:
@@ -474,10 +598,11 @@ _SCHEMA = {**{f"{c}_score": fo.FloatField for c in CHECKS if c != "invalid"},
 
 
 def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_tags: list,
-           sample_ids: list[str]) -> list[str]:
+           sample_ids: list[str], previous_tags: list[str]) -> list[str]:
     """Write the field ``key`` and the tags ``<key>:<check>`` of every scanned sample, replacing
-    those of an earlier run with the same key, and declare the field's schema. Returns the
-    tags used.
+    those of an earlier run with the same key (``previous_tags``: the tags it wrote; other
+    tags, even under ``<key>:``, are not vislint's to remove), and declare the field's schema.
+    Returns the tags used.
 
     Each sample gets one ``$set`` of its embedded document, tag list and ``last_modified_at``
     (encoded by :class:`_Updates`), sent as raw ``update`` commands of :data:`BATCH`
@@ -490,22 +615,22 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
     """
     from datetime import datetime, timezone
 
-    prefix = f"{key}:"
     df = res.images
     row_tags = [[] for _ in range(len(df))]  # the tags each scanned file earns
     used = []
     for check in CHECKS:
         flagged = np.flatnonzero(df[f"is_{check}"].to_numpy(bool))
         if len(flagged):
-            tag = f"{prefix}{check}"
+            tag = f"{key}:{check}"
             used.append(tag)
             for r in flagged.tolist():
                 row_tags[r].append(tag)
+    previous = set(previous_tags)
     tags = []  # the new tag list of each sample, None where it does not change
     for old, r in zip(old_tags, rows):
         old, mine = old or [], row_tags[r]
-        tags.append([t for t in old if not t.startswith(prefix)] + mine
-                    if mine or any(t.startswith(prefix) for t in old) else None)
+        tags.append([t for t in old if t not in previous] + mine
+                    if mine or any(t in previous for t in old) else None)
     updates = _Updates(res, key, rows, sample_ids, oids, tags, datetime.now(timezone.utc))
     coll = dataset._sample_collection
 
@@ -523,7 +648,7 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
         stale = dataset.exists(key).exclude(collection.values("id"))
         if len(stale):
             stale.clear_sample_field(key)
-        old = [t for t in dataset.distinct("tags") if t.startswith(prefix)]
+        old = sorted(previous)
         outside = dataset.exclude(collection.values("id")).match_tags(old)
         if old and len(outside):
             outside.untag_samples(old)

@@ -8,12 +8,14 @@ wheel, into FiftyOne's plugins dir). Operators:
 - ``vislint: show issues`` — open a run's saved view for one check;
 - ``vislint: resolve duplicates`` — keep one member per duplicate group, tag or delete the
   others (dangerous: the form says what would be deleted and needs a confirmation);
-- ``vislint: delete run`` — remove a run's field, tags, views and the run (dangerous).
+- ``vislint: delete run`` — remove what a run wrote (its field, tags, views, the embeddings
+  field it created) and the run (dangerous).
 
 Every operator first checks that this plugin's version equals the installed vislint's.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import fiftyone.operators as foo
@@ -91,8 +93,19 @@ class ScanDataset(foo.Operator):
                                                if isinstance(f, (fo.VectorField, fo.ArrayField))],
                     default="builtin", label="Features",
                     description="builtin (no model) or an embeddings field on the samples")
+        # the key is free text: a name that is not vislint's (a label field, Brain's
+        # "uniqueness", ...) is refused here, before the user can run the scan
+        try:
+            _vfo().check_names(ctx.dataset, ctx.params.get("key") or "vislint")
+            problem = None
+        except ValueError as e:
+            problem = str(e)
         inputs.str("key", default="vislint", required=True, label="Run key",
-                   description="names the field, tags and views; the same key replaces a run")
+                   description="names the field, tags and views; the same key replaces a run",
+                   invalid=problem is not None, error_message=problem or "")
+        if problem:
+            inputs.view("key_taken", types.Error(label="Choose another run key",
+                                                 description=problem))
         inputs.bool("view_only", default=False, label="Only the current view",
                     description="scan the current view instead of the whole dataset")
         inputs.bool("delegate", default=False, label="Delegate",
@@ -175,8 +188,15 @@ class ResolveDuplicates(foo.Operator):
         actions.add_choice("tag", label="Tag", description=f"tag the others '{key}:remove'")
         actions.add_choice("delete", label="Delete", description="delete the others from the dataset")
         inputs.enum("action", actions.values(), default="tag", label="Action", view=actions)
-        plan = _vfo().resolve_duplicates(ctx.dataset, key=key, dry_run=True)
+        with warnings.catch_warnings():  # shown in the form instead
+            warnings.simplefilter("ignore")
+            plan = _vfo().resolve_duplicates(ctx.dataset, key=key, dry_run=True)
         n_remove, n_groups = len(plan["remove"]), plan["groups"]
+        if plan["warning"]:  # groups that changed since the scan: left alone
+            inputs.view("changed", types.Warning(
+                label=plan["warning"],
+                description="Groups: " + "; ".join(f"{c['group']}: {c['change']}"
+                                                   for c in plan["changed"][:10])))
         if ctx.params.get("action") == "delete":
             inputs.view("warning", types.Warning(
                 label=f"This deletes {n_remove} samples from '{ctx.dataset.name}'",
@@ -194,12 +214,24 @@ class ResolveDuplicates(foo.Operator):
         action = ctx.params.get("action", "tag")
         if action == "delete" and not ctx.params.get("confirm"):
             raise ValueError("deleting samples needs the confirmation box ticked (confirm=True)")
-        out = _vfo().resolve_duplicates(ctx.dataset, key=ctx.params["key"], action=action,
-                                        dry_run=False)
+        with warnings.catch_warnings():  # returned in the result instead
+            warnings.simplefilter("ignore")
+            out = _vfo().resolve_duplicates(ctx.dataset, key=ctx.params["key"], action=action,
+                                            dry_run=False)
         if not ctx.delegated:
             ctx.ops.reload_dataset()
         return {"action": out["action"], "groups": out["groups"], "kept": len(out["keep"]),
-                "removed": len(out["remove"])}
+                "removed": len(out["remove"]), "changed": len(out["changed"]),
+                "warning": out["warning"] or ""}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.int("groups", label="Groups resolved")
+        outputs.int("kept", label="Samples kept")
+        outputs.int("removed", label="Samples tagged for removal or deleted")
+        outputs.int("changed", label="Groups left alone (changed since the scan)")
+        outputs.str("warning", label="Warning")
+        return types.Property(outputs)
 
 
 class DeleteRun(foo.Operator):
@@ -215,9 +247,14 @@ class DeleteRun(foo.Operator):
         key = _key_input(inputs, ctx)
         if key is None:
             return types.Property(inputs)
+        info = _vfo().load_run(ctx.dataset, key).info
+        fields = ", ".join(f"'{f}'" for f in
+                           [info["field"]] + info.get("own_embeddings_fields", []))
         inputs.view("warning", types.Warning(
-            label=f"This removes the field '{key}', the tags '{key}:*' and the views "
-                  f"'{key}: *' from '{ctx.dataset.name}'", description="Samples are kept."))
+            label=f"This removes what run '{key}' wrote on '{ctx.dataset.name}': the fields "
+                  f"{fields}, the tags {', '.join(info['tags']) or '(none)'} and "
+                  f"{len(info['views'])} saved views '{key}: *'",
+            description="Samples are kept, and so is anything the run did not write."))
         inputs.bool("confirm", default=False, required=True, label=f"Yes, delete run '{key}'")
         return types.Property(inputs, view=types.View(label="vislint: delete run"))
 

@@ -432,3 +432,185 @@ def test_cli_installs_the_plugin_shipped_in_the_package(tmp_path):
         assert (dest / name).read_bytes() == (plugin_source() / name).read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["vislint"]  # no temp or old copies left
     assert "installed the vislint FiftyOne plugin" in out.stderr
+
+
+# ------------------------------------------------------------------ names vislint did not create
+# (issue 13: a run key or field name must never overwrite or delete what the user made)
+
+def snapshot(ds):
+    """What a user made on the dataset: label counts, tags per sample, saved views, fields."""
+    return {"labels": ds.count_values("ground_truth.label"),
+            "tags": dict(zip(ds.values("id"), ds.values("tags"))),
+            "views": sorted(ds.list_saved_views()),
+            "fields": sorted(ds.get_field_schema())}
+
+
+def test_scan_refuses_a_key_or_embeddings_field_naming_a_user_field(demo_ds):
+    import vislint.integrations.fiftyone as vfo
+
+    rng = np.random.default_rng(0)
+    uniqueness = rng.random(len(demo_ds)).tolist()  # a float field, as FiftyOne Brain writes
+    demo_ds.set_values("uniqueness", uniqueness)
+    demo_ds.set_values("user_vec", [rng.random(4) for _ in range(len(demo_ds))])
+    demo_ds.take(3, seed=1).tag_samples("leaky:dark")  # a user tag in the name space of key 'leaky'
+    demo_ds.save_view("viewed: duplicates", demo_ds.limit(2))  # a user view named like a run's
+    before = snapshot(demo_ds)
+    refused = [
+        (dict(key="ground_truth"), "field 'ground_truth' already exists"),
+        (dict(key="uniqueness"), "field 'uniqueness' already exists"),
+        (dict(key="tags"), "field 'tags' already exists"),
+        (dict(embeddings_field="ground_truth"), "field 'ground_truth' already exists"),
+        (dict(embeddings_field="user_vec"), "field 'user_vec' already exists"),
+        (dict(key="leaky"), "tag 'leaky:dark' already exists"),
+        (dict(key="viewed"), "saved view 'viewed: duplicates' already exists"),
+    ]
+    for kwargs, message in refused:
+        with pytest.raises(ValueError, match=message) as err:
+            vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False,
+                     **kwargs)
+        assert "choose another" in str(err.value)
+        # refused before anything was written
+        assert snapshot(demo_ds) == before, kwargs
+        assert vfo.list_runs(demo_ds) == [] and demo_ds.list_runs() == []
+    assert demo_ds.values("uniqueness") == uniqueness
+    assert demo_ds.first().uniqueness == uniqueness[0]  # readable (a TypeError once overwritten)
+
+    # an embeddings field vislint created under a key may be rewritten by that key only
+    vfo.scan(demo_ds, progress=False, embeddings_field="vl_vec")
+    assert vfo.load_run(demo_ds, KEY).info["own_embeddings_fields"] == ["vl_vec"]
+    vfo.scan(demo_ds, progress=False, embeddings_field="vl_vec")  # rescan: its own field
+    with pytest.raises(ValueError, match="field 'vl_vec' already exists"):
+        vfo.scan(demo_ds, key="other", progress=False, embeddings_field="vl_vec")
+    with pytest.raises(ValueError, match=f"field '{KEY}' already exists"):
+        vfo.scan(demo_ds, key="other", progress=False, embeddings_field=KEY)
+    with pytest.raises(ValueError, match="field 'vl_vec' already exists"):  # not a run's field
+        vfo.scan(demo_ds, key="vl_vec", progress=False)
+    assert vfo.list_runs(demo_ds) == [KEY]
+
+
+def test_delete_run_removes_only_what_the_run_recorded(demo_ds):
+    import vislint.integrations.fiftyone as vfo
+
+    demo_ds.take(5, seed=2).tag_samples(["ground_truth:checked", "mine"])
+    demo_ds.save_view("ground_truth: duplicates", demo_ds.limit(3))
+    demo_ds.save_view("my view", demo_ds.limit(4))
+    demo_ds.set_values("user_vec", [[0.5, 1.0]] * len(demo_ds))
+    before = snapshot(demo_ds)
+    # no vislint run under this key: nothing at all is deleted
+    vfo.delete_run(demo_ds, "ground_truth", missing_ok=True)
+    vfo.delete_run(demo_ds, "user_vec", missing_ok=True)
+    assert snapshot(demo_ds) == before
+    with pytest.raises(KeyError, match="no vislint run 'ground_truth'"):
+        vfo.delete_run(demo_ds, "ground_truth")
+    assert snapshot(demo_ds) == before
+
+    # a real run under another key: its own field, tags, views and embeddings go, nothing else
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False,
+             embeddings_field="vl_vec")
+    vfo.resolve_duplicates(demo_ds, action="tag")  # adds vislint:keep / vislint:remove
+    assert len(demo_ds.match_tags([f"{KEY}:keep", f"{KEY}:remove"])) > 0
+    demo_ds.take(4, seed=3).tag_samples(f"{KEY}:todo")  # the user's, added after the scan
+    todo = sorted(demo_ds.match_tags(f"{KEY}:todo").values("id"))
+    vfo.delete_run(demo_ds, KEY)
+    assert vfo.list_runs(demo_ds) == []
+    assert not demo_ds.has_sample_field(KEY) and not demo_ds.has_sample_field("vl_vec")
+    assert not [v for v in demo_ds.list_saved_views() if v.startswith(f"{KEY}: ")]
+    after = snapshot(demo_ds)
+    assert sorted(demo_ds.match_tags(f"{KEY}:todo").values("id")) == todo
+    for sid in after["tags"]:  # the user's tags only
+        after["tags"][sid] = [t for t in after["tags"][sid] if t != f"{KEY}:todo"]
+    assert after == before
+
+
+def test_resolve_duplicates_leaves_groups_that_changed_since_the_scan(demo_ds):
+    import fiftyone as fo
+    import vislint.integrations.fiftyone as vfo
+
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)
+    members = {}  # duplicate group -> {sample id: is the kept one}
+    for sid, g, rep in zip(*demo_ds.exists(f"{KEY}.duplicate_group").values(
+            ["id", f"{KEY}.duplicate_group", f"{KEY}.is_representative"])):
+        members.setdefault(g, {})[sid] = rep
+    assert len(members) >= 5
+    lost_kept, lost_copy, cloned, *normal = sorted(members)
+    kept = lambda g: [s for s, r in members[g].items() if r]  # noqa: E731
+    copies = lambda g: [s for s, r in members[g].items() if not r]  # noqa: E731
+    # the user deletes the kept sample of one group and a copy in another, and clones a copy of
+    # a third (the clone carries the vislint field, so its group has a member more)
+    demo_ds.delete_samples(kept(lost_kept) + copies(lost_copy))
+    demo_ds.add_sample(demo_ds[copies(cloned)[0]].copy())
+    left = {g: set(demo_ds.match(fo.ViewField(f"{KEY}.duplicate_group") == g).values("id"))
+            for g in (lost_kept, lost_copy, cloned)}
+    assert left[lost_kept] == set(copies(lost_kept))
+    changed = {lost_kept: "kept sample is gone", lost_copy: "1 of 2 members",
+               cloned: "1 member more"}
+
+    def check_changed(out):
+        assert sorted(c["group"] for c in out["changed"]) == sorted(changed)
+        for c in out["changed"]:
+            assert changed[c["group"]] in c["change"] and "scan again" in c["todo"]
+            assert set(c["members"]) == left[c["group"]]
+        assert "3 duplicate groups changed since the scan" in out["warning"]
+        untouched = set().union(*left.values())
+        assert untouched.isdisjoint(out["remove"]) and untouched.isdisjoint(out["keep"])
+
+    n = len(demo_ds)
+    with pytest.warns(UserWarning, match="3 duplicate groups changed since the scan"):
+        plan = vfo.resolve_duplicates(demo_ds, action="delete")  # the dry run warns
+    check_changed(plan)
+    assert plan["groups"] == len(normal) and len(demo_ds) == n
+    assert sorted(plan["remove"]) == sorted(s for g in normal for s in copies(g))
+    with pytest.warns(UserWarning, match="changed since the scan"):
+        out = vfo.resolve_duplicates(demo_ds, action="delete", dry_run=False)
+    check_changed(out)
+    # the changed groups keep every member they still had; the others lost their copies
+    for g, ids in left.items():
+        assert set(demo_ds.select(list(ids)).values("id")) == ids, g
+    assert len(demo_ds) == n - len(plan["remove"])
+    assert set(plan["remove"]).isdisjoint(demo_ds.values("id"))
+    assert set(plan["keep"]) <= set(demo_ds.values("id"))
+
+
+def resolve_form(ds, name: str, params: dict) -> str:
+    """The input form of a plugin operator as the App gets it (JSON text), resolved by
+    FiftyOne's own ``resolve_type`` (what the App server calls while the user fills the form)."""
+    import asyncio
+    import json
+
+    from fiftyone.operators.executor import resolve_type
+    from fiftyone.operators.registry import OperatorRegistry
+
+    form = asyncio.run(resolve_type(OperatorRegistry(), f"{PLUGIN}/{name}", dict(
+        dataset_name=ds.name, view=ds.view()._serialize(), params=params)))
+    assert hasattr(form, "to_json"), getattr(form, "error", form)
+    return json.dumps(form.to_json())
+
+
+def test_plugin_refuses_a_taken_key_and_warns_of_changed_groups(demo_ds, fo_db):
+    import fiftyone.operators as foo
+    from fiftyone import ViewField as F
+    from fiftyone.operators.executor import ExecutionError
+    import vislint.integrations.fiftyone as vfo
+
+    install_plugin(fo_db)
+    before = snapshot(demo_ds)
+    # the scan form marks a key naming a user field as invalid, with the reason
+    form = resolve_form(demo_ds, "scan_dataset", {"key": "ground_truth"})
+    assert "field 'ground_truth' already exists" in form
+    with pytest.raises(ExecutionError, match="field 'ground_truth' already exists"):
+        foo.execute_operator(f"{PLUGIN}/scan_dataset", ctx=dict(
+            dataset=demo_ds, params={"key": "ground_truth", "split_field": "tags"}))
+    assert snapshot(demo_ds) == before and demo_ds.list_runs() == []
+    assert "already exists" not in resolve_form(demo_ds, "scan_dataset", {"key": KEY})
+
+    # the resolve form and its result say which groups changed since the scan
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)
+    reps = demo_ds.match(F(f"{KEY}.is_representative")).values("id")
+    demo_ds.delete_samples(reps[:1])
+    for action in ("tag", "delete"):
+        form = resolve_form(demo_ds, "resolve_duplicates", {"key": KEY, "action": action})
+        assert "1 duplicate group changed since the scan" in form, action
+    r = foo.execute_operator(f"{PLUGIN}/resolve_duplicates", ctx=dict(
+        dataset=demo_ds, params={"key": KEY, "action": "delete", "confirm": True}))
+    assert "1 duplicate group changed since the scan" in r.result["warning"]
+    assert r.result["changed"] == 1
