@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import vislint
-from vislint.decisions import DECISIONS_FILE, read_decisions
+from vislint.decisions import DECISIONS_FILE, read_decisions, write_decisions
 
 CHECK_COLUMNS = ["is_near_duplicate", "is_exact_duplicate", "is_leak", "is_label_conflict",
                  "is_dark", "is_blurry", "is_outlier", "duplicate_group", "label"]
@@ -77,7 +77,48 @@ def test_decisions_are_validated(tmp_path):
     bad = [({"check": "dark", "verdict": "meh", "image": "a.jpg"}, "unknown verdict"),
            ({"check": "leak", "verdict": "not_leak", "image": "a.jpg"}, "needs a partner"),
            ({"check": "label_conflict", "verdict": "relabel", "image": "a.jpg"}, "needs new_label"),
-           ({"check": "dark", "verdict": "keep"}, "missing image")]
+           ({"check": "dark", "verdict": "keep"}, "missing image"),
+           ({"check": "rm_rf", "verdict": "keep", "image": "a.jpg"}, "unknown check"),
+           ({"check": "dark", "verdict": "not_duplicate", "image": "a.jpg", "partner": "b.jpg"},
+            "not_duplicate is not a verdict on dark")]
     for row, message in bad:
         with pytest.raises(ValueError, match=message):
             read_decisions(pd.DataFrame([row]))
+
+
+def test_a_decisions_file_that_does_not_parse_is_named_with_its_row(tmp_path):
+    path = tmp_path / DECISIONS_FILE
+    # an unquoted comma: pandas took the first field as the index and shifted the rest
+    path.write_text("check,verdict,image\ndark,keep,a.jpg\ndark,keep,b,c.jpg\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{path}, row 3: 4 fields where the header has 3"):
+        read_decisions(path)
+    path.write_bytes("check,verdict,image\ndark,keep,caf\xe9.jpg\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=f"{path}: not UTF-8 text"):
+        read_decisions(path)
+    path.write_text("check,verdict,image\nrm_rf,keep,a.jpg\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{path}, row 2 .*unknown check"):
+        read_decisions(path)
+
+
+def test_keep_on_duplicates_is_recorded_and_leaves_the_group_whole(demo_data, baseline, tmp_path):
+    row = truth(demo_data, "near_duplicate").iloc[0]
+    a, b = row.file, row.partner
+    after = rescan(demo_data, tmp_path, [
+        {"check": "near_duplicate", "verdict": "keep", "image": img, "reviewer": "ann"}
+        for img in (a, b)])
+    for img in (a, b):  # still copies: flag, group and score as before, and the decision noted
+        assert after.loc[img, "is_near_duplicate"] and after.loc[img, "duplicate_group"] >= 0
+        assert after.loc[img, "reviewed"] == "near_duplicate:keep by ann"
+    pd.testing.assert_frame_equal(after[CHECK_COLUMNS], baseline[CHECK_COLUMNS])
+
+
+def test_cells_a_spreadsheet_would_run_are_quoted_and_read_back_as_written(tmp_path):
+    names = ["=cmd|' calc'!A0.jpg", "=2+3", "+1.jpg", "-x.jpg", "@SUM(A1).jpg", "'quoted.jpg",
+             "'=x.jpg", "plain.jpg"]
+    frame = pd.DataFrame({"check": "dark", "verdict": "keep", "image": names,
+                          "reviewer": "=HYPERLINK(\"http://x\")"})
+    path = write_decisions(frame, tmp_path / DECISIONS_FILE)
+    cells = [line.split(",")[2] for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    assert not any(c.lstrip('"').startswith(("=", "+", "-", "@")) for c in cells)
+    back = read_decisions(path)
+    assert back["image"].tolist() == names and set(back["reviewer"]) == {"=HYPERLINK(\"http://x\")"}

@@ -7,6 +7,7 @@ open and scroll without freezing. Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -472,3 +473,28 @@ def test_outliers_and_voted_conflicts_show_their_neighbours(planted, tmp_path):
         assert len(voted[0][2]) == 1 + expect
         assert sections["label_conflict"]["total"] == res.summary().set_index("check").loc[
             "label_conflict", "groups"] + 1
+
+
+def test_markup_in_file_names_and_labels_stays_text(tmp_path):
+    # a file named <!--<script>.jpg put the page's data block in a state where </script> no
+    # longer ended it: the report showed no findings at all (issue 13, D6)
+    chromium_page = _browser()
+    rng = np.random.default_rng(5)
+    root = tmp_path / "data"
+    evil_label = "<!--<script>x"
+    for label in ("cats", evil_label):
+        for i in range(8):
+            _save(smooth_image(rng, (96, 96)), root / "train" / label / f"{i}.jpg", quality=90)
+    shutil.copy(root / "train" / "cats" / "0.jpg", root / "train" / evil_label / "<!--<script>.jpg")
+    res = vislint.scan(root)
+    report = res.report(tmp_path / "report.html")
+    requests, errors = [], []
+    with chromium_page() as page:
+        _open(page, report, requests, errors)
+        state = _gallery_state(page)
+        assert state["exact_duplicate"]["findings"] == 1 and state["label_conflict"]["findings"] >= 1
+        paths = _finding_paths(page, "exact_duplicate")[0]
+        assert f"train/{evil_label}/<!--<script>.jpg" in paths
+        assert evil_label in page.inner_text("#s-label_conflict")
+        assert page.evaluate("document.querySelectorAll('script').length") == 2  # data + code
+    assert errors == []
