@@ -1,4 +1,4 @@
-"""Side-by-side benchmark with a model: vislint --features onnx:MODEL vs fastdup, in one run.
+"""Side-by-side benchmark with a model: vislint --embeddings onnx:MODEL vs fastdup, in one run.
 
     .venv/bin/python benchmarks/bench_onnx.py [--data DIR] [--runs 3] [--fastdup-python PY]
         [--vislint CMD] [--model PATH] [--json OUT]
@@ -11,7 +11,7 @@ hard-swish where the paper puts them, a 1x1 conv to 576 channels), 224x224 input
 needed) and written to ``--model`` (default: a temporary file).
 
 Each run scans the folder from nothing (a fresh work dir) as a separate process, vislint with
-``--features onnx:MODEL``, then fastdup (when ``--fastdup-python`` points at a Python with
+``--embeddings onnx:MODEL``, then fastdup (when ``--fastdup-python`` points at a Python with
 fastdup 2.54), alternating; as in ``bench_scan.py`` it reports the median wall time, images/s,
 the ratio, CPU use and the peak PSS of the process tree. It also measures the model-only rate,
 the limit of a scan with this model: the same number of images, already preprocessed (random
@@ -155,7 +155,7 @@ def main() -> int:
         model = build_mobilenet_v3_small(args.model or Path(tmp) / "mobilenet_v3_small.onnx")
         have_fd = bool(args.fastdup_python) and Path(args.fastdup_python).exists()
         vislint = [args.vislint] if args.vislint else [sys.executable, "-m", "vislint"]
-        results, peaks = side_by_side(vislint, ["--features", f"onnx:{model}"], args.data,
+        results, peaks = side_by_side(vislint, ["--embeddings", f"onnx:{model}"], args.data,
                                       args.runs, args.fastdup_python if have_fd else None)
         rates = {f"{cores} processes x 1 thread": model_only_rate(model, n, cores, 1),
                  f"1 process x {cores} threads": model_only_rate(model, n, 1, cores)}

@@ -48,7 +48,9 @@ def test_bad_input_corpus_scan_completes_and_classifies_every_file(tmp_path):
             assert (row.width, row.height) == case.size, name
     assert not df.loc["x.jpg/inside.png"].is_invalid
     r = subprocess.run([sys.executable, "-m", "vislint", "show", str(out)], capture_output=True, text=True)
-    assert f"invalid          {sum(expected.values())} (" in r.stdout
+    assert f"  invalid files           {sum(expected.values())}\n" in r.stdout
+    assert "  invalid files by reason: " + ", ".join(
+        f"{k}: {v}" for k, v in sorted(expected.items())) in r.stdout
 
 
 def test_same_pixels_in_another_encoding_are_exact_duplicates(tmp_path):

@@ -74,32 +74,36 @@ def test_demo_command_builds_and_scans(tmp_path):
     assert r.returncode == 0 and "vislint scanned" in r.stdout
 
 
-def test_the_command_keeps_blas_threads_from_spinning_and_arrow_on_malloc_unless_told():
-    code = ("import os, vislint.cli; "
-            "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], os.environ['ARROW_DEFAULT_MEMORY_POOL'])")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_THREAD_TIMEOUT", "ARROW_DEFAULT_MEMORY_POOL")}
+def test_blas_threads_sleep_in_the_command_unless_told_and_nothing_loads_numpy_first():
+    code = ("import sys, os, vislint.cli; loaded = 'numpy' in sys.modules; "
+            "vislint.cli.before_numpy(); print(loaded, os.environ['OPENBLAS_THREAD_TIMEOUT'])")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == ["4", "system"]
-    mine = {**env, "OPENBLAS_THREAD_TIMEOUT": "10", "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=mine, check=True)
-    assert out.stdout.split() == ["10", "jemalloc"]  # the user's own settings win
-    # in place before NumPy loads: the package itself loads nothing (the command's module
-    # sets them before its own imports)
-    out = subprocess.run([sys.executable, "-c", "import vislint, sys; print('numpy' in sys.modules)"],
-                         capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "4"]  # run() sets it before anything loads NumPy
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "OPENBLAS_THREAD_TIMEOUT": "10"}, check=True)
+    assert out.stdout.split() == ["False", "10"]  # the user's own setting wins
 
 
-def test_the_command_turns_numpy_huge_pages_off():
-    import numpy as np
+def test_a_scan_from_python_is_tuned_while_it_runs_and_restores_the_collector(tmp_path):
+    import gc
 
-    from vislint.cli import _no_huge_pages
+    import pyarrow as pa
 
-    switch = np._core.multiarray._set_madvise_hugepage
-    before = switch(True)
+    from vislint.pipeline import scan
+    from vislint.tuning import GC_THRESHOLD
+
+    paths = [str(p) for p in write_images(tmp_path, 4)]
+    seen = []
+    before = gc.get_threshold()
+    env = {k: os.environ.pop(k, None) for k in ("ARROW_DEFAULT_MEMORY_POOL", "OMP_WAIT_POLICY")}
     try:
-        _no_huge_pages()
-        assert switch(True) is False  # what _no_huge_pages left
+        scan(paths, threads=1, progress=lambda done, total: seen.append(
+            (gc.get_threshold()[0], pa.default_memory_pool().backend_name,
+             os.environ.get("OMP_WAIT_POLICY"))))
     finally:
-        switch(before)
+        for k, v in env.items():
+            if v is not None:
+                os.environ[k] = v
+    assert seen and seen[-1] == (GC_THRESHOLD, "system", "PASSIVE")
+    assert gc.get_threshold() == before

@@ -176,9 +176,9 @@ def test_offline_mode_never_touches_the_network(server, cache, monkeypatch, tmp_
     data = tmp_path / "data"
     data.mkdir()
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(data / "a.png")
-    assert main(["scan", str(data), "--features", "test-conv", "-q"]) == 2
+    assert main(["scan", str(data), "--embeddings", "test-conv", "-q"]) == 2
     monkeypatch.delenv("VISLINT_OFFLINE")
-    assert main(["scan", str(data), "--features", "test-conv", "--offline", "-q"]) == 2
+    assert main(["scan", str(data), "--embeddings", "test-conv", "--offline", "-q"]) == 2
     assert server.requests == []
     # a file fetched elsewhere and copied into the cache is used offline
     (cache / "models").mkdir(parents=True)
@@ -206,13 +206,13 @@ def test_cli_models_fetch_and_scan_by_name(server, cache, tmp_path, capsys):
             rng = np.random.default_rng([ord(label), i])
             Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(data / label / f"{i}.png")
     out = tmp_path / "out"
-    assert main(["scan", str(data), "--features", "test-conv", "--out", str(out), "-q", "--json"]) == 0
+    assert main(["scan", str(data), "--embeddings", "test-conv", "--out", str(out), "-q", "--json"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["provenance"]["feature_model"]["sha256"] == hashlib.sha256(server.body).hexdigest()
-    assert manifest["params"]["features"].startswith("onnx-" + manifest["provenance"]["feature_model"]["sha256"][:12])
+    assert manifest["params"]["embeddings"].startswith("onnx-" + manifest["provenance"]["feature_model"]["sha256"][:12])
     # the same scan with the fetched copy, by path: its sidecar gives the same preprocessing
     out2 = tmp_path / "out2"
-    assert main(["scan", str(data), "--features", f"onnx:{to / 'test-conv.onnx'}", "--out", str(out2),
+    assert main(["scan", str(data), "--embeddings", f"onnx:{to / 'test-conv.onnx'}", "--out", str(out2),
                  "-q", "--json"]) == 0
-    assert json.loads((out2 / "manifest.json").read_text())["params"]["features"] == manifest["params"]["features"]
+    assert json.loads((out2 / "manifest.json").read_text())["params"]["embeddings"] == manifest["params"]["embeddings"]
     assert len(server.requests) == 2  # one for --to, one for the cache

@@ -143,7 +143,7 @@ def test_models_that_do_not_fit_fail_fast(tmp_path, build, message):
     data.mkdir()
     Image.fromarray(images(6)[0]).save(data / "a.png")
     with pytest.raises(ValueError, match=message):  # before anything is decoded
-        vislint.scan(data, features=f"onnx:{path}", out=tmp_path / "out")
+        vislint.scan(data, embeddings=f"onnx:{path}", out=tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -164,8 +164,8 @@ def test_bad_settings_and_files(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="onnxruntime cannot load it as an ONNX model"):
         Onnx(tmp_path / "junk.onnx").prepare()
-    with pytest.raises(ValueError, match="features='resnet-9000' is not known"):
-        vislint.scan([tmp_path / "x.png"], features="resnet-9000")
+    with pytest.raises(ValueError, match="embeddings='resnet-9000' is not known"):
+        vislint.scan([tmp_path / "x.png"], embeddings="resnet-9000")
 
 
 # ---------------------------------------------------------------- scans with a model
@@ -200,7 +200,7 @@ def test_scan_vectors_match_reference_and_are_cached_per_model(tmp_path, threads
     m2 = om.conv_model(tmp_path / "m2.onnx", seed=1)
     out = tmp_path / "out"
 
-    res = vislint.scan(data, features=f"onnx:{m1}", out=out, threads=threads)
+    res = vislint.scan(data, embeddings=f"onnx:{m1}", out=out, threads=threads)
     img = res.images
     broken = img["path"].str.endswith("broken.png").to_numpy()
     assert img.loc[broken, "invalid_reason"].tolist() == ["truncated"]  # the reason is kept
@@ -220,7 +220,7 @@ def test_scan_vectors_match_reference_and_are_cached_per_model(tmp_path, threads
     assert rows(sha1) == [11]
 
     # another model: its own cache, its own vectors; the first model's stay as they were
-    res2 = vislint.scan(data, features=f"onnx:{m2}", out=out, threads=threads)
+    res2 = vislint.scan(data, embeddings=f"onnx:{m2}", out=out, threads=threads)
     sha2 = res2.info["provenance"]["feature_model"]["sha256"][:12]
     assert sha2 != sha1 and rows(sha2) == [11] and rows(sha1) == [11]
     ref2 = l2_normalise(reference_vectors(decoded(img["path"].to_numpy()[ok]), seed=1))
@@ -228,7 +228,7 @@ def test_scan_vectors_match_reference_and_are_cached_per_model(tmp_path, threads
 
     # back to the first model with one new image: only the new image is computed
     write_pngs(data / "a", 1, seed=9)
-    res3 = vislint.scan(data, features=f"onnx:{m1}", out=out, threads=threads)
+    res3 = vislint.scan(data, embeddings=f"onnx:{m1}", out=out, threads=threads)
     assert rows(sha1) == [11, 1]
     same = res3.images["path"].isin(img["path"]).to_numpy()
     np.testing.assert_array_equal(res3.features[same], res.features)
@@ -247,7 +247,7 @@ def test_semantic_checks_use_the_model_vectors(tmp_path):
     # near copies would form groups at the default 0.90 under this colour-only model: keep
     # them out, so that the flags below come from the neighbour votes and distances alone
     th = {"near_duplicate": 0.99999}
-    res = vislint.scan(data, features=vislint.features.Onnx(model, mean=(0, 0, 0), std=(1, 1, 1)),
+    res = vislint.scan(data, embeddings=vislint.features.Onnx(model, mean=(0, 0, 0), std=(1, 1, 1)),
                        thresholds=th)
     img = res.images.set_index("path")
     assert img.loc[str(wrong), "is_label_conflict"] and img.loc[str(wrong), "suggested_label"] == "blue"
@@ -255,7 +255,7 @@ def test_semantic_checks_use_the_model_vectors(tmp_path):
     assert img.loc[str(odd), "is_outlier"] and img["is_outlier"].sum() == 1
     assert (img["duplicate_group"] < 0).all()
 
-    pre = vislint.scan(data, features=res.features, thresholds=th)
+    pre = vislint.scan(data, embeddings=res.features, thresholds=th)
     cols = ["is_label_conflict", "suggested_label", "label_agreement", "is_outlier", "outlier_z"]
     assert pre.images[cols].equals(res.images[cols])
     builtin = vislint.scan(data, thresholds=th)  # no semantic votes without a model
@@ -269,12 +269,12 @@ def test_precomputed_column_of_vectors(tmp_path):
     paths = write_pngs(data / "x", 4, seed=5)
     vecs = np.random.default_rng(0).standard_normal((4, 6))
     df = pd.DataFrame({"path": [str(p) for p in paths[::-1]], "emb": list(vecs)})
-    res = vislint.scan(df, features=df["emb"])  # a DataFrame column of vectors, row = image
+    res = vislint.scan(df, embeddings=df["emb"])  # a DataFrame column of vectors, row = image
     assert res.images["path"].tolist() == df["path"].tolist()
     np.testing.assert_allclose(res.features, l2_normalise(vecs), atol=1e-6)
     with pytest.raises(ValueError, match="equal-length numeric vectors"):
-        vislint.scan(data, features=[vecs[0], vecs[1][:3], vecs[2], vecs[3]])
+        vislint.scan(data, embeddings=[vecs[0], vecs[1][:3], vecs[2], vecs[3]])
     bad = vecs.copy()
     bad[2] = 0
     with pytest.raises(ValueError, match=r"all-zero rows \(first at row 2\)"):
-        vislint.scan(data, features=bad)
+        vislint.scan(data, embeddings=bad)

@@ -143,19 +143,27 @@ def test_sources_list_dataframe_and_csv_agree(tmp_path):
     assert from_list.to_dataframe()["label"].isna().all()
 
 
-def test_precomputed_features_drive_the_graph(tmp_path):
-    paths = write_images(tmp_path, 6)
-    feats = np.eye(6, 8, dtype=np.float32)
-    feats[5] = feats[4] + 1e-3  # rows 4 and 5 are near copies in this feature space
-    res = vislint.scan([str(p) for p in paths], features=feats)
-    pairs = res.pairs("near_duplicate")
-    assert len(pairs) == 1
-    assert {pairs.iloc[0]["path_a"], pairs.iloc[0]["path_b"]} == {str(paths[4]), str(paths[5])}
+def test_embeddings_feed_the_semantic_space_and_never_change_copies(tmp_path):
+    paths = [str(p) for p in write_images(tmp_path, 6)]
+    emb = np.eye(6, 8, dtype=np.float32)
+    emb[5] = emb[4] + 1e-3  # rows 4 and 5 look alike to the "model": not copies
+    plain = vislint.scan(paths)
+    res = vislint.scan(paths, embeddings=emb)
+    assert len(res.pairs("near_duplicate")) == 0
+    copy_columns = ["exact_duplicate_score", "is_exact_duplicate", "near_duplicate_score",
+                    "is_near_duplicate", "duplicate_group", "nearest_id", "leak_score", "is_leak"]
+    pd.testing.assert_frame_equal(res.images[copy_columns], plain.images[copy_columns])
+    assert set(res.graphs) == {"copy", "semantic"} and set(plain.graphs) == {"copy"}
+    assert res.graphs["semantic"].neighbors[4, 0] == 5 and res.graphs["semantic"].neighbors[5, 0] == 4
+    assert res.info["params"]["embeddings"] == "precomputed-8d"
+    with pytest.warns(DeprecationWarning, match="now scan\\(embeddings=...\\)"):
+        old = vislint.scan(paths, features=emb)
+    pd.testing.assert_frame_equal(old.images, res.images)
     with pytest.raises(ValueError, match="one row per image"):
-        vislint.scan([str(p) for p in paths], features=feats[:5])
-    feats[2] = np.nan
+        vislint.scan(paths, embeddings=emb[:5])
+    emb[2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        vislint.scan([str(p) for p in paths], features=feats)
+        vislint.scan(paths, embeddings=emb)
 
 
 def test_unknown_threshold_is_a_clear_error(tmp_path):

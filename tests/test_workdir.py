@@ -68,7 +68,7 @@ def test_a_scan_killed_while_writing_its_tables_leaves_the_previous_scan_whole(d
     for old, new in zip(before, after):
         assert old.equals(new)
     shown = _vislint("show", out)
-    assert shown.returncode == 0 and "exact duplicates 0 groups, 0 images" in shown.stdout
+    assert shown.returncode == 0 and "exact duplicates        0 groups, 0 images" in shown.stdout
     assert _vislint("report", out).returncode == 0
 
     assert _vislint("scan", data, "--out", out, "--quiet").returncode == 0

@@ -14,42 +14,32 @@ from __future__ import annotations
 
 import argparse
 import errno
-import gc
 import json
 import os
 import re
-
-# NumPy's OpenBLAS threads spin for ~0.1 s of CPU after it loads (and after every threaded
-# call) before they sleep; a scan uses NumPy's BLAS little (faiss brings its own), and on a
-# small machine that spin takes a core from the decode workers. 2^4 cycles instead: they
-# sleep at once. Must be set before NumPy is imported; the user's own setting wins.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-# Arrow's default allocator (mimalloc) now and then stalls ~30 ms when a scan writes its
-# tables; the C library's malloc does not, and a short-lived command needs nothing more.
-os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 import sys
 import time
 from dataclasses import fields
 from pathlib import Path
 
 from ._version import __version__
-from .thresholds import Thresholds
+from .tuning import before_numpy
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-_CHECK_HELP = """checks (score in [0, 1], higher = worse; flag at the default threshold):
-  invalid          file cannot be used; invalid_reason says why (zero_bytes, truncated,
-                   corrupt, not_image, unsupported_format, too_small, too_large,
-                   unreadable, missing, not_a_file)
-  exact_duplicate  same bytes, or same decoded pixels in another encoding
-  near_duplicate   built-in descriptor similarity >= 0.90; groups never chain
-  leak             a duplicate whose partner is in another split (train/valid/test)
-  label_conflict   a duplicate group holding several labels; with semantic features,
-                   also neighbours voting for another label (agreement <= 0.2)
-  outlier          far from everything else (robust z of neighbour distance >= 6)
-  blurry, dark, bright, low_information, odd_size, grayscale
-                   image statistics against documented thresholds
-"""
+def check_help() -> str:
+    """The checks, what each finds and when it flags (from :mod:`vislint.vocabulary`)."""
+    import textwrap
+
+    from .vocabulary import checks
+
+    lines = ["checks (score in [0, 1], higher = worse; flag at the default threshold):"]
+    for c in checks():
+        text = f"{c.what} (flag: {c.rule_text()})"
+        wrapped = textwrap.wrap(text, 70 - 19) or [""]
+        lines.append(f"  {c.name:<17}{wrapped[0]}")
+        lines += [" " * 19 + w for w in wrapped[1:]]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,12 +99,7 @@ def run() -> None:
     after flushing stdout and stderr the process exits at once with main's exit code
     (``atexit`` handlers do not run). An exception escaping main exits the usual way.
     """
-    # A scan makes many small objects and little cyclic garbage: at Python's default
-    # threshold (700 allocations) the collector walks every live object over and over
-    # (~0.04 s of a 4,000-image scan); collecting 100 times less often costs no memory worth
-    # counting in a process that ends with the command.
-    gc.set_threshold(100_000, 20, 20)
-    _no_huge_pages()
+    before_numpy()
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -133,25 +118,6 @@ def _names_builtin_command(argv: list[str]) -> bool:
     return next((a for a in argv if not a.startswith("-")), None) in BUILTIN_COMMANDS
 
 
-def _no_huge_pages() -> None:
-    """Stop NumPy asking the kernel for transparent huge pages (as NUMPY_MADVISE_HUGEPAGE=0).
-
-    NumPy marks every array of 4 MiB or more for huge pages; where the kernel compacts memory
-    on such page faults (``defrag`` = madvise, Debian's default) and memory is fragmented —
-    say, after another program used a few hundred MiB — each fault can stall on compaction:
-    measured 0.03-0.08 s of a 4,000-image scan, right after fastdup ran. This command-line
-    process (and its forked workers) gains nothing from huge pages worth that. The switch is
-    NumPy's own (``_set_madvise_hugepage``); where a NumPy lacks it, nothing changes.
-    """
-    import numpy as np
-
-    for module in ("_core", "core"):
-        switch = getattr(getattr(np, module, None), "multiarray", None)
-        if hasattr(switch, "_set_madvise_hugepage"):
-            switch._set_madvise_hugepage(False)
-            return
-
-
 def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
     """The argument parser; ``with_integrations`` adds the integrations' subcommands (their
     entry points take ~0.03 s to find, so a built-in command skips them)."""
@@ -160,7 +126,7 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
         description="Find what is wrong in an image data set: broken files, exact and near "
                     "duplicates, train/valid/test leaks, label conflicts, outliers, and "
                     "blurry/dark/bright/low-information images. Offline; no telemetry.",
-        epilog=_CHECK_HELP + "\nexamples:\n  vislint demo\n"
+        epilog=check_help() + "\nexamples:\n  vislint demo\n"
                "  vislint scan ./data --out ./vislint-out\n  vislint show ./vislint-out\n"
                "  vislint report ./vislint-out --open\n")
     p.add_argument("--version", action="version", version=f"vislint {__version__}")
@@ -179,7 +145,7 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
         description="Scan images and report every problem found. A folder in the layout "
                     "train_set/<class>/x.jpg, valid_set/<class>/x.jpg, test_set/x.jpg gives labels "
                     "(class folders) and splits (top folders) with no options.",
-        epilog=_CHECK_HELP)
+        epilog=check_help())
     s.add_argument("source", help="a folder, or a CSV file with columns path[,label][,split]")
     s.add_argument("--out", "-o", type=Path, default=None,
                    help="work dir: results are saved here and features cached as the scan goes "
@@ -189,11 +155,14 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
     s.add_argument("--k", type=int, default=None, help="neighbours per image in the kNN graph (default 10)")
     s.add_argument("--index", choices=("auto", "exact", "ivf"), default="auto",
                    help="kNN index: exact up to 20,000 images, IVF beyond (default auto)")
-    s.add_argument("--features", default="builtin", metavar="SPEC",
-                   help="what images are compared by: builtin (default, no model), "
+    s.add_argument("--embeddings", default=None, metavar="SPEC",
+                   help="a model for what images show, used by the label vote and outliers "
+                        "(copies are always judged by the built-in descriptor): "
                         "onnx:PATH/model.onnx (any ONNX image model; preprocessing from "
                         "PATH/model.onnx.json when present), or a registry model name "
-                        "(downloaded once and verified; see `vislint models`)")
+                        "(downloaded once and verified; see `vislint models`); default none")
+    s.add_argument("--features", default=None, metavar="SPEC",
+                   help="deprecated: the old name of --embeddings")
     s.add_argument("--offline", action="store_true",
                    help="never download a registry model (also VISLINT_OFFLINE=1)")
     s.add_argument("--no-labels", action="store_true", help="ignore class folders as labels")
@@ -208,6 +177,8 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
                    help="do not write OUT/report.html (the HTML report; see `vislint report`)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     th = s.add_argument_group("thresholds (defaults chosen by measurement; see README)")
+    from .thresholds import Thresholds
+
     for f in fields(Thresholds):
         th.add_argument(f"--{f.name.replace('_', '-')}", dest=f"t_{f.name}", type=float,
                         default=None, metavar="X", help=f"default {f.default}")
@@ -260,13 +231,25 @@ def _cmd_scan(args) -> int:
         res = scan(args.source, out=args.out, labels=None if args.no_labels else "auto",
                    splits=None if args.no_splits else "auto", threads=args.threads,
                    index=args.index, thresholds=changes or None, batch_size=args.batch_size,
-                   features=args.features, offline=True if args.offline else None,
+                   embeddings=_embeddings_arg(args), offline=True if args.offline else None,
                    decisions=None if args.decisions == "none" else args.decisions,
                    progress=not args.quiet and not args.json, **kwargs)
         _print(res, args.json, args.out, time.perf_counter() - start)
         if args.out is not None and not args.no_report:
             _write_report(res, args.out, args.json)
     return EXIT_OK
+
+
+def _embeddings_arg(args):
+    """--embeddings, or the deprecated --features (with a message saying so)."""
+    if args.features is None or args.features == "builtin":
+        return args.embeddings
+    if args.embeddings is not None:
+        raise ValueError("pass --embeddings only (--features is its old, deprecated name)")
+    print("vislint: --features is now --embeddings: the model feeds the label vote and "
+          "outliers, and no longer changes which images are copies; --features will be "
+          "removed in the next release", file=sys.stderr)
+    return args.features
 
 
 def _write_report(res, out: Path, as_json: bool) -> None:
@@ -342,35 +325,33 @@ def summary_dict(res) -> dict:
 
 
 def summary_text(res, out=None, seconds=None) -> str:
-    """Human summary: counts of images and groups per check, where results were written."""
+    """Human summary: images (and groups) per check, then the details some checks give,
+    and where results were written."""
+    from .vocabulary import checks
+
     d = summary_dict(res)
-    c = d["checks"]
     n = d["images"]
-    lines = []
     head = f"vislint scanned {n:,} images"
     if seconds:
         head += f" in {seconds:.1f} s ({n / seconds:,.0f} images/s)"
-    lines.append(head)
-
-    def row(name, text):
-        lines.append(f"  {name:<17}{text}")
-
-    inv = c["invalid"]["images"]
-    row("invalid", f"{inv:,}" + (" (" + ", ".join(f"{k}: {v}" for k, v in
-                                                 sorted(d["invalid_by_reason"].items())) + ")" if inv else ""))
-    for check, label in (("exact_duplicate", "exact duplicates"), ("near_duplicate", "near duplicates")):
-        row(label, f"{c[check]['groups']:,} groups, {c[check]['images']:,} images")
-    row("leaks", f"{c['leak']['images']:,} images in {c['leak']['groups']:,} groups")
-    for split, others in sorted(d["leak_table"].items()):
-        for other, k in sorted(others.items()):
-            row("", f"  {split} images with a copy in {other}: {k:,}")
-    g = c["label_conflict"]["groups"]
-    row("label conflicts", f"{c['label_conflict']['images']:,} images; "
-                           f"{g:,} duplicate group{'' if g == 1 else 's'} with several labels")
-    for pair in d["confused_labels"][:5]:
-        row("", f"  {' ↔ '.join(pair['labels'])}: {pair['images']} images")
-    for check in ("outlier", "blurry", "dark", "bright", "low_information", "odd_size", "grayscale"):
-        row(check.replace("_", " "), f"{c[check]['images']:,}")
+    lines = [head]
+    for c in checks():
+        row = d["checks"][c.name]
+        text = (f"{row['groups']:,} groups, {row['images']:,} images" if c.unit == "group"
+                else f"{row['images']:,}")
+        lines.append(f"  {c.title:<24}{text}")
+    if d["invalid_by_reason"]:
+        lines.append("  invalid files by reason: " + ", ".join(
+            f"{k}: {v}" for k, v in sorted(d["invalid_by_reason"].items())))
+    if d["leak_table"]:
+        lines.append("  leaks by split:")
+        for split, others in sorted(d["leak_table"].items()):
+            for other, k in sorted(others.items()):
+                lines.append(f"    {split} images with a copy in {other}: {k:,}")
+    if d["confused_labels"]:
+        lines.append("  most confused labels:")
+        for pair in d["confused_labels"][:5]:
+            lines.append(f"    {' ↔ '.join(pair['labels'])}: {pair['images']} images")
     if out is not None:
         lines.append(f"results written to {out} (manifest.json and the images, groups and pairs "
                      f"tables as Parquet); see them again with: vislint show {out}")

@@ -57,20 +57,22 @@ VERDICTS = PAIR_VERDICTS | CLEAR_VERDICTS | {"relabel", "remove", "remove_from_t
                                              "remove_from_eval"}
 """Every verdict a decisions file may hold."""
 
-_IMAGE_CHECKS = ("invalid", "outlier", "blurry", "dark", "bright", "low_information",
-                 "odd_size", "grayscale")
-CHECK_VERDICTS = {
-    "near_duplicate": {"not_duplicate", "keep", "remove"},
-    "exact_duplicate": {"not_duplicate", "keep", "remove"},
-    "leak": {"not_leak", "keep", "remove_from_train", "remove_from_eval"},
-    "label_conflict": {"label_ok", "relabel", "remove"},
-    **{check: {"keep", "remove"} for check in _IMAGE_CHECKS},
-}
-"""The checks a decision may name, and the verdicts that make sense for each."""
 
-CLEARED_CHECKS = frozenset(_IMAGE_CHECKS[1:]) | {"label_conflict"}
-"""Checks whose flag a ``keep`` / ``label_ok`` clears (image findings; a group finding's
-flag says the image is in the group, which a verdict to keep it does not change)."""
+def check_verdicts() -> dict[str, set[str]]:
+    """{check: the verdicts that make sense for it}, from the checks' records
+    (:attr:`vislint.vocabulary.Check.verdicts`)."""
+    from .vocabulary import checks
+
+    return {c.name: set(c.verdicts) for c in checks()}
+
+
+def cleared_checks() -> set[str]:
+    """Checks whose flag a ``keep`` / ``label_ok`` clears (image findings; a duplicate or a
+    leak stays one when a reviewer keeps it): :attr:`vislint.vocabulary.Check.clears`."""
+    from .vocabulary import checks
+
+    return {c.name for c in checks() if c.clears}
+
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 """First characters that make a spreadsheet cell a formula (or hide one)."""
@@ -98,7 +100,7 @@ def read_decisions(source):
 
     Raises ValueError naming the file and the first bad row for a file that is not UTF-8 CSV,
     a row with more or fewer fields than the header, an unknown check or verdict, a verdict
-    that does not fit its check (:data:`CHECK_VERDICTS`), a missing image, a pair verdict
+    that does not fit its check (:func:`check_verdicts`), a missing image, a pair verdict
     without a partner or a relabel without a new label.
     """
     import pandas as pd
@@ -115,17 +117,18 @@ def read_decisions(source):
         if c not in frame.columns:
             frame[c] = ""
     frame = frame[list(COLUMNS)].fillna("").astype(str)
+    allowed = check_verdicts()
     for c in COLUMNS:
         frame[c] = [_unquote(v) for v in frame[c]]
     for n, row in enumerate(frame.itertuples(index=False), start=2):
         where = f"{what}, row {n} ({row.check}, {row.verdict}, {row.image})"
-        if row.check not in CHECK_VERDICTS:
-            raise ValueError(f"{where}: unknown check; use one of {', '.join(CHECK_VERDICTS)}")
+        if row.check not in allowed:
+            raise ValueError(f"{where}: unknown check; use one of {', '.join(allowed)}")
         if row.verdict not in VERDICTS:
             raise ValueError(f"{where}: unknown verdict; use one of {', '.join(sorted(VERDICTS))}")
-        if row.verdict not in CHECK_VERDICTS[row.check]:
+        if row.verdict not in allowed[row.check]:
             raise ValueError(f"{where}: {row.verdict} is not a verdict on {row.check}; use one "
-                             f"of {', '.join(sorted(CHECK_VERDICTS[row.check]))}")
+                             f"of {', '.join(sorted(allowed[row.check]))}")
         if not row.image:
             raise ValueError(f"{where}: no image")
         if row.verdict in PAIR_VERDICTS and not row.partner:
@@ -200,12 +203,13 @@ def resolve(frame, ids: list[str], relpaths: list[str]) -> Decisions:
         pair = tuple(sorted((i, j))) if j is not None else None
         latest[(rec.check, i, pair)] = rec
     out = Decisions()
+    clears = cleared_checks()
     for (check, i, pair), rec in latest.items():
         who = f" by {rec.reviewer}" if rec.reviewer else ""
         out.notes.setdefault(i, []).append(f"{check}:{rec.verdict}{who}")
         if rec.verdict in PAIR_VERDICTS:
             out.pairs.add(pair)
-        elif rec.verdict in CLEAR_VERDICTS and check in CLEARED_CHECKS:
+        elif rec.verdict in CLEAR_VERDICTS and check in clears:
             out.cleared.setdefault(check, set()).add(i)
         elif rec.verdict == "relabel":
             out.labels[i] = rec.new_label

@@ -28,10 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import stat
+import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -81,8 +85,6 @@ _ALPHA_MODES = frozenset({"LA", "PA", "RGBA", "RGBa"})
 _END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
 _END_WINDOW = 1024
 """Bytes at the end of a file searched for its format's end marker."""
-_CHUNK = 16
-"""Most files per task handed to a worker thread: fewer tasks, less scheduling overhead."""
 
 
 @dataclass
@@ -152,7 +154,8 @@ def decode_batch(paths, *, tile: int = TILE, min_side: int = 10, max_pixels: int
     min_side: images with a side below this many pixels are ``too_small`` (default 10).
     max_pixels: images with more pixels (width x height) are ``too_large`` and never decoded
         (default 178,956,970).
-    threads: worker threads; 0 (default) uses ``os.cpu_count()``. Results do not depend on it.
+    threads: worker processes (the scan's, see :func:`describe_all`); 0 (default) uses
+        ``os.cpu_count()``, 1 decodes in this process. Results do not depend on it.
     skip_hashes: optional set of content hashes already cached: such files are read and hashed
         but not decoded, and come back ok and ``cached`` with zero tiles and unknown size.
     """
@@ -162,33 +165,15 @@ def decode_batch(paths, *, tile: int = TILE, min_side: int = 10, max_pixels: int
     if not isinstance(threads, int) or threads < 0:
         raise ValueError(f"threads must be an int >= 0 (0 = one per CPU), got {threads!r}")
     paths = list(paths)
-    threads = threads or os.cpu_count() or 1
-    tiles = np.zeros((len(paths), tile, tile, 3), np.uint8)
-
-    # a few chunks per thread at least, so that small batches still spread over all threads
-    chunk = max(1, min(_CHUNK, len(paths) // (4 * threads)))
-
-    def decode_chunk(start: int) -> list[FileInfo]:
-        infos, rows, images = [], [], []
-        for i in range(start, min(start + chunk, len(paths))):
-            pixels, info = decode_pixels(paths[i], tile=tile, min_side=min_side,
-                                          max_pixels=max_pixels, skip_hashes=skip_hashes)
-            if pixels is not None:
-                rows.append(i)
-                images.append(pixels)
-            infos.append(info)
-        if images:  # one native call per chunk, GIL released; this thread does the work
-            small = _native.tiles_from_images(images, size=tile, threads=1)
-            for r, t, info in zip(rows, small, (infos[i - start] for i in rows)):
-                tiles[r] = orient(t, info.orientation)
-        return infos
-
-    starts = range(0, len(paths), chunk)
-    with ThreadPoolExecutor(threads) as pool:
-        chunks = pool.map(decode_chunk, starts) if threads > 1 else map(decode_chunk, starts)
-        infos = [info for part in chunks for info in part]
+    tasks = [("tiles", paths[s:s + CHUNK], (tile, min_side, max_pixels))
+             for s in range(0, len(paths), CHUNK)]
+    infos, tiles = [], []
+    with _workers(threads or os.cpu_count() or 1, len(tasks), frozenset(skip_hashes or ())) as run:
+        for part, part_tiles in run(tasks):
+            infos += part
+            tiles.append(part_tiles)
     return Decoded(
-        tiles=tiles,
+        tiles=np.concatenate(tiles) if tiles else np.zeros((0, tile, tile, 3), np.uint8),
         ok=np.array([f.reason is None for f in infos], bool),
         reason=[f.reason for f in infos],
         message=[f.message for f in infos],
@@ -201,6 +186,23 @@ def decode_batch(paths, *, tile: int = TILE, min_side: int = 10, max_pixels: int
         frames=np.array([f.frames for f in infos], np.int32),
         cached=np.array([f.cached for f in infos], bool),
     )
+
+
+def _tiles_chunk(paths, skip_hashes, tile, min_side, max_pixels):
+    """Decode ``paths``: (FileInfo per path, uint8[n, tile, tile, 3] tiles, zero where none)."""
+    infos, rows, images = [], [], []
+    for i, path in enumerate(paths):
+        pixels, info = decode_pixels(path, tile=tile, min_side=min_side, max_pixels=max_pixels,
+                                     skip_hashes=skip_hashes)
+        if pixels is not None:
+            rows.append(i)
+            images.append(pixels)
+        infos.append(info)
+    tiles = np.zeros((len(paths), tile, tile, 3), np.uint8)
+    if images:
+        for r, t in zip(rows, _native.tiles_from_images(images, size=tile, threads=1)):
+            tiles[r] = orient(t, infos[r].orientation)
+    return infos, tiles
 
 
 def decode_one(path, *, tile: int = TILE, min_side: int = 10, max_pixels: int = MAX_PIXELS,
@@ -533,3 +535,196 @@ def _pillow_bomb_check_off():
             _bomb_users -= 1
             if _bomb_users == 0:
                 Image.MAX_IMAGE_PIXELS = _bomb_saved_limit
+
+
+# ------------------------------------------------------------ many files, in worker processes
+
+CHUNK = 32
+"""Files one worker decodes (and describes) in one task: one native call per task. Fewer,
+larger tasks cost the parent less to hand out and collect, while the last task still ends
+within ~30 ms of the other worker's."""
+
+_START_METHOD = "fork" if sys.platform == "linux" else "spawn"
+"""How worker processes start. Fork is cheap (nothing is imported again, and what the parent
+imported is shared) and safe here: the workers run only Pillow and the native core,
+single-threaded, never OpenMP or BLAS, whatever threads the parent has started."""
+
+
+def describe_all(paths: list[str], cache, *, threads: int, progress, min_side: int,
+                 max_pixels: int, batch_size: int, while_waiting=None, model=None,
+                 vectors=None) -> dict:
+    """Decode and describe every file not cached yet, batch by batch (a batch is a cache chunk,
+    written as soon as it is complete); returns per-file metadata ("ok", "reason", "message",
+    "width", "height", "file_size", "content_hash", "format").
+
+    cache: the :class:`vislint.workdir.FeatureCache` of the descriptors, statistics and
+    rotation descriptions (:func:`_describe_chunk`), keyed by content hash. threads: worker
+    processes (1 = in this process); results do not depend on it. progress: True for a
+    progress bar, or a callable ``progress(done, total)`` called after every batch.
+    while_waiting: called in this process once the workers run. model, vectors: an ONNX
+    :class:`vislint.features.Onnx` run in the workers too, and the cache of its vectors; a
+    file is skipped only when both caches hold it. A file repeating the bytes of another
+    file of the scan is described again but cached once.
+    """
+    n = len(paths)
+    infos: list[FileInfo] = []
+    report = progress if callable(progress) else None
+    skip = frozenset(cache.hashes() & vectors.hashes() if vectors is not None else cache.hashes())
+    batches = [range(start, min(start + batch_size, n), CHUNK) for start in range(0, n, batch_size)]
+    tasks = [("describe", paths[s:min(s + CHUNK, b.stop)], (min_side, max_pixels))
+             for b in batches for s in b]
+    bar = None
+    with _workers(threads, len(tasks), skip, model) as run:
+        parts = run(tasks)
+        try:
+            if progress and report is None:
+                from tqdm import tqdm
+                bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
+            if while_waiting is not None:
+                while_waiting()
+            for batch in batches:
+                described = []
+                for _ in batch:
+                    part, desc = next(parts)
+                    infos += part
+                    if desc is not None:
+                        described.append(desc)
+                    if bar is not None:
+                        bar.update(len(part))
+                if described:
+                    chunk = {k: np.concatenate([d[k] for d in described]) for k in described[0]}
+                    if vectors is not None:
+                        vec = chunk.pop("vec")
+                        new = _first_uncached(vectors, chunk["hash"].tolist())
+                        vectors.add({"hash": chunk["hash"][new], "vec": vec[new]})
+                    new = _first_uncached(cache, chunk["hash"].tolist())
+                    cache.add(chunk if new.all() else {k: v[new] for k, v in chunk.items()})
+                if report is not None:
+                    report(len(infos), n)
+        finally:
+            if bar is not None:
+                bar.close()
+    meta = {"ok": np.array([f.reason is None for f in infos], bool),
+            "reason": [f.reason for f in infos], "message": [f.message for f in infos],
+            "width": np.array([f.width for f in infos], np.int32),
+            "height": np.array([f.height for f in infos], np.int32),
+            "file_size": np.array([f.file_size for f in infos], np.int64),
+            "content_hash": [f.content_hash for f in infos], "format": [f.format for f in infos]}
+    # cached images carry no decode metadata in this run: take it from the cache
+    cached_rows = np.flatnonzero(meta["ok"] & (meta["width"] == 0)).tolist()
+    if cached_rows:
+        got = cache.gather([meta["content_hash"][i] for i in cached_rows])
+        meta["width"][cached_rows] = got["width"]
+        meta["height"][cached_rows] = got["height"]
+        for r, f in zip(cached_rows, got["format"].tolist()):
+            meta["format"][r] = f or None
+    return meta
+
+
+def _describe_chunk(paths, skip_hashes, min_side, max_pixels, model=None, model_threads=0):
+    """Decode ``paths`` and describe the fresh ones (files whose hash is not in ``skip_hashes``).
+
+    Returns (FileInfo per path, {name: array} for the rows that were described, or None):
+    the native core's tile analysis ("raw" descriptor, "stats", "phash") and rotation
+    description ("rot", "polar", "rot_info"), with the file's metadata. With an ONNX
+    ``model`` the image is decoded again at the model's scale and its vector comes back as
+    "vec" (``model_threads`` intra-op threads): the descriptor is made from the same pixels
+    with or without a model, so a model never changes what is a copy.
+    """
+    infos, fresh, images, model_images = [], [], [], []
+    for path in paths:
+        pixels, info = decode_pixels(path, tile=_native.TILE_SIZE, min_side=min_side,
+                                     max_pixels=max_pixels, skip_hashes=skip_hashes)
+        infos.append(info)
+        if pixels is None:
+            continue
+        fresh.append(info)
+        images.append(orient(pixels, info.orientation))
+        if model is not None:
+            if model.decode_side > _native.TILE_SIZE:
+                pixels, _ = decode_pixels(path, tile=model.decode_side, min_side=min_side,
+                                          max_pixels=max_pixels, skip_hashes=None)
+            model_images.append(orient(pixels, info.orientation) if pixels is not None
+                                else images[-1])
+    if not images:
+        return infos, None
+    tiles, stats, hashes, raw = _native.analyze(images, size=_native.TILE_SIZE, threads=1)
+    dims = np.array([im.shape[:2] for im in images], np.int32)
+    rot, polar, rot_info = _native.rotation_features(tiles, dims[:, 1], dims[:, 0], threads=1)
+    extra = {"vec": model.embed(model_images, threads=model_threads)} if model is not None else {}
+    return infos, {**extra,
+        "hash": np.array([f.content_hash for f in fresh]),
+        "raw": raw, "stats": stats, "phash": hashes, "rot": rot, "polar": polar, "rot_info": rot_info,
+        "width": np.array([f.width for f in fresh], np.int32),
+        "height": np.array([f.height for f in fresh], np.int32),
+        "frames": np.array([f.frames for f in fresh], np.int32),
+        "format": np.array([f.format or "" for f in fresh]),
+        "mode": np.array([f.mode or "" for f in fresh]),
+    }
+
+
+def _first_uncached(cache, hashes: list[str]) -> np.ndarray:
+    """bool mask of the rows whose hash is neither in ``cache`` nor earlier in ``hashes``."""
+    seen = set()
+    keep = np.zeros(len(hashes), bool)
+    for row, h in enumerate(hashes):
+        if h not in cache and h not in seen:
+            seen.add(h)
+            keep[row] = True
+    return keep
+
+
+@contextmanager
+def _workers(threads: int, tasks: int, skip: frozenset, model=None):
+    """Yield ``run(tasks)``: an iterator over the results of tasks (``(kind, paths, args)``,
+    kind "describe" or "tiles"), in order. With ``threads`` > 1 they run in that many worker
+    processes (Pillow holds the GIL, so threads would take turns), all queued at once; else
+    here, one by one. On an error or Ctrl-C the queued work is dropped (what was cached stays).
+    """
+    workers = min(threads, tasks)
+    if workers <= 1:
+        yield lambda todo: (_run_task(t, skip, model, model.threads or threads if model else 0)
+                            for t in todo)
+        return
+    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(skip, model),
+                               mp_context=multiprocessing.get_context(_START_METHOD))
+    try:
+        yield lambda todo: pool.map(_worker_task, todo)  # forks the workers, queues every task
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _run_task(task, skip, model, model_threads):
+    kind, paths, args = task
+    if kind == "tiles":
+        return _tiles_chunk(paths, skip, *args)
+    return _describe_chunk(paths, skip, *args, model=model, model_threads=model_threads)
+
+
+_worker_skip: frozenset[str] = frozenset()
+"""In a worker process: content hashes cached before the work started."""
+_worker_model = None
+"""In a worker process: the ONNX model of the scan, if any (one session per worker)."""
+
+
+def _start_worker(skip_hashes: frozenset[str], model=None) -> None:
+    """Set up a worker process: remember the cached hashes, leave Ctrl-C to the parent (which
+    stops the pool and keeps the cache), and exit as soon as the parent is gone (so a
+    ``kill -9`` of the scan leaves no worker behind)."""
+    global _worker_skip, _worker_model
+    _worker_skip, _worker_model = skip_hashes, model
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sentinel = multiprocessing.parent_process().sentinel
+    threading.Thread(target=_exit_with_parent, args=(sentinel,), daemon=True).start()
+
+
+def _exit_with_parent(sentinel) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready when the parent process has ended
+    os._exit(1)
+
+
+def _worker_task(task):
+    model = _worker_model
+    return _run_task(task, _worker_skip, model, model.threads or 1 if model is not None else 0)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import CHECKS, ScanResults
+from .results import ScanResults
+from .vocabulary import names
 
 
 def evaluate(results: ScanResults, ground_truth) -> pd.DataFrame:
@@ -52,8 +53,8 @@ def evaluate(results: ScanResults, ground_truth) -> pd.DataFrame:
         out += _duplicates(results, gt)
     if "check" in gt.columns:
         for check, sub in gt.dropna(subset=["check"]).groupby("check"):
-            if check not in CHECKS:
-                raise ValueError(f"unknown check {check!r} in ground truth; known: {', '.join(CHECKS)}")
+            if check not in names():
+                raise ValueError(f"unknown check {check!r} in ground truth; known: {', '.join(names())}")
             predicted = set(images.index[images[f"is_{check}"].to_numpy(bool)])
             out.append(_score(check, "images", predicted, set(sub["_row"])))
     return pd.DataFrame(out)

@@ -103,26 +103,24 @@ def validate_precomputed(features, n_images: int) -> np.ndarray:
     return l2_normalise(x)
 
 
-def resolve(features, offline: bool | None = None):
-    """The extractor a scan's ``features=`` names: :class:`Builtin` for "builtin", a prepared
-    :class:`Onnx` for "onnx:PATH", a registry model name or an :class:`Onnx`; anything else
-    is returned as it is (precomputed vectors, checked later by :func:`validate_precomputed`).
+def resolve(embeddings, offline: bool | None = None):
+    """What a scan's ``embeddings=`` names: a prepared :class:`Onnx` for "onnx:PATH", a
+    registry model name or an :class:`Onnx`; anything else is returned as it is (precomputed
+    vectors, checked later by :func:`validate_precomputed`).
 
     offline: for a registry name, never use the network (None: the VISLINT_OFFLINE
         environment variable decides; see :mod:`vislint.models`).
     """
-    if isinstance(features, Onnx):
-        return features.prepare()
-    if not isinstance(features, str):
-        return features
-    if features == "builtin":
-        return Builtin()
-    if features.startswith("onnx:"):
-        return Onnx.from_path(features[len("onnx:"):]).prepare()
+    if isinstance(embeddings, Onnx):
+        return embeddings.prepare()
+    if not isinstance(embeddings, str):
+        return embeddings
+    if embeddings.startswith("onnx:"):
+        return Onnx.from_path(embeddings[len("onnx:"):]).prepare()
     from . import models
 
-    if features in models.REGISTRY:
-        return models.extractor(features, offline=offline).prepare()
-    raise ValueError(f"features={features!r} is not known: use 'builtin', 'onnx:PATH/TO/model.onnx', "
+    if embeddings in models.REGISTRY:
+        return models.extractor(embeddings, offline=offline).prepare()
+    raise ValueError(f"embeddings={embeddings!r} is not known: use 'onnx:PATH/TO/model.onnx', "
                      f"a registry model ({', '.join(sorted(models.REGISTRY))}; see `vislint models`), "
                      "or pass a float array with one row per image")

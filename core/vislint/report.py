@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._version import __version__
+from .vocabulary import Check, checks
 from .workdir import atomic_path, mark_output
 
 if TYPE_CHECKING:
@@ -66,18 +67,6 @@ _AS_IS_BYTES = 48_000
 NEIGHBOURS = 4
 """Nearest neighbours shown beside an outlier or a label conflict found by the neighbour vote."""
 
-_QUALITY = {  # check: (title, statistic column, statistic name, threshold text)
-    "blurry": ("Blurry", "sharpness", "sharpness", "< {blurry}"),
-    "dark": ("Dark", "lum_p95", "95th pct luminance", "< {dark}"),
-    "bright": ("Bright", "lum_p05", "5th pct luminance", "> {bright}"),
-    "low_information": ("Low information", "entropy", "entropy (bits)", "< {low_information}"),
-    "odd_size": ("Odd size", "odd_size_stat", "odd-size statistic", "> 1"),
-    "grayscale": ("Grayscale", "channel_diff", "channel difference", "< {grayscale}"),
-}
-_TITLES = {"invalid": "Invalid files", "exact_duplicate": "Exact duplicates",
-           "near_duplicate": "Near duplicates", "leak": "Leaks across splits",
-           "label_conflict": "Label conflicts", "outlier": "Outliers",
-           **{c: v[0] for c, v in _QUALITY.items()}}
 # roles of an image in a finding (the page styles and filters by them)
 _PLAIN, _KEEP, _SUBJECT, _NEIGHBOUR = 0, 1, 2, 3
 
@@ -238,9 +227,11 @@ class _Page:
         self.valid = ~img["is_invalid"].astype(bool)
         self.thresholds = res.info.get("thresholds", {})
         self._nbrs: dict[int, list[tuple[int, float]]] = {}
-        self.sections = [self._groups("exact_duplicate"), self._groups("near_duplicate"),
-                         self._groups("leak"), self._label_conflicts(), self._outliers(),
-                         self._invalid()] + [self._quality(c) for c in _QUALITY]
+        gallery = {"group": self._groups, "conflict": self._label_conflicts,
+                   "neighbours": self._neighbour_images, "invalid": self._invalid,
+                   "image": self._images}
+        # a check the scan did not run (a saved scan from before it existed) has no section
+        self.sections = [gallery[c.gallery](c) for c in checks() if c.flag in img]
 
     # the image table of the page: only the images some listed finding shows
     def _ref(self, row: int) -> int:
@@ -264,35 +255,31 @@ class _Page:
                 jobs[h] = (paths[row], bool(small[row]))
         return jobs
 
-    def _section(self, check: str, items: list, total: int, unit: str, note: str) -> dict:
-        return {"id": check, "title": _TITLES[check], "total": total, "unit": unit,
-                "note": note, "items": items}
+    def _section(self, check: Check, items: list, total: int, unit: str, note: str) -> dict:
+        return {"id": check.name, "title": check.title[:1].upper() + check.title[1:],
+                "total": total, "unit": unit, "note": note, "items": items}
+
+    def _rule(self, check: Check) -> str:
+        return check.rule_text(self.thresholds or None)
 
     def _take(self, order) -> list:
         return list(order if self.limit is None else order[:self.limit])
 
-    def _groups(self, check: str) -> dict:
+    def _groups(self, check: Check) -> dict:
         items, total = self._group_items(check)
-        notes = {
-            "exact_duplicate": "Groups of files with the same bytes or the same decoded pixels.",
-            "near_duplicate": f"Groups of images with descriptor similarity ≥ "
-                              f"{self.thresholds.get('near_duplicate', '?')} to another member.",
-            "leak": "Duplicate groups whose members sit in different splits.",
-        }
         return self._section(check, items, total, "groups",
-                             notes[check] + " KEEP marks the image the keep policy keeps; "
-                                            "similarity is to that image.")
+                             f"{check.what[:1].upper() + check.what[1:]} ({self._rule(check)}). "
+                             "KEEP marks the image the keep policy keeps; similarity is to that "
+                             "image.")
 
-    def _group_items(self, check: str) -> tuple[list, int]:
+    def _group_items(self, check: Check) -> tuple[list, int]:
         """The listed groups of ``check`` as findings, most severe first, and the number of groups."""
         img, t = self.img, self.res.columns("groups")
-        mine = t["check"] == check
-        score_col = {"exact_duplicate": "exact_duplicate_score", "leak": "leak_score",
-                     "near_duplicate": "near_duplicate_score"}.get(check, "label_conflict_score")
+        mine = t["check"] == check.name
         rows = np.array([self.row_of[i] for i in t["id"][mine].tolist()], np.int64)
         groups = t["group"][mine]
         sims, keep = t["similarity"][mine].astype(float), t["keep"][mine].astype(bool)
-        score = np.nan_to_num(img[score_col].astype(float)[rows]) if len(rows) else rows
+        score = np.nan_to_num(img[check.score].astype(float)[rows]) if len(rows) else rows
         bounds = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1], True]) if len(rows) else []
         spans = list(zip(bounds[:-1], bounds[1:]))
         # most severe first; then larger groups, then the group number (stable across runs)
@@ -300,7 +287,7 @@ class _Page:
         order = sorted(range(len(spans)), key=lambda g: (-sev[g], -(spans[g][1] - spans[g][0]),
                                                         groups[spans[g][0]]))
         labels, splits = img["label"], img["split"]
-        sugg = img["suggested_label"]
+        sugg = img["suggested_label"] if check.gallery == "conflict" else None
         items = []
         for g in self._take(order):
             a, b = spans[g]
@@ -308,47 +295,39 @@ class _Page:
             for j in range(a, b):
                 r = int(rows[j])
                 note = f"similarity {sims[j]:.3f}" if not keep[j] else "kept"
-                if check == "label_conflict" and isinstance(sugg[r], str) and sugg[r] != labels[r]:
+                if sugg is not None and isinstance(sugg[r], str) and sugg[r] != labels[r]:
                     note += f" · suggested: {sugg[r]}"
                 members.append([self._ref(r), note, _KEEP if keep[j] else _PLAIN])
             head = f"{b - a} images"
-            if check == "leak":
-                head += " across " + ", ".join(sorted({s for s in splits[rows[a:b]] if isinstance(s, str)}))
-            if check == "label_conflict":
-                head += " labelled " + ", ".join(sorted({s for s in labels[rows[a:b]] if isinstance(s, str)}))
+            in_splits = sorted({s for s in splits[rows[a:b]] if isinstance(s, str)})
+            if len(in_splits) > 1:
+                head += " across " + ", ".join(in_splits)
+            in_labels = sorted({s for s in labels[rows[a:b]] if isinstance(s, str)})
+            if len(in_labels) > 1:
+                head += " labelled " + ", ".join(in_labels)
             items.append([round(sev[g], 4), head, members])
         return items, len(spans)
 
-    def _neighbours(self, rows: list[int]) -> None:
-        """Fill self._nbrs[row] = [(neighbour row, similarity), ...] for ``rows``."""
+    def _neighbours(self, rows: list[int], space: str | None) -> None:
+        """Fill self._nbrs[row] = [(neighbour row, similarity), ...] for ``rows``: the first
+        :data:`NEIGHBOURS` of the kNN graph of ``space`` (the semantic space falls back to the
+        copy space), or the nearest image alone for a scan saved without its graphs."""
         rows = [r for r in rows if r not in self._nbrs]
-        if not rows:
-            return
-        feats = self.res.features
-        if feats is None or len(feats) != self.n:
+        graphs = self.res.graphs
+        graph = graphs.get(space) or graphs.get("copy")
+        if graph is None or len(graph.neighbors) != self.n:
             img = self.img
             near, sim = img["nearest_id"], img["nearest_similarity"].astype(float)
             for r in rows:
                 j = self.row_of.get(near[r]) if isinstance(near[r], str) else None
                 self._nbrs[r] = [] if j is None else [(j, float(sim[r]))]
             return
-        k = min(NEIGHBOURS, int(self.valid.sum()) - 1)
-        step = max(1, 2**24 // self.n)  # at most 16M similarities (64 MiB) at a time
-        for start in range(0, len(rows), step):
-            part = rows[start:start + step]
-            s = feats[part] @ feats.T
-            s[:, ~self.valid] = -np.inf
-            s[np.arange(len(part)), part] = -np.inf
-            if k < 1:
-                top = np.zeros((len(part), 0), np.int64)
-            else:
-                top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-            for i, r in enumerate(part):
-                order = top[i][np.argsort(-s[i, top[i]], kind="stable")]
-                self._nbrs[r] = [(int(j), float(s[i, j])) for j in order]
+        for r in rows:
+            found = [(int(j), float(s)) for j, s in zip(graph.neighbors[r], graph.sims[r]) if j >= 0]
+            self._nbrs[r] = found[:NEIGHBOURS]
 
-    def _with_neighbours(self, rows, subject_note) -> list:
-        self._neighbours(rows)
+    def _with_neighbours(self, rows, subject_note, space) -> list:
+        self._neighbours(rows, space)
         labels = self.img["label"]
         items = []
         for r in rows:
@@ -359,14 +338,14 @@ class _Page:
             items.append(members)
         return items
 
-    def _label_conflicts(self) -> dict:
+    def _label_conflicts(self, check: Check) -> dict:
         img = self.img
-        items, n_groups = self._group_items("label_conflict")
+        items, n_groups = self._group_items(check)
         g = self.res.columns("groups")
-        in_group = set(g["id"][g["check"] == "label_conflict"].tolist())
-        flag = img["is_label_conflict"].astype(bool)
+        in_group = set(g["id"][g["check"] == check.name].tolist())
+        flag = img[check.flag].astype(bool)
         ids = img["id"]
-        score = np.nan_to_num(img["label_conflict_score"].astype(float))
+        score = np.nan_to_num(img[check.score].astype(float))
         voted = [r for r in np.flatnonzero(flag) if ids[r] not in in_group]
         voted.sort(key=lambda r: (-score[r], r))
         labels, sugg = img["label"], img["suggested_label"]
@@ -375,58 +354,70 @@ class _Page:
         shown = voted if room is None else voted[:room]
         members = self._with_neighbours(
             [int(r) for r in shown],
-            lambda r: f"suggested: {sugg[r]} · agreement {agree[r]:.2f}")
+            lambda r: f"suggested: {sugg[r]} · agreement {agree[r]:.2f}", check.space)
         for r, m in zip(shown, members):
             items.append([round(float(score[r]), 4), f"labelled {labels[r]}; neighbours say {sugg[r]}", m])
         items.sort(key=lambda it: -it[0])  # stable: groups stay in their order
         total = n_groups + len(voted)
         return self._section(
-            "label_conflict", items, total, "findings",
-            "Duplicate groups holding several labels, and images whose neighbours vote for another "
-            f"label (agreement ≤ {self.thresholds.get('label_agreement', '?')}; semantic features only).")
+            check, items, total, "findings",
+            f"{check.what[:1].upper() + check.what[1:]} ({self._rule(check)}).")
 
-    def _outliers(self) -> dict:
+    def _flagged(self, check: Check) -> tuple[list, np.ndarray]:
+        """Rows ``check`` flags, most severe first, and its scores (0 where it has none)."""
         img = self.img
-        flag = img["is_outlier"].astype(bool)
-        score = np.nan_to_num(img["outlier_score"].astype(float))
-        z = img["outlier_z"].astype(float)
-        rows = sorted(np.flatnonzero(flag).tolist(), key=lambda r: (-score[r], r))
+        score = (np.nan_to_num(img[check.score].astype(float)) if check.scored
+                 else np.zeros(self.n))
+        return sorted(np.flatnonzero(img[check.flag].astype(bool)).tolist(),
+                      key=lambda r: (-score[r], r)), score
+
+    def _evidence(self, check: Check, r: int) -> str:
+        """The check's numeric evidence of image ``r``, as "name value" parts."""
+        img = self.img
+        parts = []
+        for column, kind in check.evidence:
+            v = img[column][r]
+            if kind in ("float", "int") and v == v:
+                parts.append(f"{column.replace('_', ' ')} {float(v):.3g}")
+        return " · ".join(parts)
+
+    def _neighbour_images(self, check: Check) -> dict:
+        rows, score = self._flagged(check)
         shown = self._take(rows)
-        members = self._with_neighbours(shown, lambda r: f"robust z {z[r]:.1f}")
-        items = [[round(float(score[r]), 4), "outlier", m] for r, m in zip(shown, members)]
-        return self._section("outlier", items, len(rows), "images",
-                             f"Far from every other image: robust z of the neighbour distance ≥ "
-                             f"{self.thresholds.get('outlier_z', '?')}; shown with its nearest "
-                             f"neighbours.")
+        members = self._with_neighbours(shown, lambda r: self._evidence(check, r), check.space)
+        items = [[round(float(score[r]), 4), check.name.replace("_", " "), m]
+                 for r, m in zip(shown, members)]
+        return self._section(check, items, len(rows), "images",
+                             f"{check.what[:1].upper() + check.what[1:]} ({self._rule(check)}); "
+                             "shown with its nearest neighbours.")
 
-    def _invalid(self) -> dict:
+    def _invalid(self, check: Check) -> dict:
         img = self.img
-        rows = np.flatnonzero(~self.valid).tolist()
+        rows = np.flatnonzero(img[check.flag].astype(bool)).tolist()
         reason, message = img["invalid_reason"], img["invalid_message"]
         rel = img["relpath"]
         rows.sort(key=lambda r: (str(reason[r]), str(rel[r])))
         items = [[1.0, str(reason[r]), [[self._ref(r), str(message[r]), _SUBJECT]]]
                  for r in self._take(rows)]
-        return self._section("invalid", items, len(rows), "files",
+        return self._section(check, items, len(rows), "files",
                              "Files that could not be used, with the reason.")
 
-    def _quality(self, check: str) -> dict:
+    def _images(self, check: Check) -> dict:
         img = self.img
-        _, col, stat_name, rule = _QUALITY[check]
-        rule = _format(rule, self.thresholds)
-        flag = img[f"is_{check}"].astype(bool)
-        score = np.nan_to_num(img[f"{check}_score"].astype(float))
-        stat = img[col].astype(float)
+        rows, score = self._flagged(check)
+        rule = self._rule(check)
         w, h = img["width"], img["height"]
-        rows = sorted(np.flatnonzero(flag).tolist(), key=lambda r: (-score[r], r))
         items = []
         for r in self._take(rows):
-            note = f"{stat_name} {stat[r]:.3g} ({rule})"
-            if check == "odd_size":
-                note += f" · {w[r]}×{h[r]} px"
-            items.append([round(float(score[r]), 4), check.replace("_", " "),
-                          [[self._ref(r), note, _SUBJECT]]])
-        return self._section(check, items, len(rows), "images", f"Flagged when {stat_name} {rule}.")
+            if check.statistic:
+                column, name = check.statistic
+                note = f"{name} {float(img[column][r]):.3g} ({rule})"
+            else:
+                note = self._evidence(check, r) or rule
+            items.append([round(float(score[r]), 4), check.name.replace("_", " "),
+                          [[self._ref(r), f"{note} · {w[r]}×{h[r]} px", _SUBJECT]]])
+        return self._section(check, items, len(rows), "images",
+                             f"{check.what[:1].upper() + check.what[1:]}: flagged when {rule}.")
 
     # ------------------------------------------------------------------ rendering
 
@@ -493,13 +484,6 @@ def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _format(rule: str, thresholds: dict) -> str:
-    try:
-        return rule.format(**thresholds)
-    except KeyError:
-        return rule
-
-
 # ------------------------------------------------------------------------------ overview
 
 def _overview(res: ScanResults, sections: list[dict]) -> str:
@@ -532,7 +516,7 @@ def _overview(res: ScanResults, sections: list[dict]) -> str:
     for r in res.summary_rows():
         check = r["check"]
         groups = "" if r["groups"] is None else f"{r['groups']:,}"
-        link = f"<a href=\"#s-{check}\">{_e(_TITLES[check])}</a>" if check in by_id else _e(check)
+        link = f"<a href=\"#s-{check}\">{_e(by_id[check]['title'])}</a>" if check in by_id else _e(check)
         rows.append(f"<tr data-check=\"{check}\"><td>{link}</td><td class=\"num images\">"
                     f"{r['images']:,}</td><td class=\"num groups\">{groups}</td>"
                     f"<td>{_e(r['threshold'])}</td></tr>")

@@ -38,17 +38,17 @@ if TYPE_CHECKING:  # pandas is imported where it is used: ~0.2 s of CPU (see tab
     import numpy as np
     import pandas as pd
 
+from .vocabulary import check as check_record, checks, names
 from .workdir import atomic_path, write_json
 
 FORMAT_VERSION = 2
-"""2: tables in the folder the manifest names (1: tables beside the manifest; still read)."""
+"""2: tables (and kNN graphs) in the folder the manifest names (1: tables beside the
+manifest; still read)."""
 
 TABLES = ("images", "groups", "pairs")
 
-CHECKS = ("invalid", "exact_duplicate", "near_duplicate", "leak", "label_conflict", "outlier",
-          "blurry", "dark", "bright", "low_information", "odd_size", "grayscale")
-GROUP_CHECKS = ("exact_duplicate", "near_duplicate", "leak", "label_conflict")
-PAIR_CHECKS = ("exact_duplicate", "near_duplicate", "leak")
+CHECKS = names()
+"""The built-in checks' names (kept for the FiftyOne adapter until it reads the vocabulary)."""
 
 
 class _Table:
@@ -74,15 +74,35 @@ class ScanResults:
     """
 
     def __init__(self, images, group_table, pair_table, info: dict | None = None,
-                 features: np.ndarray | None = None):
+                 vectors: dict | None = None, graphs: dict | None = None):
         self._tables = {"images": images, "groups": group_table, "pairs": pair_table}
         self.info = info if info is not None else {}
         """parameters, thresholds, provenance, timings, leak_table, confused_labels."""
-        self.features = features
-        """float32[N, d], the L2-normalised vectors the kNN graph was built on (rows of
-        invalid images are zero); kept in memory after a scan, not saved (None after
-        :func:`load`)."""
+        self.vectors = vectors or {}
+        """{feature space: float32[N, d]}, the L2-normalised vectors of each space ("copy",
+        and "semantic" when embeddings were given; rows of invalid images are zero); kept in
+        memory after a scan, not saved (empty after :func:`load`)."""
+        self.graphs = graphs or {}
+        """{feature space: :class:`vislint.knn.KnnGraph`} the checks read (catalog rows),
+        saved with the tables and loaded again."""
         self._tables_dir: str | None = None  # the tables folder written by save_tables
+
+    @classmethod
+    def from_checks(cls, ctx, original_labels: list) -> "ScanResults":
+        """The results of a scan's checks (a :class:`vislint.checks.context.Context` whose
+        ``results`` hold every check's), tables assembled by :mod:`vislint.schema`."""
+        from .schema import assemble
+
+        images, groups, pairs, info = assemble(ctx, ctx.results, original_labels)
+        return cls(images, groups, pairs, info,
+                   vectors={name: s.vectors for name, s in ctx.spaces.items()},
+                   graphs={name: s.graph for name, s in ctx.spaces.items()})
+
+    @property
+    def features(self):
+        """float32[N, d]: the semantic space's vectors when embeddings were given, else the
+        copy space's (None after :func:`load`)."""
+        return self.vectors.get("semantic", self.vectors.get("copy"))
 
     images = _Table("images", "One row per image (the table itself; :meth:`to_dataframe` gives a copy).")
     group_table = _Table("groups", "Every member of every group check (its ``check`` column says which).")
@@ -106,13 +126,13 @@ class ScanResults:
 
     def groups(self, check: str) -> pd.DataFrame:
         """Members of the groups of ``check``, group by group, representative first."""
-        _require(check, GROUP_CHECKS)
+        _require(check, names(unit="group"), "groups")
         t = self.group_table
         return t[t["check"] == check].drop(columns="check").reset_index(drop=True)
 
     def pairs(self, check: str) -> pd.DataFrame:
         """Image pairs of ``check``, most similar first."""
-        _require(check, PAIR_CHECKS)
+        _require(check, names(pairs=True), "pairs")
         t = self.pair_table
         return t[t["check"] == check].drop(columns="check").reset_index(drop=True)
 
@@ -131,12 +151,11 @@ class ScanResults:
         for check, group in zip(grp.column("check").to_pylist(), grp.column("group").to_pylist()):
             groups_of.setdefault(check, set()).add(group)
         rows = []
-        for check in CHECKS:
-            flag = f"is_{check}"
-            images = _true_count(img.column(flag)) if flag in img.column_names else 0
-            groups = len(groups_of.get(check, ())) if check in GROUP_CHECKS else None
-            rows.append({"check": check, "images": images, "groups": groups,
-                         "threshold": _threshold_text(check, th)})
+        for c in checks():
+            images = _true_count(img.column(c.flag)) if c.flag in img.column_names else 0
+            groups = len(groups_of.get(c.name, ())) if c.unit == "group" else None
+            rows.append({"check": c.name, "images": images, "groups": groups,
+                         "threshold": c.rule_text(th) if th else c.rule})
         return rows
 
     def invalid_reasons(self) -> dict[str, int]:
@@ -182,6 +201,7 @@ class ScanResults:
     def save_tables(self, out: str | Path) -> None:
         """Write the three tables into a new ``tables-<id>`` folder of ``out``; nothing
         reads them until :meth:`save_manifest` commits them."""
+        import numpy as np
         import pyarrow.parquet as pq
 
         name = f"tables-{time.time_ns():x}-{os.getpid()}"
@@ -190,6 +210,9 @@ class ScanResults:
         for table in TABLES:
             with atomic_path(folder / f"{table}.parquet") as tmp:
                 pq.write_table(self._arrow(table), tmp)
+        for space, graph in self.graphs.items():
+            with atomic_path(folder / f"graph-{space}.npz") as tmp, open(tmp, "wb") as f:
+                np.savez(f, neighbors=graph.neighbors, sims=graph.sims, method=graph.method)
         self._tables_dir = name
 
     def save_manifest(self, out: str | Path) -> None:
@@ -257,32 +280,26 @@ def load(path: str | Path) -> ScanResults:
         raise ValueError(f"{path} was written in results format {version}; this vislint reads "
                          f"formats 1 and {FORMAT_VERSION}. Re-run the scan to rewrite it.")
     folder = path / info.pop("tables") if version == FORMAT_VERSION else path
-    res = ScanResults(*(pd.read_parquet(folder / f"{t}.parquet") for t in TABLES), info)
+    res = ScanResults(*(pd.read_parquet(folder / f"{t}.parquet") for t in TABLES), info,
+                      graphs=_load_graphs(folder))
     res._tables_dir = folder.name if version == FORMAT_VERSION else None
     return res
 
 
-def _require(check: str, allowed: tuple[str, ...]) -> None:
+def _load_graphs(folder: Path) -> dict:
+    """{feature space: KnnGraph} saved beside the tables ({} for scans saved without)."""
+    import numpy as np
+
+    from .knn import KnnGraph
+
+    graphs = {}
+    for f in sorted(folder.glob("graph-*.npz")):
+        with np.load(f, allow_pickle=False) as z:
+            graphs[f.stem[len("graph-"):]] = KnnGraph(z["neighbors"], z["sims"], str(z["method"]))
+    return graphs
+
+
+def _require(check: str, allowed: tuple[str, ...], what: str) -> None:
     if check not in allowed:
-        raise ValueError(f"unknown check {check!r} here; choose one of {', '.join(allowed)}")
-
-
-def _threshold_text(check: str, th: dict) -> str:
-    texts = {
-        "invalid": "unreadable or unusable file",
-        "exact_duplicate": "same bytes or same pixels",
-        "near_duplicate": "similarity ≥ {near_duplicate}",
-        "leak": "duplicate across splits",
-        "label_conflict": "group with several labels, or neighbour agreement ≤ {label_agreement}",
-        "outlier": "robust z ≥ {outlier_z}",
-        "blurry": "sharpness < {blurry}",
-        "dark": "95th percentile luminance < {dark}",
-        "bright": "5th percentile luminance > {bright}",
-        "low_information": "entropy < {low_information} bits",
-        "odd_size": "aspect > {odd_aspect} or area ×/÷ {odd_area_factor} vs median",
-        "grayscale": "channel difference < {grayscale}",
-    }
-    try:
-        return texts[check].format(**th)
-    except KeyError:
-        return texts[check]
+        check_record(check)  # an unknown name: the error lists every check
+        raise ValueError(f"{check} has no {what}; choose one of {', '.join(allowed)}")

@@ -156,3 +156,89 @@ def _renumber(group: np.ndarray, order: np.ndarray) -> np.ndarray:
     firsts = seen[np.sort(np.unique(seen, return_index=True)[1])]
     lut[firsts] = np.arange(len(firsts))
     return np.where(group >= 0, lut[np.maximum(group, 0)], -1)
+
+
+def find_duplicates_in(ctx) -> Duplicates:
+    """:func:`find_duplicates` over a scan's copy space (a
+    :class:`vislint.checks.context.Context`): its kNN graph with the verified rotated copies
+    folded in and the pairs reviewers called "not duplicates" taken out."""
+    from ..decode import decode_full
+    from .rotation import duplicate_graph, judge_rotations
+
+    copy, t, meta, paths = ctx.spaces["copy"], ctx.thresholds, ctx.meta, ctx.catalog.paths
+
+    def pixels_equal(i: int, j: int) -> bool:
+        try:
+            return bool(np.array_equal(decode_full(paths[i]), decode_full(paths[j])))
+        except Exception:  # a file that changed since decoding is simply not a pixel twin
+            return False
+
+    rot = judge_rotations(candidates=ctx.rotation["candidates"], polar=ctx.rotation["polar"],
+                          info=ctx.rotation["info"], valid=ctx.valid, graph=copy.graph,
+                          near_threshold=t.near_duplicate, veto_padded=True, threads=ctx.threads)
+    return find_duplicates(valid=ctx.valid, content_hash=meta["content_hash"], width=meta["width"],
+                           height=meta["height"],
+                           graph=duplicate_graph(copy.graph, rot).without_pairs(ctx.reviewed.pairs),
+                           order=ctx.keep_order, near_threshold=t.near_duplicate,
+                           pixel_min_sim=t.exact_pixels_min_sim, pixels_equal=pixels_equal)
+
+
+def group_rows(ctx, group: np.ndarray, keep=None) -> list:
+    """The groups of ``group`` (a group number per row, -1 = none) as :class:`CheckResult`
+    groups: (number, rows with the representative — best in keep order — first and the rest
+    in row order, similarity to the representative). ``keep(rows, number)``: which groups to
+    list (default all). A similarity is the duplicate pair's where the pair was judged (the
+    descriptor's or the rotation rule's), else the copy vectors' cosine."""
+    dup = ctx.duplicates
+    vectors = ctx.spaces["copy"].vectors
+    pair_sim = dict(zip(map(tuple, dup.pairs.tolist()), dup.pair_sims.tolist()))
+    out = []
+    for members in _members(group):
+        g = int(group[members[0]])
+        if keep is not None and not keep(members, g):
+            continue
+        rep = int(members[np.argmin(ctx.rank[members])])
+        ordered = [rep] + sorted(int(m) for m in members if m != rep)
+        sims = np.clip(vectors[ordered] @ vectors[rep], -1.0, 1.0)
+        sims = [pair_sim.get((min(m, rep), max(m, rep)), float(s)) for m, s in zip(ordered, sims)]
+        sims[0] = 1.0
+        out.append((g, ordered, sims))
+    return out
+
+
+def exact_duplicate(ctx):
+    """Files with the same bytes or the same decoded pixels (see the module docstring)."""
+    from ..vocabulary import CheckResult
+
+    dup = ctx.duplicates
+    flag = dup.exact_group >= 0
+    return CheckResult(flag=flag, score=np.where(ctx.valid, flag.astype(float), np.nan),
+                       groups=group_rows(ctx, dup.exact_group), pairs=dup.pairs[dup.pair_exact],
+                       pair_sims=dup.pair_sims[dup.pair_exact])
+
+
+def near_duplicate(ctx):
+    """Members of duplicate groups holding at least one copy that is not an exact copy of
+    them; the evidence of every duplicate group (group, representative, nearest neighbour)."""
+    from ..vocabulary import CheckResult
+
+    dup, ids = ctx.duplicates, ctx.catalog.ids
+    n = len(ctx)
+    flag = np.zeros(n, bool)
+    for members in _members(dup.duplicate_group):
+        for m in members:
+            flag[m] = any(dup.exact_group[o] < 0 or dup.exact_group[o] != dup.exact_group[m]
+                          for o in members if o != m)
+    rep, in_group = dup.representative, dup.duplicate_group >= 0
+    graph = ctx.spaces["copy"].graph
+    nearest = graph.neighbors[:, 0]
+    near = ~dup.pair_exact
+    return CheckResult(
+        flag=flag, score=dup.near_sim,
+        columns={"exact_group": dup.exact_group, "duplicate_group": dup.duplicate_group,
+                 "duplicate_of": [ids[rep[i]] if in_group[i] and rep[i] != i else None
+                                  for i in range(n)],
+                 "nearest_id": [ids[j] if j >= 0 else None for j in nearest],
+                 "nearest_similarity": np.where(nearest >= 0, graph.sims[:, 0], np.nan)},
+        groups=group_rows(ctx, dup.duplicate_group, lambda members, g: flag[members].any()),
+        pairs=dup.pairs[near], pair_sims=dup.pair_sims[near])

@@ -75,3 +75,23 @@ def find_label_conflicts(*, labels, valid, graph, duplicate_group, representativ
             suggested[m] = names[top[0]] if len(top) == 1 and top[0] != lab[m] else None
     return LabelConflicts(score, flag, suggested, np.where(labelled, agree, np.nan),
                           conflict_labels, conflict_groups)
+
+
+def label_conflict(ctx):
+    """The label check: duplicate groups holding several labels, and the neighbour vote in
+    the semantic space (which flags only when there is one: see the module docstring)."""
+    from ..vocabulary import CheckResult
+    from .duplicates import group_rows
+
+    dup, t = ctx.duplicates, ctx.thresholds
+    found = find_label_conflicts(labels=ctx.catalog.labels, valid=ctx.valid,
+                                 graph=ctx.space("semantic").graph,
+                                 duplicate_group=dup.duplicate_group,
+                                 representative=dup.representative, max_agreement=t.label_agreement,
+                                 min_support=t.label_min_support, flag_votes=ctx.semantic)
+    conflicting = set(found.conflict_groups)
+    return CheckResult(
+        flag=found.flag, score=found.score,
+        columns={"suggested_label": found.suggested, "label_agreement": found.agreement,
+                 "conflict_labels": found.conflict_labels},
+        groups=group_rows(ctx, dup.duplicate_group, lambda members, g: g in conflicting))

@@ -63,3 +63,22 @@ def find_leaks(*, splits, features, duplicate_group, pairs, pair_sims) -> Leaks:
     return Leaks([sorted(p) for p in partners], score,
                  np.array(cross, np.int64).reshape(-1, 2),
                  np.array([sim_of[p] for p in cross], np.float32), table)
+
+
+def leak(ctx):
+    """The leak check over a scan's duplicate groups (see the module docstring); its groups
+    are the duplicate groups spanning several splits, its info the split × split table."""
+    from ..vocabulary import CheckResult
+    from .duplicates import group_rows
+
+    dup, splits, ids = ctx.duplicates, ctx.catalog.splits, ctx.catalog.ids
+    found = find_leaks(splits=splits, features=ctx.spaces["copy"].vectors,
+                       duplicate_group=dup.duplicate_group, pairs=dup.pairs, pair_sims=dup.pair_sims)
+    spans = lambda members, g: len({splits[m] for m in members if isinstance(splits[m], str)}) > 1  # noqa: E731
+    return CheckResult(
+        flag=np.array([len(p) > 0 for p in found.partners], bool),
+        score=np.where(ctx.valid, found.score, np.nan),
+        columns={"leak_partners": [";".join(ids[j] for j in p) if p else None
+                                   for p in found.partners]},
+        groups=group_rows(ctx, dup.duplicate_group, spans),
+        pairs=found.pairs, pair_sims=found.pair_sims, info={"leak_table": found.table})

@@ -38,3 +38,13 @@ def outlier_scores(*, valid, graph, exact_group, z_threshold: float, n_neighbors
     score = np.where(np.isfinite(z), soft_score(np.maximum(z, 0.0), z_threshold, low_is_bad=False), np.nan)
     flag = np.isfinite(z) & (z >= z_threshold)
     return score, flag, dist, z
+
+
+def outlier(ctx):
+    """The outlier check in the semantic space (the copy space when there is none)."""
+    from ..vocabulary import CheckResult
+
+    score, flag, dist, z = outlier_scores(valid=ctx.valid, graph=ctx.space("semantic").graph,
+                                          exact_group=ctx.duplicates.exact_group,
+                                          z_threshold=ctx.thresholds.outlier_z)
+    return CheckResult(flag=flag, score=score, columns={"outlier_distance": dist, "outlier_z": z})

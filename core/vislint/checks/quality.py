@@ -48,3 +48,21 @@ def quality_scores(stats: np.ndarray, width: np.ndarray, height: np.ndarray,
         "odd_size": (odd, soft_score(odd, 1.0, low_is_bad=False)),
     }
     return {k: (s, np.where(valid, sc, np.nan)) for k, (s, sc) in out.items()}
+
+
+def _quality_check(name: str):
+    def check(ctx):
+        from ..vocabulary import CheckResult, check as record
+
+        if "quality" not in ctx.shared:  # the six checks share one computation
+            ctx.shared["quality"] = quality_scores(ctx.stats, ctx.meta["width"], ctx.meta["height"],
+                                                   ctx.valid, ctx.thresholds)
+        stat, score = ctx.shared["quality"][name]
+        return CheckResult(flag=np.nan_to_num(score) >= 0.5, score=score,
+                           columns={record(name).statistic[0]: stat})
+    check.__name__ = name
+    check.__doc__ = f"The {name} check (see the module docstring)."
+    return check
+
+
+blurry, dark, bright, low_information, odd_size, grayscale = map(_quality_check, QUALITY_CHECKS)
