@@ -1,0 +1,187 @@
+"""Each check function on small hand-made inputs: a Context built here from a few vectors,
+labels, splits, hashes and statistics (no image is decoded), and the vocabulary's rules."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vislint import _native
+from vislint.catalog import Catalog
+from vislint.checks.context import Context, Space
+from vislint.checks.duplicates import exact_duplicate, near_duplicate
+from vislint.checks.invalid import invalid
+from vislint.checks.labels import label_conflict
+from vislint.checks.leaks import leak
+from vislint.checks.outliers import outlier
+from vislint.checks.quality import dark, odd_size
+from vislint.decisions import Decisions
+from vislint.knn import knn_graph
+from vislint.thresholds import Thresholds
+from vislint.vocabulary import Check, check, checks, names, register, unregister
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def context(vectors, *, labels=None, splits=None, hashes=None, valid=None, semantic=None,
+            stats=None, size=(100, 100), **thresholds) -> Context:
+    """A Context of len(vectors) images named 0.jpg, 1.jpg, ... with these copy vectors."""
+    copy = unit(vectors)
+    n = len(copy)
+    valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
+    copy[~valid] = 0
+    rel = [f"{i}.jpg" for i in range(n)]
+    catalog = Catalog(root=None, paths=[f"/data/{r}" for r in rel], relpaths=rel,
+                      labels=list(labels or [None] * n), splits=list(splits or [None] * n),
+                      ids=[f"id{i}" for i in range(n)])
+    meta = {"ok": valid, "reason": [None if v else "corrupt" for v in valid],
+            "message": [None if v else "damaged" for v in valid],
+            "width": np.full(n, size[0], np.int32), "height": np.full(n, size[1], np.int32),
+            "file_size": np.full(n, 1000, np.int64),
+            "content_hash": list(hashes or [f"h{i}" for i in range(n)]), "format": ["JPEG"] * n}
+    if stats is None:
+        stats = np.full((n, len(_native.STAT_NAMES)), 100.0)
+    spaces = {"copy": Space("copy", copy, _graph(copy, valid), "test")}
+    if semantic is not None:
+        sem = unit(semantic)
+        spaces["semantic"] = Space("semantic", sem, _graph(sem, valid), "test")
+    rotation = {"candidates": np.empty((0, 2), np.int64), "polar": np.zeros((n, 16, 128), np.int8),
+                "info": np.zeros((n, 2), np.float32)}  # no texture: no rotation verdicts
+    return Context(catalog=catalog, meta=meta, valid=valid, stats=stats, spaces=spaces,
+                   rotation=rotation, thresholds=Thresholds().replace(**thresholds),
+                   reviewed=Decisions())
+
+
+def _graph(vectors, valid):
+    from vislint.pipeline import _graph as graph
+
+    return graph(vectors, valid, min(4, len(vectors) - 1), "exact", 1)
+
+
+def far(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
+    """n random, mutually dissimilar directions."""
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def test_same_bytes_are_exact_duplicates_with_score_one():
+    v = far(5)
+    v[3] = v[1]
+    ctx = context(v, hashes=["a", "b", "c", "b", "e"])
+    r = exact_duplicate(ctx)
+    assert r.flag.tolist() == [False, True, False, True, False]
+    assert r.score.tolist() == [0, 1, 0, 1, 0]
+    assert r.pairs.tolist() == [[1, 3]] and r.pair_sims.tolist() == [1.0]
+    assert [(rows, sims) for _, rows, sims in r.groups] == [([1, 3], [1.0, 1.0])]
+
+
+def test_near_duplicates_form_groups_that_never_chain():
+    # 0 ~ 1 (0.95), 1 ~ 2 (0.95), 0 vs 2 below the threshold: 2 joins no chain through 1
+    base = far(1)[0]
+    other = far(1, seed=1)[0]
+    other -= other @ base / (base @ base) * base  # orthogonal to base
+    base, other = base / np.linalg.norm(base), other / np.linalg.norm(other)
+    angle = np.arccos(0.95)
+    v = np.stack([base, np.cos(angle) * base + np.sin(angle) * other,
+                  np.cos(2 * angle) * base + np.sin(2 * angle) * other, *far(3, seed=5)])
+    ctx = context(v, near_duplicate=0.9)
+    r = near_duplicate(ctx)
+    groups = {tuple(rows) for _, rows, _ in r.groups}
+    assert groups == {(0, 1)} or groups == {(1, 0)} or groups == {(1, 2)}
+    members = next(iter(groups))
+    assert r.flag.sum() == 2 and all(r.flag[m] for m in members)
+    rep, copy = members
+    assert r.columns["duplicate_of"][copy] == f"id{rep}" and r.columns["duplicate_of"][rep] is None
+    assert r.columns["duplicate_group"][copy] == r.columns["duplicate_group"][rep] >= 0
+    # (pairs are every edge at the threshold, inside a group or not)
+    assert sorted(members) in r.pairs.tolist() and r.pair_sims[0] == pytest.approx(0.95, abs=1e-4)
+    assert abs(r.score[rep] - 0.95) < 1e-4 and r.columns["nearest_id"][rep] == f"id{copy}"
+
+
+def test_the_keep_policy_keeps_the_labelled_train_image():
+    v = far(4)
+    v[1] = v[0] + 0.01
+    ctx = context(v, labels=[None, "cat", None, None], splits=["test", "train", None, None])
+    r = near_duplicate(ctx)
+    assert [rows for _, rows, _ in r.groups] == [[1, 0]]  # representative first
+    assert r.columns["duplicate_of"][0] == "id1"
+
+
+def test_a_duplicate_across_splits_is_a_leak_with_its_partner_and_table():
+    v = far(4)
+    v[2] = v[0] + 0.01
+    ctx = context(v, splits=["train", "train", "test", "test"])
+    r = leak(ctx)
+    assert r.flag.tolist() == [True, False, True, False]
+    assert r.columns["leak_partners"] == ["id2", None, "id0", None]
+    assert r.info["leak_table"] == {"train": {"test": 1}, "test": {"train": 1}}
+    assert np.isnan(r.score).sum() == 0 and r.score[1] == 0 and r.score[0] > 0.99
+    assert [rows for _, rows, _ in r.groups] == [[0, 2]]
+
+
+def test_a_group_with_two_labels_is_a_conflict_and_the_vote_flags_only_semantically():
+    v = far(8)
+    v[1] = v[0] + 0.01
+    labels = ["cat", "dog", "cat", "cat", "cat", "dog", "dog", "dog"]
+    r = label_conflict(context(v, labels=labels))
+    assert r.flag.tolist() == [True, True] + [False] * 6
+    assert r.columns["conflict_labels"][:2] == ["cat|dog", "cat|dog"]
+    assert [sorted(rows) for _, rows, _ in r.groups] == [[0, 1]]
+    # semantic space: image 7, labelled dog, sits among the cats
+    sem = np.repeat([[1.0, 0.0], [0.0, 1.0]], 4, axis=0) + np.random.default_rng(2).normal(0, .01, (8, 2))
+    sem[7] = [1.0, 0.02]
+    labels = ["cat"] * 4 + ["dog"] * 3 + ["dog"]
+    voted = label_conflict(context(far(8), labels=labels, semantic=sem, label_min_support=1.0))
+    assert voted.flag.tolist() == [False] * 7 + [True]
+    assert voted.columns["suggested_label"][7] == "cat"
+    unflagged = label_conflict(context(sem, labels=labels, label_min_support=1.0,  # copy space only
+                                       near_duplicate=1.0))
+    assert not unflagged.flag.any() and unflagged.columns["suggested_label"][7] == "cat"
+
+
+def test_an_image_far_from_the_rest_is_an_outlier_in_the_semantic_space():
+    rng = np.random.default_rng(3)
+    cluster = np.eye(8)[0] + rng.normal(0, 0.3, (30, 8))
+    cluster[29] = -np.eye(8)[0]
+    r = outlier(context(far(30, seed=9), semantic=cluster))
+    assert np.flatnonzero(r.flag).tolist() == [29] and r.score[29] > 0.5
+    assert r.columns["outlier_z"][29] > 6
+
+
+def test_quality_checks_judge_statistics_and_size():
+    stats = np.full((4, len(_native.STAT_NAMES)), 100.0)
+    stats[2, _native.STAT_NAMES.index("lum_p95")] = 10.0  # very dark
+    r = dark(context(far(4), stats=stats))
+    assert r.flag.tolist() == [False, False, True, False] and r.columns["lum_p95"][2] == 10.0
+    assert r.score[2] > 0.5 > r.score[0]
+    ctx = context(far(4))
+    ctx.meta["width"][1] = 5000  # aspect 50:1
+    assert odd_size(ctx).flag.tolist() == [False, True, False, False]
+
+
+def test_invalid_files_carry_their_reason():
+    r = invalid(context(far(3), valid=[True, False, True]))
+    assert r.flag.tolist() == [False, True, False] and r.score is None
+    assert r.columns["invalid_reason"] == [None, "corrupt", None]
+
+
+def test_the_vocabulary_names_every_check_once_and_refuses_bad_records():
+    assert len(names()) == len(set(names())) == len(checks())
+    assert names(unit="group") == ("exact_duplicate", "near_duplicate", "leak", "label_conflict")
+    assert names(pairs=True) == ("exact_duplicate", "near_duplicate", "leak")
+    assert check("near_duplicate").rule_text() == "similarity ≥ 0.9"
+    with pytest.raises(ValueError, match="unknown check 'nope'; the checks are invalid, "):
+        check("nope")
+    with pytest.raises(ValueError, match="unit must be one of"):
+        Check("x", "xs", "x", "x", ".checks.invalid:invalid", unit="pair")
+    with pytest.raises(ValueError, match="unknown kind"):
+        Check("x", "xs", "x", "x", ".checks.invalid:invalid", evidence=(("c", "blob"),))
+    register(Check("tiny", "tiny things", "t", "t", ".checks.invalid:invalid", order=5))
+    try:
+        assert names()[1] == "tiny"
+    finally:
+        unregister("tiny")
+    assert "tiny" not in names()
+    with pytest.raises(ValueError, match="built-in"):
+        unregister("leak")
