@@ -86,10 +86,10 @@ def add_push_command(sub) -> None:
                     "check and one task per finding (duplicate, leak and label-conflict groups "
                     "show their images side by side). Pushing again updates tasks in place, adds "
                     "new findings and closes tasks whose finding is gone; an interrupted push "
-                    "resumes. The API key is read from --api-key or $LABEL_STUDIO_API_KEY and "
-                    "never printed.",
-        epilog="example:\n  vislint push label-studio ./vislint-out --url http://localhost:8080 \\\n"
-               "      --api-key $LS_KEY --project 'scenes review' --checks near_duplicate,leak")
+                    "resumes. " + _KEY_HELP,
+        epilog="example:\n  export LABEL_STUDIO_API_KEY=...   # or --api-key-file ~/.ls-key\n"
+               "  vislint push label-studio ./vislint-out --url http://localhost:8080 \\\n"
+               "      --project 'scenes review' --checks near_duplicate,leak")
     _ls_args(ls)
     ls.add_argument("--checks", default=None,
                     help="comma-separated checks to push (default: all reviewable: near_duplicate, "
@@ -114,24 +114,55 @@ def add_pull_command(sub) -> None:
         description="Read the reviewers' verdicts from a project made by `vislint push "
                     "label-studio` and merge them into WORKDIR/decisions.csv, which the next "
                     "`vislint scan ... --out WORKDIR` honours (pairs judged not duplicates stay "
-                    "quiet, kept images lose their flag, corrected labels are used).")
+                    "quiet, kept images lose their flag, corrected labels are used). " + _KEY_HELP)
     _ls_args(ls)
     ls.set_defaults(run=_pull_label_studio)
+
+
+_KEY_HELP = ("The API key (access token) comes from $LABEL_STUDIO_API_KEY or --api-key-file; "
+             "without either, it is asked for when the command runs in a terminal. It is never "
+             "printed, nor a password inside --url.")
 
 
 def _ls_args(p) -> None:
     p.add_argument("workdir", type=Path, help="the --out folder of a scan")
     p.add_argument("--url", required=True, help="Label Studio URL, e.g. http://localhost:8080")
+    p.add_argument("--api-key-file", type=Path, default=None, metavar="PATH",
+                   help="read the access token from this file (default: $LABEL_STUDIO_API_KEY, "
+                        "else a prompt in a terminal)")
     p.add_argument("--api-key", default=None,
-                   help="access token (default: $LABEL_STUDIO_API_KEY); never printed")
+                   help="the access token itself: discouraged, other users of the machine see "
+                        "it in `ps`; prefer $LABEL_STUDIO_API_KEY or --api-key-file")
     p.add_argument("--project", required=True, help="project title (or id)")
 
 
 def _api_key(args) -> str:
-    key = args.api_key or os.environ.get("LABEL_STUDIO_API_KEY")
-    if not key:
-        raise ValueError("no API key: pass --api-key or set LABEL_STUDIO_API_KEY")
-    return key
+    """The access token: --api-key (with a warning), --api-key-file, $LABEL_STUDIO_API_KEY,
+    or a prompt when stdin is a terminal, in that order. Raises ValueError when there is none."""
+    if args.api_key and args.api_key_file:
+        raise ValueError("pass either --api-key or --api-key-file, not both")
+    if args.api_key:
+        # process arguments are readable by every user of the machine (ps, /proc/PID/cmdline)
+        print("vislint: warning: --api-key is visible to other users of this machine in `ps`; "
+              "set LABEL_STUDIO_API_KEY or pass --api-key-file PATH instead (or leave the key "
+              "out to be asked for it)", file=sys.stderr)
+        return args.api_key
+    if args.api_key_file:
+        key = args.api_key_file.read_text(encoding="utf-8").strip()
+        if not key:
+            raise ValueError(f"--api-key-file {args.api_key_file} is empty")
+        return key
+    key = os.environ.get("LABEL_STUDIO_API_KEY")
+    if key:
+        return key
+    if sys.stdin is not None and sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass("Label Studio API key (Account & Settings > Access Token): ").strip()
+        if key:
+            return key
+    raise ValueError("no API key: set LABEL_STUDIO_API_KEY, pass --api-key-file PATH, or run in "
+                     "a terminal to be asked for it")
 
 
 def _push_label_studio(args) -> int:
@@ -145,7 +176,8 @@ def _push_label_studio(args) -> int:
     except vls.LabelStudioError as e:
         print(f"vislint: error: {e}", file=sys.stderr)
         return 2
-    print(f"pushed to project {proj.title!r} (id {proj.id}) at {args.url}", file=sys.stderr)
+    print(f"pushed to project {proj.title!r} (id {proj.id}) at {vls.redact_url(args.url)}",
+          file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,7 @@
     proj = vls.push(results, url="http://localhost:8080", api_key=KEY, project="scenes review")
     decisions = vls.pull(url=..., api_key=KEY, project=proj)       # a DataFrame
     vls.save_decisions(decisions, "vislint-out")                   # the next scan honours them
-    vls.apply(decisions, dataset=fo_dataset)                         # optional: FiftyOne tags/labels
+    vls.apply("vislint-out", dataset=fo_dataset)                   # optional: FiftyOne tags/labels
 
 One project holds every queue. One task per finding — a duplicate group, a leak group or a
 label-conflict group shows all its images side by side; an outlier or quality flag shows its
@@ -23,19 +23,29 @@ storage — the server must run with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=tr
 LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT a parent folder of the images (pass the same folder as
 ``document_root``); ``images_via="url"`` links ``url_prefix + relative path`` (cloud storage).
 
-The API key is sent only in the Authorization header; it is never printed or logged.
+The API key is sent only in the Authorization header; it is never printed or logged, and a
+password inside the URL (``http://user:pass@host``) is shown as ``***`` in every message.
+
+Pushes to the same (url, project) from one machine run one at a time (a lock file in the
+temporary folder), so they never duplicate tasks; pushes from several machines that create the
+same new title at once end up sharing one project (the lowest id).
 """
 from __future__ import annotations
 
 import hashlib
 import html
 import os
+import re
+import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 import vislint
-from vislint.decisions import COLUMNS, DECISIONS_FILE, read_decisions
+from vislint.decisions import COLUMNS, DECISIONS_FILE, read_decisions, write_decisions
 from vislint.results import ScanResults
 
 QUEUES = {
@@ -64,10 +74,10 @@ BATCH = 500
 """Tasks per import request."""
 
 DETAILS_MAX = 2000
-"""Up to this many new tasks per push, predictions are created one by one so that their
-``cluster``, ``neighbors`` and ``mislabeling`` are kept (Label Studio 1.23.2's bulk imports drop
-those three, measured); beyond it they are imported in bulk (score, model version and the
-suggested verdict only), since one call costs ~0.1–0.2 s."""
+"""Up to this many predictions to make in a push (for new tasks, and tasks lacking one), they
+are created one by one so that their ``cluster``, ``neighbors`` and ``mislabeling`` are kept
+(Label Studio 1.23.2's bulk imports drop those three, measured); beyond it they are imported in
+bulk (score, model version and the suggested verdict only), since one call costs ~0.1–0.2 s."""
 
 LABEL_CONFIG = """<View>
   <Header value="$title"/>
@@ -84,28 +94,60 @@ class LabelStudioError(RuntimeError):
     """The server could not be reached, refused the key, or lacks what was asked for."""
 
 
+class _Unanswered(LabelStudioError):
+    """A connection error or a 5xx: the request may or may not have been carried out."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to show: the password of its user info replaced by ``***``
+    (``http://user:***@host``), and a lone user name too (it may be a token: ``***@host``)."""
+    # by hand rather than urlsplit, which raises on some malformed URLs and needs a scheme;
+    # the authority ends at the first "/", "?" or "#", and the host follows its last "@"
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://)?([^/?#]*)", url or "")
+    userinfo, at, host = m.group(2).rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return (m.group(1) or "") + (f"{user}:***" if colon else "***") + "@" + host + url[m.end():]
+
+
 def _client(url: str, api_key: str, retries: int, backoff: float):
     from label_studio_sdk import LabelStudio
 
     if not url or not url.startswith(("http://", "https://")):
-        raise ValueError(f"url must start with http:// or https://, got {url!r}")
+        raise ValueError(f"url must start with http:// or https://, got {redact_url(url)!r}")
     if not api_key:
         raise ValueError("api_key is empty; pass the Label Studio access token "
-                         "(Account & Settings → Access Token), e.g. --api-key $LS_KEY")
+                         "(Account & Settings → Access Token), e.g. through $LABEL_STUDIO_API_KEY")
     return _Retrying(LabelStudio(base_url=url.rstrip("/"), api_key=api_key), url, retries, backoff)
 
 
 class _Retrying:
-    """Calls SDK methods with retries (exponential backoff) on connection errors and 5xx."""
+    """Calls SDK methods with retries (exponential backoff) on connection errors and 5xx.
+
+    ``url`` is kept redacted (:func:`redact_url`): it is only used in messages."""
 
     def __init__(self, client, url, retries, backoff):
-        self.client, self.url, self.retries, self.backoff = client, url, retries, backoff
+        self.client, self.url, self.retries, self.backoff = client, redact_url(url), retries, backoff
 
     def call(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, retried up to ``retries`` times on connection errors and 5xx.
+        Only for calls that are safe to repeat (reads, updates): see :meth:`once`."""
+        return self._call(self.retries, fn, args, kwargs)
+
+    def once(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` for creates: retried only when the request surely never
+        reached the server (the connection was refused or timed out), since a create that
+        succeeded but whose answer was lost (a 5xx, a cut connection) would be made twice.
+        Raises :class:`_Unanswered` then: the caller looks at what is there before trying
+        again."""
+        return self._call(self.retries, fn, args, kwargs, unsent_only=True)
+
+    def _call(self, retries, fn, args, kwargs, unsent_only=False):
         import httpx
         from label_studio_sdk.core.api_error import ApiError
 
-        for attempt in range(self.retries + 1):
+        for attempt in range(retries + 1):
             try:
                 return fn(*args, **kwargs)
             except ApiError as e:
@@ -113,28 +155,74 @@ class _Retrying:
                     raise LabelStudioError(f"{self.url} refused the API key (HTTP {e.status_code}); "
                                            f"check the token and that legacy tokens are enabled "
                                            f"if it is a legacy token") from None
-                if e.status_code is None or e.status_code < 500 or attempt == self.retries:
-                    raise LabelStudioError(f"Label Studio at {self.url} answered HTTP "
-                                           f"{e.status_code}: {str(e.body)[:300]}") from None
+                if (e.status_code is None or e.status_code < 500 or attempt == retries
+                        or unsent_only):
+                    error = _Unanswered if (e.status_code or 0) >= 500 else LabelStudioError
+                    raise error(f"Label Studio at {self.url} answered HTTP "
+                                f"{e.status_code}: {str(e.body)[:300]}") from None
             except (httpx.TransportError, ConnectionError) as e:
-                if attempt == self.retries:
-                    raise LabelStudioError(f"cannot reach Label Studio at {self.url} "
-                                           f"({type(e).__name__}); is the server running and the "
-                                           f"URL right?") from None
+                unsent = isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout,
+                                        ConnectionRefusedError))
+                if attempt == retries or (unsent_only and not unsent):
+                    raise _Unanswered(f"cannot reach Label Studio at {self.url} "
+                                      f"({type(e).__name__}); is the server running and the "
+                                      f"URL right?") from None
             time.sleep(self.backoff * 2 ** attempt)
 
 
 def _find_project(ls: _Retrying, project, create: bool):
-    """The project with this id or title; created (with the review config) when asked."""
+    """The project with this id or title; created (with the review config) when asked.
+
+    Of several projects with the title, the lowest id: the one every push agrees on."""
     if isinstance(project, int) or (isinstance(project, str) and project.isdigit()):
         return ls.call(ls.client.projects.get, int(project))
-    for p in ls.call(lambda: list(ls.client.projects.list(title=project))):
-        if p.title == project:
-            return p
+    found = _titled(ls, project)
+    if found:
+        return found[0]
     if not create:
         raise LabelStudioError(f"no project titled {project!r} on {ls.url}; push a scan first")
-    return ls.call(ls.client.projects.create, title=project, label_config=LABEL_CONFIG,
-                   description="vislint review queues")
+    return _create_project(ls, project)
+
+
+def _titled(ls: _Retrying, title: str) -> list:
+    """The projects titled exactly ``title`` (the server's filter also matches substrings),
+    lowest id first."""
+    return sorted((p for p in ls.call(lambda: list(ls.client.projects.list(title=title)))
+                   if p.title == title), key=lambda p: p.id)
+
+
+def _create_project(ls: _Retrying, title: str):
+    """Create the project titled ``title``, idempotently.
+
+    A create is never retried blindly: after a failure whose outcome is unknown (a 5xx, a cut
+    connection) the project may exist all the same, so the title is looked up again before
+    another attempt (up to ``ls.retries`` of them). After a create, :func:`_settle` resolves a
+    race with pushes creating the same title at the same time."""
+    for attempt in range(ls.retries + 1):
+        try:
+            mine = ls.once(ls.client.projects.create, title=title, label_config=LABEL_CONFIG,
+                           description="vislint review queues")
+        except _Unanswered:
+            if attempt == ls.retries:
+                raise
+            time.sleep(ls.backoff * 2 ** attempt)
+            found = _titled(ls, title)
+            if found:
+                return found[0]
+            continue
+        return _settle(ls, title, mine)
+
+
+def _settle(ls: _Retrying, title: str, mine):
+    """The project every push uses when several were created with ``title`` at once (pushes
+    from different machines): the lowest id. ``mine``, the project this push just created, is
+    deleted when it is not that one: only its creator deletes it, right after creating it, so
+    a duplicate is deleted once and while still empty."""
+    found = _titled(ls, title)
+    first = found[0] if found else mine
+    if first.id != mine.id:
+        ls.call(ls.client.projects.delete, mine.id)
+    return first
 
 
 def _vid(check: str, members: list[str]) -> str:
@@ -217,14 +305,16 @@ def _queue_of(check: str) -> str:
 
 def _image_url(path: str, images_via: str, document_root: Path | None, url_prefix: str | None,
                relpath: str) -> str:
+    # the path is percent-encoded: a raw "#" ends the URL, "&" ends the parameter, "+" reads as a
+    # space and "%41" as "A" (another file); "/" stays readable
     if images_via == "url":
-        return url_prefix.rstrip("/") + "/" + relpath
+        return url_prefix.rstrip("/") + "/" + quote(relpath, safe="/")
     rel = os.path.relpath(os.path.abspath(path), document_root)
     if rel.startswith(".."):
         raise ValueError(f"{path} is not below the document root {document_root}; start Label "
                          f"Studio with LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to a folder "
                          f"holding the images, and pass it as document_root")
-    return "/data/local-files/?d=" + Path(rel).as_posix()
+    return "/data/local-files/?d=" + quote(Path(rel).as_posix(), safe="/")
 
 
 def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
@@ -278,9 +368,43 @@ def _prediction(item: dict, results: ScanResults) -> dict:
 
 
 def _existing(ls: _Retrying, pid: int) -> dict:
-    """{vislint_id: task} of the project's tasks."""
+    """{vislint_id: task} of the project's tasks (with their predictions)."""
     tasks = ls.call(lambda: list(ls.client.tasks.list(project=pid, fields="all", page_size=1000)))
     return {t.data.get("vislint_id"): t for t in tasks if t.data and t.data.get("vislint_id")}
+
+
+def _has_prediction(task) -> bool:
+    """Whether the task holds a prediction made by vislint (any version)."""
+    return any(str(_get(p, "model_version") or "").startswith("vislint-")
+               for p in task.predictions or [])
+
+
+@contextmanager
+def _push_lock(url: str, project, progress: bool):
+    """One push at a time to (url, project) from this machine: an exclusive ``flock`` on
+    ``<temp dir>/vislint-ls-push-<hash of url and project>.lock``. The system releases it when
+    the push ends or its process dies, so a killed push never leaves it held."""
+    import fcntl
+
+    # the URL is hashed redacted: no file name derives from a password
+    key = hashlib.blake2b(f"{redact_url(url).rstrip('/')}\n{project}".encode(),
+                          digest_size=8).hexdigest()
+    path = os.path.join(tempfile.gettempdir(), f"vislint-ls-push-{key}.lock")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # flock needs no write access
+    except PermissionError:  # another user's file in a sticky /tmp: open it as it is
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                print(f"another push to project {str(project)!r} is running on this machine; "
+                      f"waiting for it to end", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def push(results: ScanResults | str | os.PathLike, *, url: str, api_key: str, project: str | int,
@@ -291,8 +415,14 @@ def push(results: ScanResults | str | os.PathLike, *, url: str, api_key: str, pr
     results: a ScanResults or a saved scan's work dir. checks: queues to push (check names,
     default all: duplicates, leaks, label conflicts, outliers and the quality flags).
     images_via / document_root / url_prefix: see the module docstring (document_root
-    defaults to $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT). retries, backoff (s): on connection
-    errors and 5xx. Returns the project (its ``.id``).
+    defaults to $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT). batch_size: tasks per import request
+    (default :data:`BATCH`). retries (default 4), backoff (s, default 1.0): on connection
+    errors and 5xx. progress: print how far it got. Returns the project (its ``.id``).
+
+    Every push converges on what the server holds: tasks are added for findings without one,
+    updated or closed, and every open task of a finding gets vislint's prediction if it lacks
+    one (a push killed between the two, or a server that lost them). Pushes to the same project
+    from this machine wait for each other.
     """
     if not isinstance(results, ScanResults):
         results = vislint.load(results)
@@ -311,42 +441,84 @@ def push(results: ScanResults | str | os.PathLike, *, url: str, api_key: str, pr
     urls = [_image_url(p, images_via, root, url_prefix, r)
             for p, r in zip(df["path"].tolist(), df["relpath"].tolist())]
     ls = _client(url, api_key, retries, backoff)
-    proj = _find_project(ls, project, create=True)
-    if images_via == "local-files":
-        _ensure_storage(ls, proj.id, root, df["path"].tolist())
-    items = findings(results, checks)
-    have = _existing(ls, proj.id)
-    todo, updates = [], []
-    for item in items:
-        data = _task(item, results, urls)
-        t = have.get(item["vislint_id"])
-        if t is None:
-            todo.append(({"data": data}, _prediction(item, results)))
-        elif {k: t.data.get(k) for k in data} != data:
-            updates.append((t.id, {**t.data, **data}))
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start:start + batch_size]
-        made = ls.call(ls.client.projects.import_tasks, proj.id, request=[t for t, _ in batch],
-                       return_task_ids=True)
-        preds = [{**p, "task": tid} for (_, p), tid in zip(batch, made.task_ids)]
-        if len(todo) <= DETAILS_MAX:
-            # one call per prediction: the server's bulk imports (task import with inline
-            # predictions, and import_predictions) drop cluster, neighbors and mislabeling
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(lambda p: ls.call(ls.client.predictions.create, **p), preds))
-        else:
-            ls.call(ls.client.projects.import_predictions, proj.id, request=preds)
-        if progress:
-            print(f"pushed {min(start + batch_size, len(todo))}/{len(todo)} new tasks", flush=True)
-    current = {i["vislint_id"] for i in items}
-    for vid, t in have.items():
-        if vid not in current and t.data.get("status") != "closed":
-            updates.append((t.id, {**t.data, "status": "closed"}))
-    for tid, data in updates:
-        ls.call(ls.client.tasks.update, str(tid), data=data)
-    ls.call(ls.client.projects.update, proj.id, model_version=MODEL_VERSION)
-    _ensure_views(ls, proj.id)
+    with _push_lock(url, project, progress):
+        proj = _find_project(ls, project, create=True)
+        if images_via == "local-files":
+            _ensure_storage(ls, proj.id, root, df["path"].tolist())
+        items = {item["vislint_id"]: item for item in findings(results, checks)}
+        tasks = {vid: _task(item, results, urls) for vid, item in items.items()}
+        have = _existing(ls, proj.id)
+        updates = []
+        for vid, t in have.items():
+            if vid not in tasks:
+                if t.data.get("status") != "closed":
+                    updates.append((t.id, {**t.data, "status": "closed"}))
+            elif {k: t.data.get(k) for k in tasks[vid]} != tasks[vid]:
+                updates.append((t.id, {**t.data, **tasks[vid]}))
+        have = _import_tasks(ls, proj.id, tasks, have, batch_size, progress)
+        _complete_predictions(ls, proj.id, items, results, have, batch_size, progress)
+        for tid, data in updates:
+            ls.call(ls.client.tasks.update, str(tid), data=data)
+        ls.call(ls.client.projects.update, proj.id, model_version=MODEL_VERSION)
+        _ensure_views(ls, proj.id)
     return proj
+
+
+def _import_tasks(ls: _Retrying, pid: int, tasks: dict, have: dict, batch_size: int,
+                  progress: bool) -> dict:
+    """Import the tasks ({vislint_id: data}) not in the project yet (``have``: its tasks),
+    ``batch_size`` per request. Returns the project's tasks afterwards.
+
+    An import whose outcome is unknown (a 5xx, a cut connection) is not repeated blindly -- it
+    may have happened: the project's tasks are read again and only those still missing are
+    imported, for up to ``ls.retries`` more rounds."""
+    for attempt in range(ls.retries + 1):
+        todo = [data for vid, data in tasks.items() if vid not in have]
+        if not todo:
+            return have
+        try:
+            for start in range(0, len(todo), batch_size):
+                ls.once(ls.client.projects.import_tasks, pid,
+                        request=[{"data": d} for d in todo[start:start + batch_size]])
+                if progress:
+                    print(f"pushed {min(start + batch_size, len(todo))}/{len(todo)} new tasks",
+                          flush=True)
+            return _existing(ls, pid)
+        except _Unanswered:
+            if attempt == ls.retries:
+                raise
+            time.sleep(ls.backoff * 2 ** attempt)
+            have = _existing(ls, pid)
+
+
+def _complete_predictions(ls: _Retrying, pid: int, items: dict, results: ScanResults,
+                          have: dict, batch_size: int, progress: bool) -> None:
+    """Give each task of a current finding (``have``: the project's tasks) vislint's prediction
+    if it holds none: new tasks, and tasks an interrupted push or a server restart left
+    without one. Unknown outcomes are handled as in :func:`_import_tasks`."""
+    for attempt in range(ls.retries + 1):
+        preds = [{**_prediction(items[vid], results), "task": t.id} for vid, t in have.items()
+                 if vid in items and not _has_prediction(t)]
+        if not preds:
+            return
+        try:
+            if len(preds) <= DETAILS_MAX:
+                # one call per prediction: the server's bulk imports (task import with inline
+                # predictions, and import_predictions) drop cluster, neighbors and mislabeling
+                with ThreadPoolExecutor(4) as pool:
+                    list(pool.map(lambda p: ls.once(ls.client.predictions.create, **p), preds))
+            else:
+                for start in range(0, len(preds), batch_size):
+                    ls.once(ls.client.projects.import_predictions, pid,
+                            request=preds[start:start + batch_size])
+            if progress:
+                print(f"added vislint's prediction to {len(preds)} tasks", flush=True)
+            return
+        except _Unanswered:
+            if attempt == ls.retries:
+                raise
+            time.sleep(ls.backoff * 2 ** attempt)
+            have = _existing(ls, pid)
 
 
 def _ensure_storage(ls: _Retrying, pid: int, root: Path, paths: list[str]) -> None:
@@ -412,7 +584,8 @@ def pull(*, url: str, api_key: str, project, retries: int = 4):
             continue
         who = users.get(_get(ann, "completed_by"), str(_get(ann, "completed_by")))
         when = str(_get(ann, "updated_at") or _get(ann, "created_at") or "")
-        source = f"{url.rstrip('/')}/projects/{proj.id}/data?task={t.id}"
+        # the task's address is kept in decisions.csv: never with a password
+        source = f"{redact_url(url).rstrip('/')}/projects/{proj.id}/data?task={t.id}"
         for rec in _decision_rows(t.data, verdict):
             rows.append({**rec, "reviewer": who, "time": when, "source": source, "task": t.id,
                          "queue": t.data.get("queue")})
@@ -456,49 +629,108 @@ def _decision_rows(data: dict, verdict: str) -> list[dict]:
 
 def save_decisions(decisions, out) -> Path:
     """Merge ``decisions`` into ``out/decisions.csv`` (rows already there stay; identical rows
-    are not repeated), atomically. Returns the file's path."""
+    are not repeated), atomically, with cells a spreadsheet would run as formulas quoted
+    (:func:`vislint.decisions.write_decisions`). Returns the file's path."""
     import pandas as pd
-
-    from vislint.workdir import atomic_path
 
     path = Path(out) / DECISIONS_FILE
     new = read_decisions(decisions[list(COLUMNS)])
     if path.is_file():
         new = pd.concat([read_decisions(path), new], ignore_index=True)
-    new = new.drop_duplicates(ignore_index=True)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        new.to_csv(tmp, index=False)
-    return path
+    return write_decisions(new.drop_duplicates(ignore_index=True), path)
 
 
-def apply(decisions, *, dataset, key: str = "vislint") -> dict:
+def apply(decisions, *, dataset, root=None, key: str = "vislint") -> dict:
     """Apply decisions to a FiftyOne dataset whose samples are the scanned files: tag each
     decided sample ``<key>:review:<verdict>`` and write corrected labels to the field
-    ``<key>_label`` (a Classification). Returns counts."""
+    ``<key>_label`` (a Classification). Returns counts {"tagged", "relabelled"}.
+
+    decisions: a DataFrame (:data:`vislint.decisions.COLUMNS`), a decisions CSV file, or a work
+    dir (its ``decisions.csv``). A decision's image is a path relative to the scanned folder
+    (absolute for scans of lists, DataFrames and FiftyOne datasets); it names exactly one file
+    -- samples are matched on their whole absolute path, never on a suffix. root: the scanned
+    folder relative paths are resolved against (default None: when ``decisions`` is a work dir
+    or its decisions.csv, the folder that scan read, from its manifest.json); a relative path
+    with no root known raises ValueError. key (default "vislint"): prefix of the tags and the
+    field. Raises ValueError when ``<key>_label`` exists but vislint did not create it: a field
+    of the user's is never written.
+    """
     import fiftyone as fo
 
+    frame, found_root = _read_decisions_arg(decisions)
+    root = root if root is not None else found_root
     by_path = {}
     for sid, fp in zip(*dataset.values(["id", "filepath"])):
-        by_path.setdefault(Path(fp).as_posix(), []).append(sid)
-    tagged, relabelled = 0, {}
-    for rec in decisions.itertuples(index=False):
-        sids = _samples_of(rec.image, by_path)
-        if not sids:
-            continue
+        by_path.setdefault(os.path.normpath(fp), []).append(sid)
+    matched = [(by_path.get(_decided_path(rec.image, root), []), rec)
+               for rec in frame.itertuples(index=False)]
+    matched = [(sids, rec) for sids, rec in matched if sids]
+    relabelled = {s: rec.new_label for sids, rec in matched if rec.verdict == "relabel"
+                  for s in sids}
+    field = f"{key}_label"
+    if relabelled:  # before any change: a refusal leaves the dataset as it was
+        _own_label_field(dataset, field)
+    tagged = 0
+    for sids, rec in matched:
         dataset.select(sids).tag_samples(f"{key}:review:{rec.verdict}")
         tagged += len(sids)
-        if rec.verdict == "relabel":
-            for s in sids:
-                relabelled[s] = rec.new_label
     if relabelled:
         view = dataset.select(list(relabelled), ordered=True)
-        view.set_values(f"{key}_label", [fo.Classification(label=relabelled[s])
-                                         for s in view.values("id")])
+        view.set_values(field, [fo.Classification(label=relabelled[s]) for s in view.values("id")])
     return {"tagged": tagged, "relabelled": len(relabelled)}
 
 
-def _samples_of(image: str, by_path: dict) -> list[str]:
-    """Sample ids whose file path ends with the decision's image (a relative path)."""
-    return [s for fp, sids in by_path.items() if fp == image or fp.endswith("/" + image)
-            for s in sids]
+_FIELD_MARK = {"created_by": "vislint"}
+"""Stored in the ``info`` of a field :func:`apply` created: only such a field is written."""
+
+
+def _read_decisions_arg(decisions):
+    """(the decisions table, the scanned folder or None) from a DataFrame, a CSV file or a
+    work dir. The folder is known for a work dir, or a CSV inside one: its manifest's
+    ``params["source"]``."""
+    import json
+
+    import pandas as pd
+
+    if isinstance(decisions, pd.DataFrame):
+        return read_decisions(decisions), None
+    path = Path(decisions)
+    workdir = path if path.is_dir() else path.parent
+    if path.is_dir():
+        path = path / DECISIONS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no decisions at {path}; pass a DataFrame, a decisions CSV or a "
+                                f"work dir holding {DECISIONS_FILE}")
+    source = None
+    manifest = workdir / "manifest.json"
+    if manifest.is_file():
+        source = json.loads(manifest.read_text(encoding="utf-8")).get("params", {}).get("source")
+    return read_decisions(path), source
+
+
+def _decided_path(image: str, root) -> str:
+    """The absolute, normalised path a decision's image names (see :func:`apply`)."""
+    if os.path.isabs(image):
+        return os.path.normpath(image)
+    if root is None:
+        raise ValueError(f"decision image {image!r} is relative to the scanned folder, which is "
+                         f"not known here; pass root= (the folder that was scanned), or the "
+                         f"scan's work dir as decisions")
+    return os.path.normpath(os.path.join(os.path.abspath(root), image))
+
+
+def _own_label_field(dataset, field: str) -> None:
+    """Make sure ``field`` is vislint's to write: create it (marked) if missing; raise
+    ValueError if it exists and vislint did not create it."""
+    import fiftyone as fo
+
+    if not dataset.has_sample_field(field):
+        dataset.add_sample_field(field, fo.EmbeddedDocumentField,
+                                 embedded_doc_type=fo.Classification, info=dict(_FIELD_MARK),
+                                 description="labels corrected by reviewers (vislint)")
+        return
+    info = dataset.get_field(field).info or {}
+    if info.get("created_by") != _FIELD_MARK["created_by"]:
+        raise ValueError(f"the dataset already has a field {field!r} that vislint did not "
+                         f"create; it is left untouched. Pass another key= (the labels go to "
+                         f"<key>_label)")

@@ -2,8 +2,12 @@
 its own venv, started on 127.0.0.1, stopped by PID)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pandas as pd
@@ -22,6 +26,14 @@ def demo(ls_server, tmp_path_factory):
     info = build_demo(ls_server.document_root / "demo")
     out = tmp_path_factory.mktemp("ls-demo-out")
     return info, out, vislint.scan(info.root, out=out)
+
+
+@pytest.fixture(scope="module")
+def scan_dir(demo, tmp_path_factory):
+    """A saved scan of the demo data set that no test adds decisions to (for CLI pushes)."""
+    info, _, _ = demo
+    out = tmp_path_factory.mktemp("ls-scan")
+    return out, vislint.scan(info.root, out=out)
 
 
 def connect(ls_server):
@@ -110,6 +122,8 @@ def test_interrupted_push_resumes_to_one_task_per_finding(demo, ls_server, ls_cl
     tasks = project_tasks(ls_client, pid)
     ids = [t.data["vislint_id"] for t in tasks]
     assert len(ids) == len(set(ids)) == total
+    # and each task holds vislint's prediction, once (the batch cut off had none)
+    assert all([p.model_version for p in t.predictions] == [vls.MODEL_VERSION] for t in tasks)
 
 
 def test_decisions_round_trip_and_the_rescan_honours_them(demo, ls_server, ls_client, tmp_path):
@@ -293,7 +307,7 @@ def test_apply_to_fiftyone(demo, fo_db):
          "new_label": "coffee", "reviewer": "r", "time": "2026-11-22T00:00:00", "source": ""},
         {"check": "dark", "verdict": "keep", "image": second, "partner": "", "new_label": "",
          "reviewer": "r", "time": "2026-11-22T00:00:00", "source": ""}])
-    counts = vls.apply(decisions, dataset=ds)
+    counts = vls.apply(decisions, dataset=ds, root=info.root)
     assert counts == {"tagged": 2, "relabelled": 1}
     s1 = ds.match(fo.ViewField("filepath").ends_with(first)).first()
     assert "vislint:review:relabel" in s1.tags and s1.vislint_label.label == "coffee"
@@ -334,3 +348,351 @@ def test_images_by_url_prefix(demo, ls_server, ls_client):
     assert f'src="{task.data["image"]}"' in task.data["gallery"]
     with pytest.raises(ValueError, match="url_prefix"):
         vls.push(res, **connect(ls_server), project="by url", images_via="url")
+
+
+# ---- issue 13: hostile testing ----------------------------------------------------------------
+
+def fetch(ls_server, path):
+    """(HTTP status, body) of a GET of ``path`` on the server, with the API key."""
+    req = urllib.request.Request(ls_server.url + path,
+                                 headers={"Authorization": f"Token {ls_server.api_key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, b""
+
+
+def cli(*args, env):
+    """``vislint ARGS`` in a subprocess, no terminal: CompletedProcess with text output."""
+    return subprocess.run([sys.executable, "-m", "vislint", *map(str, args)], env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+
+
+def push_args(ls_server, out, title, *extra):
+    return ["push", "label-studio", str(out), "--url", ls_server.url, "--project", title,
+            "--document-root", str(ls_server.document_root), *extra]
+
+
+def key_env(ls_server=None, **extra):
+    """This environment with $LABEL_STUDIO_API_KEY set to the server's key, or unset."""
+    env = {k: v for k, v in os.environ.items() if k != "LABEL_STUDIO_API_KEY"}
+    if ls_server is not None:
+        env["LABEL_STUDIO_API_KEY"] = ls_server.api_key
+    return {**env, **extra}
+
+
+def titled(ls_client, title):
+    return [p for p in ls_client.projects.list(title=title) if p.title == title]
+
+
+def test_image_names_with_url_characters_serve_their_own_bytes(ls_server, ls_client, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import vislint.integrations.label_studio as vls
+
+    root = ls_server.document_root / "odd-names"
+    root.mkdir()
+    names = ["a#b.jpg", "a&b=c.jpg", "100%.jpg", "a+b.jpg", "a b.jpg", "%41.jpg", "A.jpg",
+             "?.jpg", "%2e%2e.jpg"]
+    rng = np.random.default_rng(13)
+    for name in names:  # dark noise: one "dark" finding per file, the bytes all different
+        Image.fromarray(rng.integers(0, 30, (64, 64, 3), dtype=np.uint8)).save(root / name)
+    res = vislint.scan(root, out=tmp_path / "scan")
+    proj = vls.push(res, **connect(ls_server), project="odd names", checks=["dark"],
+                    document_root=ls_server.document_root)
+    tasks = project_tasks(ls_client, proj.id)
+    assert sorted(t.data["paths"][0] for t in tasks) == sorted(names)
+    for t in tasks:
+        status, body = fetch(ls_server, t.data["image"])
+        assert status == 200, (t.data["paths"][0], t.data["image"], status)
+        assert body == (root / t.data["paths"][0]).read_bytes(), t.data["paths"][0]
+    # "%41" is not read as "A": the file named %41.jpg shows itself, not A.jpg
+    percent = next(t for t in tasks if t.data["paths"][0] == "%41.jpg")
+    assert fetch(ls_server, percent.data["image"])[1] != (root / "A.jpg").read_bytes()
+
+
+def test_push_killed_before_its_predictions_adds_them_on_the_rerun(scan_dir, ls_server, ls_client,
+                                                                    tmp_path):
+    import vislint.integrations.label_studio as vls
+
+    out, res = scan_dir
+    total = sum(expected_counts(res).values())
+    title = "killed push"
+    log = tmp_path / "push.log"
+    with open(log, "w") as sink:
+        pusher = subprocess.Popen([sys.executable, "-m", "vislint", *push_args(ls_server, out, title)],
+                                  env=key_env(ls_server), stdin=subprocess.DEVNULL, stdout=sink,
+                                  stderr=subprocess.STDOUT)
+    try:
+        deadline, pid = time.time() + 180, None
+        while pid is None:  # every task is in: kill the push before its predictions are done
+            assert pusher.poll() is None, f"the push ended before it was killed:\n{log.read_text()}"
+            assert time.time() < deadline, log.read_text()
+            full = [p for p in titled(ls_client, title) if p.task_number == total]
+            pid = full[0].id if full else None
+        pusher.kill()  # SIGKILL: the process dies at once, nothing cleaned up
+    finally:
+        pusher.kill()
+        pusher.wait()
+    time.sleep(1)  # requests the push had in flight finish on the server
+    tasks = project_tasks(ls_client, pid)
+    assert len(tasks) == total
+    assert any(not t.predictions for t in tasks), "killed too late: every prediction was made"
+    vls.push(out, **connect(ls_server), project=title, document_root=ls_server.document_root)
+    tasks = project_tasks(ls_client, pid)
+    assert len(tasks) == total
+    for t in tasks:
+        (pred,) = t.predictions
+        assert pred.model_version == vls.MODEL_VERSION and pred.score == t.data["score"]
+        assert pred.cluster == (t.data["group"] if t.data["group"] >= 0 else None)
+
+
+# A push process that loads everything first, says so (creates argv[1]) and waits for the file
+# argv[2] before pushing, so that several start their push within a millisecond of each other.
+PUSH_TOGETHER = """
+import os, sys, time
+import vislint, vislint.integrations.label_studio as vls
+ready, go, out, url, project, root, checks = sys.argv[1:8]
+res = vislint.load(out)
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.0005)
+vls.push(res, url=url, api_key=os.environ["LABEL_STUDIO_API_KEY"], project=project,
+         checks=checks.split(",") if checks else None, document_root=root, progress=True)
+"""
+
+
+def push_together(ls_server, out, title, tmp_path, envs, checks=""):
+    """Run one push process per environment in ``envs``, all starting at the same instant;
+    returns each one's (exit code, output)."""
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    pushers = []
+    for i, env in enumerate(envs):
+        log = open(tmp_path / f"push-{i}.log", "w")
+        pushers.append((subprocess.Popen(
+            [sys.executable, "-c", PUSH_TOGETHER, str(sync / f"ready-{i}"), str(sync / "go"),
+             str(out), ls_server.url, title, str(ls_server.document_root), checks],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT), log))
+    deadline = time.time() + 300
+    while len(list(sync.glob("ready-*"))) < len(envs):
+        assert time.time() < deadline and all(p.poll() is None for p, _ in pushers)
+        time.sleep(0.05)
+    (sync / "go").touch()
+    done = []
+    for i, (p, log) in enumerate(pushers):
+        p.wait(600)
+        log.close()
+        done.append((p.returncode, (tmp_path / f"push-{i}.log").read_text()))
+    return done
+
+
+def test_concurrent_pushes_make_one_project_with_one_task_per_finding(scan_dir, ls_server,
+                                                                      ls_client, tmp_path):
+    import vislint.integrations.label_studio as vls
+
+    out, res = scan_dir
+    title = "pushed three times at once"
+    done = push_together(ls_server, out, title, tmp_path, [key_env(ls_server)] * 3)
+    assert [code for code, _ in done] == [0, 0, 0], done
+    (proj,) = titled(ls_client, title)
+    ids = sorted(t.data["vislint_id"] for t in project_tasks(ls_client, proj.id))
+    assert ids == sorted(item["vislint_id"] for item in vls.findings(res))
+    assert sum("waiting for it to end" in text for _, text in done) == 2  # the lock took turns
+
+
+def test_pushes_from_several_machines_share_one_new_project(scan_dir, ls_server, ls_client,
+                                                           tmp_path):
+    # each push with a temporary folder of its own, as on separate machines: no shared lock
+    out, _ = scan_dir
+    title = "pushed from three machines"
+    envs = []
+    for i in range(3):
+        (tmp_path / f"machine-{i}").mkdir()
+        envs.append(key_env(ls_server, TMPDIR=str(tmp_path / f"machine-{i}")))
+    done = push_together(ls_server, out, title, tmp_path, envs, checks="dark")
+    assert [code for code, _ in done] == [0, 0, 0], done
+    assert len(titled(ls_client, title)) == 1
+
+
+def test_projects_with_one_title_resolve_to_the_lowest_id(demo, ls_server, ls_client):
+    import vislint.integrations.label_studio as vls
+
+    _, _, res = demo
+    title = "made twice"
+    a, b = (ls_client.projects.create(title=title, label_config=vls.LABEL_CONFIG) for _ in "ab")
+    proj = vls.push(res, **connect(ls_server), project=title, checks=["dark"],
+                    document_root=ls_server.document_root)
+    assert proj.id == a.id and project_tasks(ls_client, b.id) == []
+    # after racing creates, the push that made the lowest id keeps it and the other deletes its own
+    ls = vls._client(ls_server.url, ls_server.api_key, 0, 0.0)
+    assert vls._settle(ls, title, a).id == a.id and len(titled(ls_client, title)) == 2
+    assert vls._settle(ls, title, b).id == a.id
+    assert [p.id for p in titled(ls_client, title)] == [a.id]
+
+
+def run_in_terminal(cmd, env, answer: str, prompt: str, timeout: float = 300):
+    """Run ``cmd`` with a pseudo-terminal as stdin, stdout and stderr; type ``answer`` and Enter
+    once ``prompt`` shows. Returns (exit code, everything the terminal showed)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, env=env, stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True)
+    os.close(slave)
+    shown, answered, deadline = b"", False, time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if not select.select([master], [], [], 0.5)[0]:
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the process is gone and the terminal closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if not answered and prompt.encode() in shown:
+                os.write(master, answer.encode() + b"\n")
+                answered = True
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
+    return proc.returncode, shown.decode(errors="replace")
+
+
+def test_cli_takes_the_key_from_a_file_or_a_prompt(scan_dir, ls_server, ls_client, tmp_path):
+    out, _ = scan_dir
+    title = "key from a file"
+    key_file = tmp_path / "ls.key"
+    key_file.write_text(ls_server.api_key + "\n")
+    push = cli(*push_args(ls_server, out, title, "--checks", "dark", "--api-key-file", key_file),
+               env=key_env())
+    assert push.returncode == 0, push.stderr
+    assert "warning" not in push.stderr and ls_server.api_key not in push.stdout + push.stderr
+    (proj,) = titled(ls_client, title)
+    assert {t.data["queue"] for t in project_tasks(ls_client, proj.id)} == {"dark"}
+    pull = ["pull", "label-studio", tmp_path / "work", "--url", ls_server.url, "--project", title]
+    (tmp_path / "work").mkdir()
+    # no key anywhere and no terminal to ask in: a clear error
+    nokey = cli(*pull, env=key_env())
+    assert nokey.returncode == 2
+    assert "LABEL_STUDIO_API_KEY" in nokey.stderr and "--api-key-file" in nokey.stderr
+    # in a terminal, it asks; what is typed is not echoed
+    code, shown = run_in_terminal([sys.executable, "-m", "vislint", *map(str, pull)], key_env(),
+                                  answer=ls_server.api_key, prompt="API key")
+    assert code == 0, shown
+    assert "0 decisions from 0 reviewed tasks" in shown and ls_server.api_key not in shown
+
+
+def test_cli_api_key_argument_warns_that_ps_shows_it(ls_server, ls_client, tmp_path):
+    import vislint.integrations.label_studio as vls
+
+    title = "key as an argument"
+    ls_client.projects.create(title=title, label_config=vls.LABEL_CONFIG)
+    pull = cli("pull", "label-studio", tmp_path, "--url", ls_server.url, "--project", title,
+               "--api-key", ls_server.api_key, env=key_env())
+    assert pull.returncode == 0, pull.stderr  # still works
+    assert "--api-key is visible to other users of this machine in `ps`" in pull.stderr
+    assert "LABEL_STUDIO_API_KEY" in pull.stderr and "--api-key-file" in pull.stderr
+    assert ls_server.api_key not in pull.stderr
+
+
+def test_a_password_in_the_url_is_never_shown(ls_server, ls_client, tmp_path):
+    import vislint.integrations.label_studio as vls
+
+    secret = "s3cret-pw"
+    host = ls_server.url.split("://", 1)[1]
+    title = "password in the url"
+    ls_client.projects.create(title=title, label_config=vls.LABEL_CONFIG)
+    # the real server refuses (the password goes as basic auth, in place of the token)
+    pull = cli("pull", "label-studio", tmp_path, "--url", f"http://reviewer:{secret}@{host}",
+               "--project", title, env=key_env(ls_server))
+    assert pull.returncode == 2, pull.stderr
+    assert f"http://reviewer:***@{host}" in pull.stderr and secret not in pull.stdout + pull.stderr
+    with pytest.raises(vls.LabelStudioError) as e:  # nothing listens there
+        vls.pull(url=f"http://reviewer:{secret}@127.0.0.1:9", api_key="x", project="p", retries=0)
+    assert "cannot reach" in str(e.value) and "reviewer:***@127.0.0.1:9" in str(e.value)
+    assert secret not in str(e.value)
+    with pytest.raises(ValueError) as e:
+        vls.pull(url=f"ftp://reviewer:{secret}@example.org", api_key="x", project="p")
+    assert secret not in str(e.value)
+    assert vls.redact_url(f"https://{secret}@example.org/a@b?c#d") == "https://***@example.org/a@b?c#d"
+
+
+def pets(tmp_path, labels=("cats", "dogs")):
+    """A folder with one image named 0001.jpg in each of ``labels``: (root, relative paths)."""
+    import numpy as np
+
+    from conftest import smooth_image
+
+    root = tmp_path / "pets"
+    rng = np.random.default_rng(19)
+    rels = [f"{label}/0001.jpg" for label in labels]
+    for rel in rels:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        smooth_image(rng).save(root / rel)
+    return root, rels
+
+
+def decision(image, verdict, new_label=""):
+    return {"check": "label_conflict" if verdict == "relabel" else "dark", "verdict": verdict,
+            "image": image, "partner": "", "new_label": new_label, "reviewer": "r",
+            "time": "2026-11-22T00:00:00", "source": ""}
+
+
+def test_apply_changes_only_the_file_decided_on(fo_db, tmp_path):
+    import fiftyone as fo
+
+    import vislint.integrations.label_studio as vls
+
+    root, rels = pets(tmp_path)
+    ds = fo.Dataset("ls-apply-exact", overwrite=True)
+    ds.add_samples([fo.Sample(filepath=str(root / r)) for r in rels], progress=False)
+
+    def sample(rel):
+        return ds.one(fo.ViewField("filepath") == str(root / rel))
+
+    relabel = pd.DataFrame([decision("cats/0001.jpg", "relabel", "lion")])
+    with pytest.raises(ValueError, match="root="):  # relative, and the scanned folder unknown
+        vls.apply(relabel, dataset=ds)
+    assert vls.apply(relabel, dataset=ds, root=root) == {"tagged": 1, "relabelled": 1}
+    cat, dog = sample("cats/0001.jpg"), sample("dogs/0001.jpg")
+    assert cat.tags == ["vislint:review:relabel"] and cat.vislint_label.label == "lion"
+    assert dog.tags == [] and dog.vislint_label is None
+    # decisions as a work dir (or its decisions.csv): the scanned folder is in its manifest
+    out = tmp_path / "scan"
+    vislint.scan(root, out=out)
+    vls.save_decisions(pd.DataFrame([decision("dogs/0001.jpg", "keep")]), out)
+    assert vls.apply(out, dataset=ds) == {"tagged": 1, "relabelled": 0}
+    assert vls.apply(out / "decisions.csv", dataset=ds, key="again")["tagged"] == 1
+    assert sample("dogs/0001.jpg").tags == ["vislint:review:keep", "again:review:keep"]
+    assert sample("cats/0001.jpg").tags == ["vislint:review:relabel"]
+    # an absolute path matches as it is, with no root
+    absolute = pd.DataFrame([decision(str(root / "dogs/0001.jpg"), "relabel", "wolf")])
+    assert vls.apply(absolute, dataset=ds) == {"tagged": 1, "relabelled": 1}
+    assert sample("dogs/0001.jpg").vislint_label.label == "wolf"
+    assert sample("cats/0001.jpg").vislint_label.label == "lion"
+    ds.delete()
+
+
+def test_apply_never_writes_a_label_field_it_did_not_create(fo_db, tmp_path):
+    import fiftyone as fo
+
+    import vislint.integrations.label_studio as vls
+
+    root, rels = pets(tmp_path)
+    ds = fo.Dataset("ls-apply-foreign-field", overwrite=True)
+    ds.add_samples([fo.Sample(filepath=str(root / r), vislint_label=fo.Classification(label="mine"))
+                    for r in rels], progress=False)
+    relabel = pd.DataFrame([decision("cats/0001.jpg", "relabel", "lion")])
+    with pytest.raises(ValueError, match="did not create"):
+        vls.apply(relabel, dataset=ds, root=root)
+    assert ds.values("vislint_label.label") == ["mine", "mine"]
+    assert ds.count_sample_tags() == {}  # refused before any change
+    ds.delete()
