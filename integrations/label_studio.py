@@ -9,7 +9,7 @@
 One project holds every queue. One task per finding — a duplicate group, a leak group or a
 label-conflict group shows all its images side by side; an outlier or quality flag shows its
 image — with the evidence (scores, similarities, labels, splits) and the verdicts that fit the
-check (:data:`VERDICTS`). Task data carries ``vislint_id`` (stable: the check and the member
+check (:data:`GROUP_VERDICTS`; keep / remove for an image). Task data carries ``vislint_id`` (stable: the check and the member
 images), so pushing again updates tasks in place, adds only new findings, and closes
 (``status = "closed"``) tasks whose finding is gone; a push cut off midway and run again ends
 with exactly one task per finding. One Data Manager view per queue shows its open tasks, worst
@@ -45,29 +45,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 import vislint
+from vislint import vocabulary
 from vislint.decisions import COLUMNS, DECISIONS_FILE, read_decisions, write_decisions
 from vislint.results import ScanResults
 
-QUEUES = {
-    "duplicates": "exact and near duplicates: one task per group",
-    "leaks": "duplicates across splits: one task per group",
-    "label conflicts": "groups with several labels, and images their neighbours disagree with",
-    "outliers": "far from everything else",
-    "blurry": "little fine detail", "dark": "little light", "bright": "washed out",
-    "low information": "nearly flat", "odd size": "extreme aspect or size",
-}
-"""Review queues (task data ``queue``, one Data Manager view each) and what they hold."""
-
-_IMAGE_QUEUES = {"outliers": "outlier", "blurry": "blurry", "dark": "dark", "bright": "bright",
-                 "low information": "low_information", "odd size": "odd_size"}
-
-VERDICTS = {
+GROUP_VERDICTS = {
     "duplicates": ["remove the copies, keep the first", "keep all", "not duplicates"],
     "leaks": ["remove from train", "remove from eval", "not a leak"],
-    "label conflicts": [],  # built per task: "label is right" / "change to <label>"
-    "outliers": ["keep", "remove"],
 }
-"""Verdict choices per queue (quality queues use the outliers' keep / remove)."""
+"""Verdict choices of the queues whose tasks are groups (label conflicts build theirs per
+task: "all should be <label>" / "label is right" / "change to <label>"); every queue of an
+image check offers "keep" and "remove"."""
 
 MODEL_VERSION = f"vislint-{vislint.__version__}"
 BATCH = 500
@@ -225,6 +213,23 @@ def _settle(ls: _Retrying, title: str, mine):
     return first
 
 
+def queues() -> dict[str, list[str]]:
+    """The review queues (task data ``queue``, one Data Manager view each), in order: {queue
+    title: the checks it holds}, from the checks' records (:mod:`vislint.vocabulary`: a check
+    with ``queue`` set is reviewed in the queue named by its ``view``)."""
+    out: dict[str, list[str]] = {}
+    for c in vocabulary.checks():
+        if c.queue and c.view:
+            out.setdefault(c.view, []).append(c.name)
+    return out
+
+
+def _image_queues() -> dict[str, str]:
+    """{queue: check} of the queues whose tasks are single images."""
+    return {q: names[0] for q, names in queues().items()
+            if vocabulary.check(names[0]).unit == "image"}
+
+
 def _vid(check: str, members: list[str]) -> str:
     return f"{check}:" + hashlib.blake2b(";".join(sorted(members)).encode(), digest_size=8).hexdigest()
 
@@ -235,7 +240,7 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
     import numpy as np
 
     df = results.images
-    queues = list(QUEUES) if checks is None else [_queue_of(c) for c in checks]
+    wanted = list(queues()) if checks is None else [_queue_of(c) for c in checks]
     ids = df["id"].tolist()
     labels = [x if isinstance(x, str) else None for x in df["label"].tolist()]
     out = []
@@ -243,7 +248,7 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
     row_of = {i: r for r, i in enumerate(ids)}
     for queue, check in (("duplicates", "near_duplicate"), ("leaks", "leak"),
                          ("label conflicts", "label_conflict")):
-        if queue not in queues:
+        if queue not in wanted:
             continue
         # duplicates: every duplicate group (near or exact, exact groups are inside them)
         table = g[g["check"].isin(["near_duplicate", "exact_duplicate"] if queue == "duplicates"
@@ -267,8 +272,8 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
                 item["verdicts"] = [f"all should be {n}" for n in names] + ["not duplicates"]
                 item["suggested"] = f"all should be {labels[rows[0]]}" if labels[rows[0]] else None
             else:
-                item["verdicts"] = VERDICTS[queue]
-                item["suggested"] = VERDICTS[queue][0]
+                item["verdicts"] = GROUP_VERDICTS[queue]
+                item["suggested"] = GROUP_VERDICTS[queue][0]
             item["vislint_id"] = _vid(queue, [ids[r] for r in rows])
             out.append(item)
         if queue == "label conflicts":  # neighbour-vote conflicts outside duplicate groups
@@ -281,8 +286,8 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
                             "score": float(df["label_conflict_score"].iat[r]),
                             "verdicts": verdicts, "suggested": verdicts[-1],
                             "vislint_id": _vid(queue, [ids[r]])})
-    for queue, check in _IMAGE_QUEUES.items():
-        if queue not in queues:
+    for queue, check in _image_queues().items():
+        if queue not in wanted or f"is_{check}" not in df.columns:
             continue
         for r in np.flatnonzero(df[f"is_{check}"].to_numpy(bool)).tolist():
             out.append({"queue": queue, "rows": [r], "sims": [1.0], "group": -1,
@@ -292,15 +297,15 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
 
 
 def _queue_of(check: str) -> str:
-    names = {"near_duplicate": "duplicates", "exact_duplicate": "duplicates",
-             "duplicates": "duplicates", "leak": "leaks", "leaks": "leaks",
-             "label_conflict": "label conflicts", "label conflicts": "label conflicts",
-             "outlier": "outliers", "outliers": "outliers",
-             **{c: q for q, c in _IMAGE_QUEUES.items()}, **{q: q for q in _IMAGE_QUEUES}}
-    if check not in names:
-        raise ValueError(f"unknown check {check!r}; choose from near_duplicate, leak, "
-                         f"label_conflict, outlier, blurry, dark, bright, low_information, odd_size")
-    return names[check]
+    """The queue of a check (its name, or the queue's own title)."""
+    every = queues()
+    if check in every:
+        return check
+    for queue, names in every.items():
+        if check in names:
+            return queue
+    raise ValueError(f"no review queue for {check!r}; the queues hold "
+                     f"{', '.join(n for names in every.values() for n in names)}")
 
 
 def _image_url(path: str, images_via: str, document_root: Path | None, url_prefix: str | None,
@@ -540,7 +545,7 @@ def _ensure_views(ls: _Retrying, pid: int) -> None:
     from label_studio_sdk.data_manager import Column, Filters, Operator, Type
 
     have = {v.data.get("title") for v in ls.call(lambda: list(ls.client.views.list(project=pid)))}
-    for queue in QUEUES:
+    for queue in queues():
         if queue in have:
             continue
         filters = Filters.create(Filters.AND, [
@@ -623,7 +628,7 @@ def _decision_rows(data: dict, verdict: str) -> list[dict]:
             verdict.split(" be ", 1)[1]
         return [row("label_conflict", "relabel", i, "", new) if lab != new else
                 row("label_conflict", "label_ok", i) for i, lab in zip(images, labels)]
-    check = _IMAGE_QUEUES.get(queue)
+    check = _image_queues().get(queue)
     return [row(check, verdict, first)] if check else []
 
 

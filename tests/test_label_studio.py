@@ -62,8 +62,8 @@ def test_push_creates_queues_with_the_findings(demo, ls_server, ls_client):
     counts = expected_counts(res)
     assert counts["duplicates"] >= 5 and counts["dark"] == 1
     titles = {v.data["title"]: v for v in ls_client.views.list(project=proj.id)}
-    assert set(vls.QUEUES) <= set(titles)
-    for queue in vls.QUEUES:
+    assert set(vls.queues()) <= set(titles)
+    for queue in vls.queues():
         tasks = vls.queue_tasks(**connect(ls_server), project="demo review", queue=queue)
         assert len(tasks) == counts.get(queue, 0), queue
         scores = [t.data["score"] for t in tasks]
@@ -264,7 +264,7 @@ def test_intel_sample_queues(ls_server, ls_client, tmp_path_factory):
                          ("odd size", "odd_size")):
         engine[queue] = int(df[f"is_{check}"].sum())
     assert engine["duplicates"] > 40 and engine["leaks"] > 10 and engine["label conflicts"] > 5
-    for queue in vls.QUEUES:
+    for queue in vls.queues():
         n = len(vls.queue_tasks(**connect(ls_server), project=proj.id, queue=queue))
         assert n == counts.get(queue, 0) == engine[queue], queue
     pair = {"train_set/glacier/10234.jpg", "train_set/mountain/7654.jpg"}
