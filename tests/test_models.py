@@ -63,7 +63,8 @@ class ModelServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/model.onnx"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # polling every 0.05 s: shutdown() waits for the next poll (0.5 s by default)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def close(self):
