@@ -1,5 +1,5 @@
 """Quality against ground truth: real data from ../shared/data and problems planted
-into real photos. These are the promises of the README, checked."""
+into real photos. These are the promises of the README and docs/defaults.md, checked."""
 from __future__ import annotations
 
 import shutil

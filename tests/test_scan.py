@@ -54,7 +54,7 @@ def test_every_planted_problem_is_found(demo_data, demo_scan):
             assert r[f"is_{kind}"], (f, kind, r[f"{kind}_score"])
         elif kind == "outlier":
             # Other-domain images need a model's embeddings (the built-in descriptor finds
-            # copies, not domains; README "Defaults and how they were chosen"): not asserted here.
+            # copies, not domains; docs/defaults.md): not asserted here.
             continue
         else:
             raise AssertionError(f"test does not know planted kind {kind}")
