@@ -170,9 +170,6 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
-KNOWN_CIRCLE = ["vislint.report", "vislint.results"]
-
-
 def test_cycle_finder_sees_deferred_and_type_only_imports(tmp_path):
     pkg = tmp_path / "p"
     pkg.mkdir()
@@ -188,12 +185,6 @@ def test_cycle_finder_sees_deferred_and_type_only_imports(tmp_path):
     assert cycles(graph) == [["p.a", "p.b"]]
 
 
-def test_no_import_cycle_in_the_engine_other_than_the_known_one():
-    found = cycles(import_graph(modules_under(ENGINE, "vislint")))
-    assert [c for c in found if c != KNOWN_CIRCLE] == []
-
-
-@pytest.mark.xfail(strict=True, reason="results↔report circle, removed by the engine refactor")
 def test_no_import_cycle_in_the_engine():
     assert cycles(import_graph(modules_under(ENGINE, "vislint"))) == []
 

@@ -53,8 +53,10 @@ from .vocabulary import Check, checks
 from .workdir import atomic_path, mark_output
 
 if TYPE_CHECKING:
-    from .results import ScanResults
     from .tables import Columns
+
+# ``res`` below is a vislint.ScanResults; vislint.results imports this module for its
+# report() and show(), so this one does not import it back (not even for type hints).
 
 DEFAULT_MAX_PER_SECTION = 200
 """Findings listed per gallery by default (the most severe)."""
@@ -71,7 +73,7 @@ NEIGHBOURS = 4
 _PLAIN, _KEEP, _SUBJECT, _NEIGHBOUR = 0, 1, 2, 3
 
 
-def write_report(res: ScanResults, path: str | Path, *,
+def write_report(res, path: str | Path, *,
                  max_per_section: int | None = DEFAULT_MAX_PER_SECTION, threads: int = 0) -> Path:
     """Write the report of ``res`` to ``path`` (an .html file) and its thumbnails beside it.
 
@@ -114,7 +116,7 @@ def write_report(res: ScanResults, path: str | Path, *,
     return path
 
 
-def report_html(res: ScanResults, *, max_per_section: int | None = 50, threads: int = 0) -> str:
+def report_html(res, *, max_per_section: int | None = 50, threads: int = 0) -> str:
     """The report of ``res`` as one HTML string with its thumbnails embedded (data: URIs).
 
     max_per_section: most findings listed per gallery (default 50, as every thumbnail
@@ -128,7 +130,7 @@ def report_html(res: ScanResults, *, max_per_section: int | None = 50, threads: 
     return page.html(urls, start)
 
 
-def show(res: ScanResults, *, max_per_section: int | None = 50, height: int = 800):
+def show(res, *, max_per_section: int | None = 50, height: int = 800):
     """Show the report inline in a Jupyter notebook (an iframe of :func:`report_html`,
     ``height`` CSS pixels high; default 800).
 
@@ -218,7 +220,7 @@ def _make_thumbnails(jobs: dict[str, tuple[str, bool]], threads: int) -> dict[st
 class _Page:
     """The findings of one report, gathered once; :meth:`html` renders them."""
 
-    def __init__(self, res: ScanResults, limit: int | None):
+    def __init__(self, res, limit: int | None):
         self.res, self.limit = res, limit
         self.img = img = res.columns("images")
         self.n = len(img)
@@ -486,7 +488,7 @@ def _e(text) -> str:
 
 # ------------------------------------------------------------------------------ overview
 
-def _overview(res: ScanResults, sections: list[dict]) -> str:
+def _overview(res, sections: list[dict]) -> str:
     img = res.columns("images")
     info = res.info
     th = info.get("thresholds", {})
