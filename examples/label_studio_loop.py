@@ -31,7 +31,9 @@ parser.add_argument("--out", type=Path, default=Path("vislint-ls-out"), help="wo
 parser.add_argument("--review-as-script", action="store_true",
                     help="answer two tasks here instead of waiting for a reviewer")
 args = parser.parse_args()
-api_key = os.environ["LABEL_STUDIO_API_KEY"]  # from the environment: never on a command line
+api_key = os.environ.get("LABEL_STUDIO_API_KEY")  # from the environment: never on a command line
+if not api_key:
+    parser.error("set LABEL_STUDIO_API_KEY to the server's access token")
 server = dict(url=args.url, api_key=api_key, project=args.project)
 
 folder = args.folder or args.document_root / "vislint-demo"
