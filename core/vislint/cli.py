@@ -176,7 +176,7 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
     s.add_argument("--no-report", action="store_true",
                    help="do not write OUT/report.html (the HTML report; see `vislint report`)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    th = s.add_argument_group("thresholds (defaults chosen by measurement; see README)")
+    th = s.add_argument_group("thresholds (defaults chosen by measurement; see docs/defaults.md)")
     from .thresholds import Thresholds
 
     for f in fields(Thresholds):

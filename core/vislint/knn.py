@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 DEFAULT_K = 10
 """Neighbours per image. Enough for duplicate groups of up to 10 copies and for a
-neighbour-label vote; see README "Defaults and how they were chosen"."""
+neighbour-label vote; see docs/defaults.md."""
 
 EXACT_MAX = 20_000
 """Largest N searched exactly by ``method="auto"``."""

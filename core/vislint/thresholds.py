@@ -7,7 +7,7 @@ Every check writes ``<check>_score`` in [0, 1] (higher = worse) and
 
 The defaults were chosen from measurements on real data (the Intel scenes
 sample) and on planted problems; the numbers and the command that reproduces
-them are in the README, section "Defaults and how they were chosen". Change a
+them are in docs/defaults.md. Change a
 default only with a new measurement.
 """
 from __future__ import annotations

@@ -24,7 +24,7 @@ look alike to it. Between two padded images (content radius < :data:`PADDED`
 × canvas inradius) that both have texture, the rotation similarity decides
 instead of the descriptor's.
 
-Measured (README "Defaults and how they were chosen"): imagededup fixtures,
+Measured (docs/defaults.md): imagededup fixtures,
 planted rotations of Intel photos at ±45° and 0–360°, with and without
 expand, with resizing and JPEG; no pair added among the 3,999 Intel photos.
 """
