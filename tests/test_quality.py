@@ -147,3 +147,30 @@ def test_planted_leaks_and_mislabeled_copies(tmp_path):
     for i, p in enumerate(wrong, start=10):
         row = df.loc[f"train/{'b' if i % 2 else 'a'}/copy_{p.name}"]
         assert row.is_label_conflict and set(row.conflict_labels.split("|")) == {"a", "b"}
+
+
+COPY_COLUMNS = ["exact_duplicate_score", "is_exact_duplicate", "near_duplicate_score",
+                "is_near_duplicate", "exact_group", "duplicate_group", "duplicate_of", "nearest_id",
+                "nearest_similarity", "leak_score", "is_leak", "leak_partners"]
+
+
+def test_embeddings_never_change_what_is_a_copy_on_the_intel_sample(intel_scan, tmp_path):
+    # A model's class probabilities as embeddings once grouped thousands of photos of one
+    # class as "near duplicates"; copies are now judged in the copy space alone.
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    import onnx_models as om
+
+    root = shared("intel-scenes-sample")
+    logits = np.random.default_rng(0).normal(size=(len(intel_scan), 6)) * 3
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    with_probs = vislint.scan(root, embeddings=probs.astype(np.float32))
+    # a model decoding at a larger scale than the descriptor's tiles (160 > 128 px)
+    with_model = vislint.scan(root, embeddings=f"onnx:{om.conv_model(tmp_path / 'm.onnx', side=160)}")
+    for res in (with_probs, with_model):
+        assert "semantic" in res.graphs
+        pd.testing.assert_frame_equal(res.images[COPY_COLUMNS], intel_scan.images[COPY_COLUMNS])
+        for check in ("exact_duplicate", "near_duplicate", "leak"):
+            pd.testing.assert_frame_equal(res.groups(check), intel_scan.groups(check))
+            pd.testing.assert_frame_equal(res.pairs(check), intel_scan.pairs(check))
