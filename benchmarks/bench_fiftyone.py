@@ -1,6 +1,6 @@
 """How long writing results into FiftyOne takes, against the scan itself.
 
-    .venv/bin/python benchmarks/bench_fiftyone.py [--n 100000] [--size 64] [--work DIR]
+    .venv/bin/python benchmarks/bench_fiftyone.py [--n 100000] [--size 64] [--work DIR] [--reuse]
 
 Generates N distinct small JPEGs (smooth random colour fields, every 50th image a re-encoded
 copy of another, so duplicate groups, tags and views are not empty), builds a FiftyOne
@@ -49,10 +49,15 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--size", type=int, default=64, help="image side in px (default 64)")
     ap.add_argument("--work", type=Path, default=None, help="where images and the DB go")
+    ap.add_argument("--reuse", action="store_true",
+                    help="use the images an earlier run left in --work (same --n and --size) "
+                         "instead of generating them again")
     ap.add_argument("--cache-gb", type=float, default=None,
                     help="WiredTiger cache of the private mongod in GB (default: mongod's own, "
                          "as FiftyOne's database service runs it; the tests use 0.25)")
     args = ap.parse_args()
+    if args.reuse and args.work is None:
+        ap.error("--reuse needs --work (the folder of an earlier run)")
     work = args.work or Path(tempfile.mkdtemp(prefix="vislint-bench-fo-"))
     if "FIFTYONE_DATABASE_URI" not in os.environ:
         from fo_services import configure_fiftyone_env, start_mongod
@@ -60,8 +65,14 @@ def main() -> int:
         uri, _ = start_mongod(work / "db", cache_gb=args.cache_gb)
         configure_fiftyone_env(uri, work / "plugins")
     t = time.perf_counter()
-    paths = make_images(work / "images", args.n, args.size)
-    print(f"generated {args.n:,} images in {time.perf_counter() - t:.1f} s", flush=True)
+    if args.reuse:
+        paths = sorted(str(p) for p in (work / "images").glob("*/*.jpg"))
+        if len(paths) != args.n:
+            ap.error(f"--reuse: {work / 'images'} holds {len(paths):,} images, not --n {args.n:,}")
+        print(f"reusing {args.n:,} images in {work / 'images'}", flush=True)
+    else:
+        paths = make_images(work / "images", args.n, args.size)
+        print(f"generated {args.n:,} images in {time.perf_counter() - t:.1f} s", flush=True)
 
     import fiftyone as fo
     import vislint

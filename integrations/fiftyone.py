@@ -49,7 +49,6 @@ split), a string field, or a dict ``{split: view}``.
 """
 from __future__ import annotations
 
-import calendar
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,7 +59,6 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 import vislint
-from vislint import _native, tables
 from vislint.catalog import canonical_split
 from vislint.results import CHECKS
 
@@ -141,7 +139,8 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
          embeddings_field: str | None = None, progress: bool = True, **scan_kwargs) -> VislintRun:
     """Scan the images of a dataset or view and write the findings onto the dataset.
 
-    collection: a ``fo.Dataset`` or any view of one (image media only).
+    collection: a ``fo.Dataset`` or any view of its samples (image media only; not a
+        patches, clips or frames view, whose samples are generated: ValueError).
     label_field: a Classification, Detections/Polylines/Classifications or string field
         (see the module docstring); None = no labels.
     split_field: ``"tags"``, a string field, or a dict {split name: view}; None = no splits.
@@ -162,7 +161,7 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
     if collection.media_type != "image":
         raise ValueError(f"vislint scans images; this collection's media type is "
                          f"{collection.media_type!r}")
-    dataset = collection._dataset
+    dataset = _dataset_of(collection)
     # before the (long) scan, so that a refused name costs nothing and writes nothing
     previous = check_names(dataset, key, embeddings_field)
     own_embeddings = [f for f in previous.get("own_embeddings_fields", [])
@@ -410,6 +409,36 @@ def _is_vislint_run(dataset, key: str) -> bool:
         return False
 
 
+def _dataset_of(collection) -> fo.Dataset:
+    """The dataset whose samples ``collection`` (a dataset or a view of one) holds. Raises
+    ValueError for a patches, clips or frames view: its samples are generated (not the
+    dataset's), so findings written on them would not reach the dataset."""
+    if isinstance(collection, fo.Dataset):
+        return collection
+    if type(collection) is not fo.DatasetView:
+        raise ValueError(f"vislint scans a dataset or a view of its samples, not a "
+                         f"{type(collection).__name__} (its samples are generated); scan the "
+                         f"dataset {collection.dataset_name!r} or a view of it")
+    return fo.load_dataset(collection.dataset_name)
+
+
+def _samples_collection(dataset):
+    """The pymongo collection that holds the samples of ``dataset``.
+
+    FiftyOne (1.22) has no public accessor for it (``Dataset._sample_collection`` is
+    private), so it is read from FiftyOne's own record of the dataset: the document named
+    like it in the ``datasets`` collection of the database FiftyOne connects to
+    (:func:`fiftyone.core.odm.database.get_db_conn`, public)."""
+    import fiftyone.core.odm as foo
+
+    db = foo.get_db_conn()
+    record = db["datasets"].find_one({"name": dataset.name}, {"sample_collection_name": 1})
+    if record is None or "sample_collection_name" not in record:
+        raise RuntimeError(f"FiftyOne's database has no record of dataset {dataset.name!r} "
+                           f"naming its sample collection")
+    return db[record["sample_collection_name"]]
+
+
 def _read_samples(collection) -> tuple[list, list[str], list[list[str]]]:
     """(ObjectIds, file paths, tags) of the collection's samples, in its order.
 
@@ -417,7 +446,7 @@ def _read_samples(collection) -> tuple[list, list[str], list[list[str]]]:
     than ``values()`` at 100k samples); a view through ``values()``, which applies its stages.
     """
     if isinstance(collection, fo.Dataset):
-        docs = collection._sample_collection.find({}, {"filepath": 1, "tags": 1})  # natural order, as values()
+        docs = _samples_collection(collection).find({}, {"filepath": 1, "tags": 1})  # natural order, as values()
         oids, paths, tags = [], [], []
         for d in docs:
             oids.append(d["_id"])
@@ -515,35 +544,22 @@ def _strings(column) -> list:
     return [x if isinstance(x, str) else None for x in column.tolist()]
 
 
-def _utf8(values: list) -> tuple:
-    """(present uint8[n], offsets int64[n + 1], UTF-8 bytes) of a list of str/None, for
-    :class:`vislint._native.BsonColumns` (see :func:`vislint.tables.utf8`)."""
-    present, offsets, data = tables.utf8(values)
-    return present.view(np.uint8), offsets, data
-
-
-def _utf8_lists(lists: list) -> tuple:
-    """(present, starts int64[n + 1], item offsets, item bytes) of a list of list[str]/None."""
-    n = len(lists)
-    starts = np.zeros(n + 1, np.int64)
-    np.cumsum(np.fromiter((len(x) if x else 0 for x in lists), np.int64, n), out=starts[1:])
-    _, offsets, data = _utf8([item for x in lists if x for item in x])
-    return np.fromiter((x is not None for x in lists), np.uint8, n), starts, offsets, data
-
-
 class _Updates:
     """The update statement of each scanned sample: its embedded document (see the module
     docstring; subfields without a value are left out, and read as None), its tags and
-    ``last_modified_at``, encoded as BSON by the native core a batch at a time
-    (:class:`vislint._native.BsonColumns`) and sent by pymongo as they are — building and
-    encoding a Python dict per sample cost more client time than the database's own work.
+    ``last_modified_at``, as dicts that pymongo encodes (its C extension) when it sends them.
 
-    rows: the scan row of each sample; sample_ids, oids: the samples' ids; tags: the new tag
-    list of each sample, or None to leave its tags alone.
+    The result columns are kept as arrays; a batch's values become Python objects, documents
+    and tag lists only when the batch is asked for, in the writer threads of :func:`_write`,
+    so this work overlaps the database applying the previous batch.
+
+    rows: the scan row of each sample; sample_ids, oids: the samples' ids; old_tags: the
+    samples' tag lists; previous_tags: the tags an earlier run with this key wrote (replaced);
+    now: ``last_modified_at`` (a UTC datetime; the database keeps whole milliseconds).
     """
 
     def __init__(self, res, key: str, rows: list[int], sample_ids: list[str], oids: list,
-                 tags: list, now):
+                 old_tags: list, previous_tags: list[str], now):
         df = res.images
         n = len(df)
         # vislint image id → the first sample id with that file
@@ -552,40 +568,76 @@ class _Updates:
             if sid_of_row[r] is None:
                 sid_of_row[r] = sid
         sid_of_id = dict(zip(df["id"].tolist(), sid_of_row))
-        cols = []
+
+        def objects(values) -> np.ndarray:  # each item as is, lists too
+            return np.fromiter(values, object, n)
+
+        # subfield → its values by row: float (NaN = no value), bool, int (< 0 = no value) or
+        # object (None = no value) arrays; first what FiftyOne itself stores in an embedded
+        # document of this class (its "_cls")
+        columns = {k: objects([v] * n) for k, v in fo.DynamicEmbeddedDocument().to_dict().items()}
         for check in CHECKS:
             if check != "invalid":
-                cols.append((f"{check}_score", "double", df[f"{check}_score"].to_numpy(np.float64)))
-            cols.append((f"is_{check}", "bool", df[f"is_{check}"].to_numpy(np.uint8)))
-        cols += [(c, "double", df[c].to_numpy(np.float64)) for c in _FLOATS]
-        cols += [(c, "string", *_utf8(_strings(df[c]))) for c in _STRINGS]
-        groups = {c: df[c].to_numpy(np.int64) for c in ("exact_group", "duplicate_group")}
-        cols += [(c, "int", g) for c, g in groups.items()]  # -1 (no group) is left out
+                columns[f"{check}_score"] = df[f"{check}_score"].to_numpy(np.float64)
+            columns[f"is_{check}"] = df[f"is_{check}"].to_numpy(bool)
+        columns.update((c, df[c].to_numpy(np.float64)) for c in _FLOATS)
+        columns.update((c, objects(_strings(df[c]))) for c in _STRINGS)
+        columns.update((c, df[c].to_numpy(np.int64)) for c in ("exact_group", "duplicate_group"))
         dup_of = _strings(df["duplicate_of"])  # None for a group's representative
-        cols.append(("is_representative", "bool",
-                     ((groups["duplicate_group"] >= 0) & np.array([d is None for d in dup_of])).astype(np.uint8)))
-        cols.append(("duplicate_of", "string", *_utf8([sid_of_id[d] if d else None for d in dup_of])))
-        cols.append(("nearest_id", "string",
-                     *_utf8([sid_of_id[x] if x else None for x in _strings(df["nearest_id"])])))
-        cols.append(("leak_partners", "strings", *_utf8_lists(
-            [[sid_of_id[p] for p in x.split(";")] if x else None for x in _strings(df["leak_partners"])])))
-        cols.append(("conflict_labels", "strings", *_utf8_lists(
-            [x.split("|") if x else None for x in _strings(df["conflict_labels"])])))
-        self._columns = _native.BsonColumns(cols)
-        self._key, self._rows, self._oids, self._tags = key, np.asarray(rows, np.int64), oids, tags
-        # as pymongo stores a datetime: whole milliseconds since the epoch, UTC
-        self._now_ms = calendar.timegm(now.utctimetuple()) * 1000 + now.microsecond // 1000
+        columns["is_representative"] = ((columns["duplicate_group"] >= 0)
+                                        & np.array([d is None for d in dup_of], bool))
+        columns["duplicate_of"] = objects([sid_of_id[d] if d else None for d in dup_of])
+        columns["nearest_id"] = objects([sid_of_id[x] if x else None
+                                         for x in _strings(df["nearest_id"])])
+        columns["leak_partners"] = objects([[sid_of_id[p] for p in x.split(";")] if x else None
+                                            for x in _strings(df["leak_partners"])])
+        columns["conflict_labels"] = objects([x.split("|") if x else None
+                                              for x in _strings(df["conflict_labels"])])
+        self._names, self._columns = list(columns), list(columns.values())
+        row_tags = [[] for _ in range(n)]  # the tags each scanned file earns
+        self.tags = []  # the tags used
+        for check in CHECKS:
+            flagged = np.flatnonzero(columns[f"is_{check}"])
+            if len(flagged):
+                self.tags.append(f"{key}:{check}")
+                for r in flagged.tolist():
+                    row_tags[r].append(self.tags[-1])
+        self._row_tags, self._previous = row_tags, set(previous_tags)
+        self._key, self._rows, self._now = key, np.asarray(rows, np.int64), now
+        self._oids, self._old_tags = oids, old_tags
 
-    def __call__(self, start: int, stop: int) -> list:
+    def __call__(self, start: int, stop: int) -> list[dict]:
         """The statements of samples ``start`` to ``stop - 1`` (positions in the scan's order)."""
-        from bson.raw_bson import RawBSONDocument
+        rows = self._rows[start:stop]
+        names, values = self._names, zip(*(_python_values(c[rows]) for c in self._columns))
+        statements = []
+        for oid, r, old, row in zip(self._oids[start:stop], rows.tolist(),
+                                    self._old_tags[start:stop], values):
+            fields = {self._key: {k: v for k, v in zip(names, row) if v is not None},
+                      "last_modified_at": self._now}
+            tags = self._new_tags(old or [], self._row_tags[r])
+            if tags is not None:
+                fields["tags"] = tags
+            statements.append({"q": {"_id": oid}, "u": {"$set": fields}})
+        return statements
 
-        data, offsets = self._columns.set_updates(
-            self._key, "DynamicEmbeddedDocument", self._rows[start:stop],
-            b"".join(o.binary for o in self._oids[start:stop]), self._now_ms,
-            _utf8_lists(self._tags[start:stop]))
-        bounds = offsets.tolist()
-        return [RawBSONDocument(data[a:b]) for a, b in zip(bounds, bounds[1:])]
+    def _new_tags(self, old: list[str], mine: list[str]) -> list[str] | None:
+        """A sample's new tag list (its tags but those of the earlier run, then the tags it
+        earns now), or None when it does not change."""
+        previous = self._previous
+        if not mine and not (previous and any(t in previous for t in old)):
+            return None
+        return [t for t in old if t not in previous] + mine if previous else old + mine
+
+
+def _python_values(a: np.ndarray) -> list:
+    """The values of a column of :class:`_Updates` as Python objects, None where there is no
+    value (NaN floats, negative ints)."""
+    if a.dtype.kind in "fi":
+        out = a.astype(object)
+        out[np.isnan(a) if a.dtype.kind == "f" else a < 0] = None
+        return out.tolist()
+    return a.tolist()
 
 
 _SCHEMA = {**{f"{c}_score": fo.FloatField for c in CHECKS if c != "invalid"},
@@ -605,34 +657,17 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
     Returns the tags used.
 
     Each sample gets one ``$set`` of its embedded document, tag list and ``last_modified_at``
-    (encoded by :class:`_Updates`), sent as raw ``update`` commands of :data:`BATCH`
-    statements by two threads, each encoding its next batch while the database applies the
-    last one. The alternatives measured at 100k samples on 2 cores: pymongo's bulk
-    ``UpdateOne`` objects add ~1.8 s of Python; a dict per sample for the same raw commands
-    ~1.8 s of client CPU in all (building and encoding), as much as the database's own work;
-    staging the documents in a temporary collection merged by ``_id`` a second write per
-    sample; FiftyOne's ``set_values`` builds a FiftyOne document per sample (~40x slower).
+    (built by :class:`_Updates`, encoded by pymongo), sent as raw ``update`` commands of
+    :data:`BATCH` statements by :data:`WRITERS` threads, each building its next batch while the
+    database applies the last one: one database command per 1,000 samples, where pymongo's
+    bulk ``UpdateOne`` objects and FiftyOne's ``set_values`` cost far more client time per
+    sample (docs/benchmarks/fiftyone-write.md has the measurements).
     """
     from datetime import datetime, timezone
 
-    df = res.images
-    row_tags = [[] for _ in range(len(df))]  # the tags each scanned file earns
-    used = []
-    for check in CHECKS:
-        flagged = np.flatnonzero(df[f"is_{check}"].to_numpy(bool))
-        if len(flagged):
-            tag = f"{key}:{check}"
-            used.append(tag)
-            for r in flagged.tolist():
-                row_tags[r].append(tag)
-    previous = set(previous_tags)
-    tags = []  # the new tag list of each sample, None where it does not change
-    for old, r in zip(old_tags, rows):
-        old, mine = old or [], row_tags[r]
-        tags.append([t for t in old if t not in previous] + mine
-                    if mine or any(t in previous for t in old) else None)
-    updates = _Updates(res, key, rows, sample_ids, oids, tags, datetime.now(timezone.utc))
-    coll = dataset._sample_collection
+    updates = _Updates(res, key, rows, sample_ids, oids, old_tags, previous_tags,
+                       datetime.now(timezone.utc))
+    coll = _samples_collection(dataset)
 
     def write_part(part: range) -> None:
         for start in range(part.start, part.stop, BATCH):
@@ -648,7 +683,7 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
         stale = dataset.exists(key).exclude(collection.values("id"))
         if len(stale):
             stale.clear_sample_field(key)
-        old = sorted(previous)
+        old = sorted(set(previous_tags))
         outside = dataset.exclude(collection.values("id")).match_tags(old)
         if old and len(outside):
             outside.untag_samples(old)
@@ -661,7 +696,7 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
                                  embedded_doc_type=fo.DynamicEmbeddedDocument, fields=fields,
                                  description=f"vislint findings (run {key!r})")
     dataset.reload()
-    return used
+    return updates.tags
 
 
 def _send_updates(coll, updates: list[dict]) -> None:

@@ -127,45 +127,89 @@ def test_rescan_replaces_new_key_coexists_delete_cleans_up(demo_ds):
         vfo.delete_run(demo_ds, "second")
 
 
-def test_native_bson_statements_are_what_pymongo_would_encode(fo_db):
-    """The update statements the native core writes equal, byte for byte, pymongo's encoding
-    of the same statements as dicts (values left out where they have none)."""
-    from datetime import datetime, timezone
+def test_written_documents_hold_the_values_and_leave_out_missing_ones(demo_ds):
+    """What lands in the database for every scanned sample: the embedded document with the
+    "_cls" FiftyOne itself writes for its class, each result value that exists (NaN floats,
+    negative groups and missing text or lists left out, so FiftyOne reads None), ids as
+    FiftyOne sample ids, the new tag list and a fresh ``last_modified_at``."""
+    import math
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
 
     import bson
-
-    from vislint import _native
+    import fiftyone as fo
     import vislint.integrations.fiftyone as vfo
+    from vislint.results import CHECKS
 
-    score = np.array([0.25, np.nan, -0.0, 1e-300])
-    flag = np.array([1, 0, 1, 0], np.uint8)
-    group = np.array([3, -1, 2**40, 0], np.int64)
-    label = ["cat", None, "čaj ☕", ""]
-    partners = [["a", "b"], None, [], ["ü"]]
-    columns = _native.BsonColumns([("score", "double", score), ("flag", "bool", flag),
-                                   ("group", "int", group), ("label", "string", *vfo._utf8(label)),
-                                   ("partners", "strings", *vfo._utf8_lists(partners))])
-    rows = [2, 0, 3, 1, 0]  # samples may share a row (a file)
-    oids = [bson.ObjectId() for _ in rows]
-    tags = [None, ["train", "k:leak"], [], None, ["x"]]
-    now = datetime(2026, 11, 30, 12, 34, 56, 789000, tzinfo=timezone.utc)
-    data, offsets = columns.set_updates("k", "DynamicEmbeddedDocument", np.array(rows, np.int64),
-                                        b"".join(o.binary for o in oids),
-                                        1_796_042_096_789, vfo._utf8_lists(tags))
-    assert datetime.fromtimestamp(1_796_042_096.789, timezone.utc) == now
-    for j, r in enumerate(rows):
-        doc = {"_cls": "DynamicEmbeddedDocument"}
-        for name, value in (("score", float(score[r])), ("flag", bool(flag[r])),
-                            ("group", int(group[r]) if group[r] >= 0 else None),
-                            ("label", label[r]), ("partners", partners[r])):
-            if value is not None and value == value:
-                doc[name] = value
-        fields = {"k": doc, "last_modified_at": now}
-        if tags[j] is not None:
-            fields["tags"] = tags[j]
-        want = bson.encode({"q": {"_id": oids[j]}, "u": {"$set": fields}})
-        assert data[offsets[j]:offsets[j + 1]] == want, j
-    assert offsets[-1] == len(data)
+    coll = vfo._samples_collection(demo_ds)
+    assert coll.name == demo_ds._sample_collection_name  # the collection FiftyOne reads
+    first = demo_ds.first()
+    first["probe"] = fo.DynamicEmbeddedDocument(a=1)  # what FiftyOne writes for the class
+    first.save()
+    fo_cls = coll.find_one({"_id": bson.ObjectId(first.id)})["probe"]["_cls"]
+    # two samples of one file share its findings; each keeps its own other tags
+    demo_ds.add_sample(fo.Sample(filepath=first.filepath, tags=["extra"]))
+
+    run = vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)
+    df = run.results.images.copy()
+    ids = df["id"].tolist()
+    # values at the edges of what each kind of subfield holds, on the first rows
+    df.loc[0, ["outlier_score", "sharpness", "exact_group", "duplicate_group"]] = [
+        np.nan, -0.0, 2**40, -1]
+    df.loc[1, ["suggested_label", "invalid_reason", "conflict_labels"]] = ["čaj ☕", "", "a|ü"]
+    df.loc[2, ["leak_partners", "nearest_id", "suggested_label"]] = [
+        f"{ids[0]};{ids[1]}", None, None]
+    oids, paths, old_tags = vfo._read_samples(demo_ds)
+    sample_ids = [str(o) for o in oids]
+    row_of_path = {p: i for i, p in enumerate(df["path"])}
+    rows = [row_of_path[p] for p in paths]
+    assert len(rows) == len(df) + 1 and paths.count(first.filepath) == 2
+    before = datetime.now(timezone.utc) - timedelta(milliseconds=1)
+    tags_used = vfo._write(demo_ds, KEY, demo_ds, SimpleNamespace(images=df), rows, oids,
+                           old_tags, sample_ids, run.info["tags"])
+
+    sid_of_id = {}
+    for sid, r in zip(sample_ids, rows):
+        sid_of_id.setdefault(ids[r], sid)
+    columns = ([f"{c}_score" for c in CHECKS if c != "invalid"] + [f"is_{c}" for c in CHECKS]
+               + vfo._FLOATS + vfo._STRINGS + ["exact_group", "duplicate_group"])
+    docs = {d["_id"]: d for d in coll.find({}, {KEY: 1, "tags": 1, "last_modified_at": 1})}
+    assert len(docs) == len(oids)
+    for oid, r, old in zip(oids, rows, old_tags):
+        doc, row = docs[oid], df.iloc[r]
+        got = doc[KEY]
+        want = {"_cls": fo_cls}
+        for c in columns:
+            v = row[c]
+            if isinstance(v, str) or (v is not None and not pd.isna(v)
+                                      and not (c.endswith("_group") and v < 0)):
+                want[c] = v.item() if hasattr(v, "item") else v
+        want["is_representative"] = bool(row["duplicate_group"] >= 0
+                                         and not isinstance(row["duplicate_of"], str))
+        for c in ("duplicate_of", "nearest_id"):
+            if isinstance(row[c], str):
+                want[c] = sid_of_id[row[c]]
+        if isinstance(row["leak_partners"], str) and row["leak_partners"]:
+            want["leak_partners"] = [sid_of_id[i] for i in row["leak_partners"].split(";")]
+        if isinstance(row["conflict_labels"], str) and row["conflict_labels"]:
+            want["conflict_labels"] = row["conflict_labels"].split("|")
+        assert got == want, (r, {k: (got.get(k), want.get(k)) for k in set(got) | set(want)
+                                 if got.get(k) != want.get(k)})
+        mine = [f"{KEY}:{c}" for c in CHECKS if row[f"is_{c}"]]
+        assert doc["tags"] == [t for t in old if t not in run.info["tags"]] + mine
+        assert doc["last_modified_at"].replace(tzinfo=timezone.utc) >= before
+    assert sorted(tags_used) == sorted({t for d in docs.values() for t in d["tags"]
+                                        if t.startswith(f"{KEY}:")})
+    # the edge values, as FiftyOne reads them back
+    def read(field, r):
+        return by_path(demo_ds, f"{KEY}.{field}")[df["path"][r]]
+
+    assert read("outlier_score", 0) is None and read("duplicate_group", 0) is None
+    assert read("exact_group", 0) == 2**40 and math.copysign(1, read("sharpness", 0)) == -1
+    assert read("suggested_label", 1) == "čaj ☕" and read("invalid_reason", 1) == ""
+    assert read("conflict_labels", 1) == ["a", "ü"]
+    assert read("leak_partners", 2) == [sid_of_id[ids[0]], sid_of_id[ids[1]]]
+    assert read("nearest_id", 2) is None and read("suggested_label", 2) is None
 
 
 def test_updates_beyond_the_command_size_limit_are_split(demo_ds, monkeypatch):
@@ -173,7 +217,7 @@ def test_updates_beyond_the_command_size_limit_are_split(demo_ds, monkeypatch):
     partners) is sent in halves, and every sample still gets its update."""
     import vislint.integrations.fiftyone as vfo
 
-    coll = demo_ds._sample_collection
+    coll = vfo._samples_collection(demo_ds)
     ids = [d["_id"] for d in coll.find({}, {"_id": 1}).limit(24)]
     blob = "x" * (1 << 20)  # 1 MiB a sample: 24 MiB in one command
     sent = []
@@ -239,6 +283,13 @@ def test_view_scan_label_and_split_variants(demo_ds, fo_db):
     scanned = set(view.values("id"))
     written = demo_ds.exists("viewscan")
     assert set(written.values("id")) == scanned  # only the view's samples
+    # a patches view's samples are generated, not the dataset's: refused, nothing written
+    one = demo_ds.first()
+    one["boxes"] = fo.Detections(detections=[fo.Detection(label="x", bounding_box=[0, 0, 1, 1])])
+    one.save()
+    with pytest.raises(ValueError, match="not a PatchesView"):
+        vfo.scan(demo_ds.to_patches("boxes"), key="patches", progress=False)
+    assert not demo_ds.has_sample_field("patches")
     paths = view.values("filepath")
     labels = dict(zip(res.images.path, res.images.label))
     gt = dict(zip(paths, view.values("ground_truth.label")))

@@ -11,11 +11,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "analyze.hpp"
-#include "bson.hpp"
 #include "descriptor.hpp"
 #include "graph.hpp"
 #include "hashes.hpp"
@@ -462,119 +460,6 @@ py::tuple rotation_verify_py(const py::array& polar, const py::array& a, const p
 
 }  // namespace
 
-// Columns for BSON update statements (see bson.hpp), checked once, then encoded batch by batch.
-class BsonColumns {
-public:
-    explicit BsonColumns(const py::list& specs) {
-        rows_ = -1;
-        for (const py::handle& h : specs) {
-            py::tuple spec = py::reinterpret_borrow<py::tuple>(h);
-            if (spec.size() < 3) throw py::value_error("a column is (name, kind, arrays...)");
-            vislint::bson::Column c;
-            c.name = spec[0].cast<std::string>();
-            std::string kind = spec[1].cast<std::string>();
-            std::int64_t len = 0;
-            if (kind == "double" && spec.size() == 3) {
-                auto a = keep<double>(spec[2]);
-                c.kind = vislint::bson::Kind::Double, c.doubles = a.data(), len = a.size();
-            } else if (kind == "bool" && spec.size() == 3) {
-                auto a = keep<std::uint8_t>(spec[2]);
-                c.kind = vislint::bson::Kind::Bool, c.bools = a.data(), len = a.size();
-            } else if (kind == "int" && spec.size() == 3) {
-                auto a = keep<std::int64_t>(spec[2]);
-                c.kind = vislint::bson::Kind::Int, c.ints = a.data(), len = a.size();
-            } else if (kind == "string" && spec.size() == 5) {
-                c.kind = vislint::bson::Kind::String;
-                len = strings(spec, 2, c.strings);
-            } else if (kind == "strings" && spec.size() == 6) {
-                c.kind = vislint::bson::Kind::StringList;
-                len = lists(spec, 2, c.lists);
-            } else {
-                throw py::value_error("column " + c.name + ": kind must be double, bool or int "
-                                      "(one array), string (present, offsets, data) or strings "
-                                      "(present, starts, item offsets, item data); got " + kind);
-            }
-            if (rows_ >= 0 && len != rows_)
-                throw py::value_error("column " + c.name + " has " + std::to_string(len) +
-                                      " rows, the others " + std::to_string(rows_));
-            rows_ = len;
-            columns_.push_back(std::move(c));
-        }
-        if (rows_ < 0) rows_ = 0;
-    }
-
-    py::tuple set_updates(const std::string& key, const std::string& cls, const carray<std::int64_t>& rows,
-                          const py::bytes& oids, std::int64_t now_ms, const py::tuple& tag_spec) {
-        const std::int64_t n = rows.size();
-        std::string_view ids(PyBytes_AS_STRING(oids.ptr()), PyBytes_GET_SIZE(oids.ptr()));
-        if (static_cast<std::int64_t>(ids.size()) != 12 * n)
-            throw py::value_error("oids must hold 12 bytes per sample");
-        for (std::int64_t j = 0; j < n; ++j)
-            if (rows.data()[j] < 0 || rows.data()[j] >= rows_)
-                throw py::value_error("rows must be in [0, " + std::to_string(rows_) + ")");
-        vislint::bson::StringLists tags;
-        BsonColumns batch(py::list{});  // keeps the tag arrays alive for this call
-        if (batch.lists(tag_spec, 0, tags) != n) throw py::value_error("tags must have one entry per sample");
-        auto offsets = carray<std::int64_t>(n + 1);
-        std::vector<char> out;
-        {
-            py::gil_scoped_release nogil;
-            vislint::bson::encode_set_updates(key, cls, columns_, rows.data(), n,
-                                              reinterpret_cast<const std::uint8_t*>(ids.data()),
-                                              now_ms, tags, out, offsets.mutable_data());
-        }
-        return py::make_tuple(py::bytes(out.data(), out.size()), offsets);
-    }
-
-private:
-    template <class T>
-    carray<T> keep(const py::handle& obj) {
-        auto a = carray<T>::ensure(obj);
-        if (!a || a.ndim() != 1) throw py::value_error("BSON columns are 1-d arrays");
-        arrays_.push_back(a);
-        return a;
-    }
-    std::string_view keep_bytes(const py::handle& obj) {
-        py::bytes b = py::reinterpret_borrow<py::bytes>(obj);
-        if (!PyBytes_Check(obj.ptr())) throw py::value_error("string data must be bytes");
-        arrays_.push_back(b);
-        return std::string_view(PyBytes_AS_STRING(obj.ptr()), PyBytes_GET_SIZE(obj.ptr()));
-    }
-    // (present, offsets, data) from spec[at:]; returns the number of rows
-    std::int64_t strings(const py::tuple& spec, std::size_t at, vislint::bson::Strings& s) {
-        auto present = keep<std::uint8_t>(spec[at]);
-        auto offsets = keep<std::int64_t>(spec[at + 1]);
-        std::string_view data = keep_bytes(spec[at + 2]);
-        check_offsets(offsets, present.size(), static_cast<std::int64_t>(data.size()));
-        s.present = present.data(), s.offsets = offsets.data(), s.data = data.data();
-        return present.size();
-    }
-    // (present, starts, item offsets, item data) from spec[at:]; returns the number of rows
-    std::int64_t lists(const py::tuple& spec, std::size_t at, vislint::bson::StringLists& l) {
-        if (spec.size() != at + 4) throw py::value_error("string lists are (present, starts, item offsets, item data)");
-        auto present = keep<std::uint8_t>(spec[at]);
-        auto starts = keep<std::int64_t>(spec[at + 1]);
-        auto offsets = keep<std::int64_t>(spec[at + 2]);
-        std::string_view data = keep_bytes(spec[at + 3]);
-        check_offsets(offsets, offsets.size() - 1, static_cast<std::int64_t>(data.size()));
-        check_offsets(starts, present.size(), offsets.size() - 1);
-        l.present = present.data(), l.starts = starts.data();
-        l.items.offsets = offsets.data(), l.items.data = data.data();
-        return present.size();
-    }
-    // offsets: n + 1 non-decreasing values from 0 within [0, end]
-    static void check_offsets(const carray<std::int64_t>& o, std::int64_t n, std::int64_t end) {
-        if (n < 0 || o.size() != n + 1 || o.data()[0] != 0 || o.data()[n] > end)
-            throw py::value_error("offsets must hold n + 1 values from 0 to at most the data's length");
-        for (std::int64_t i = 0; i < n; ++i)
-            if (o.data()[i + 1] < o.data()[i]) throw py::value_error("offsets must not decrease");
-    }
-
-    std::vector<vislint::bson::Column> columns_;
-    std::vector<py::object> arrays_;  // what the columns point into
-    std::int64_t rows_ = 0;
-};
-
 PYBIND11_MODULE(_native, m) {
     m.doc() =
         "vislint native core: per-image statistics, perceptual hashes, the built-in\n"
@@ -897,41 +782,5 @@ Args:
 Returns:
     (tiles uint8[N, 128, 128, 3], stats float32[N, len(STAT_NAMES)],
     hashes uint64[N, 2], descriptors float32[N, DESCRIPTOR_DIM]).
-)doc");
-
-    py::class_<BsonColumns>(m, "BsonColumns", R"doc(Columns of per-row documents, encoded as BSON update statements.
-
-For bulk writes of one embedded document per sample (the FiftyOne integration): pymongo
-sends the statements as they are (bson.raw_bson.RawBSONDocument), with no Python dict
-per sample. Each column is a tuple:
-    (name, "double", float64[R])      left out where NaN
-    (name, "bool", uint8[R])
-    (name, "int", int64[R])           left out where negative; int32 when it fits
-    (name, "string", present uint8[R], offsets int64[R + 1], UTF-8 bytes)
-    (name, "strings", present uint8[R], starts int64[R + 1], item offsets int64[M + 1],
-     item UTF-8 bytes)                a list of strings per row: items starts[r]..starts[r+1]
-All columns have the same number of rows R. Raises ValueError for inconsistent arrays.
-)doc")
-        .def(py::init<const py::list&>(), py::arg("columns"))
-        .def("set_updates", &BsonColumns::set_updates, py::arg("key"), py::arg("cls"),
-             py::arg("rows"), py::arg("oids"), py::arg("now_ms"), py::arg("tags"),
-             R"doc(Encode one update statement per sample.
-
-Statement j: {"q": {"_id": ObjectId(oids[12j:12j+12])}, "u": {"$set": {key: {"_cls": cls,
-<the columns at row rows[j]>}, "last_modified_at": <UTC datetime now_ms>, "tags": <tags of
-j, where present>}}}.
-
-Args:
-    key: the embedded document's field name.
-    cls: its "_cls" value.
-    rows: int64[n], the row of each sample.
-    oids: bytes, the 12-byte ObjectIds of the samples, concatenated.
-    now_ms: milliseconds since the Unix epoch (UTC).
-    tags: (present uint8[n], starts int64[n + 1], item offsets, item bytes), as a
-        "strings" column by sample.
-
-Returns:
-    (bytes, int64[n + 1]): the statements, back to back; statement j is
-    bytes[offsets[j]:offsets[j + 1]].
 )doc");
 }

@@ -14,45 +14,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BsonColumns', 'DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'hamming_distance', 'have_jpeg', 'image_stats', 'label_tally', 'perceptual_hashes', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images']
-class BsonColumns:
-    """
-    Columns of per-row documents, encoded as BSON update statements.
-    
-    For bulk writes of one embedded document per sample (the FiftyOne integration): pymongo
-    sends the statements as they are (bson.raw_bson.RawBSONDocument), with no Python dict
-    per sample. Each column is a tuple:
-        (name, "double", float64[R])      left out where NaN
-        (name, "bool", uint8[R])
-        (name, "int", int64[R])           left out where negative; int32 when it fits
-        (name, "string", present uint8[R], offsets int64[R + 1], UTF-8 bytes)
-        (name, "strings", present uint8[R], starts int64[R + 1], item offsets int64[M + 1],
-         item UTF-8 bytes)                a list of strings per row: items starts[r]..starts[r+1]
-    All columns have the same number of rows R. Raises ValueError for inconsistent arrays.
-    """
-    def __init__(self, columns: list) -> None:
-        ...
-    def set_updates(self, key: str, cls: str, rows: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], oids: bytes, now_ms: typing.SupportsInt | typing.SupportsIndex, tags: tuple) -> tuple:
-        """
-        Encode one update statement per sample.
-        
-        Statement j: {"q": {"_id": ObjectId(oids[12j:12j+12])}, "u": {"$set": {key: {"_cls": cls,
-        <the columns at row rows[j]>}, "last_modified_at": <UTC datetime now_ms>, "tags": <tags of
-        j, where present>}}}.
-        
-        Args:
-            key: the embedded document's field name.
-            cls: its "_cls" value.
-            rows: int64[n], the row of each sample.
-            oids: bytes, the 12-byte ObjectIds of the samples, concatenated.
-            now_ms: milliseconds since the Unix epoch (UTC).
-            tags: (present uint8[n], starts int64[n + 1], item offsets, item bytes), as a
-                "strings" column by sample.
-        
-        Returns:
-            (bytes, int64[n + 1]): the statements, back to back; statement j is
-            bytes[offsets[j]:offsets[j + 1]].
-        """
+__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'hamming_distance', 'have_jpeg', 'image_stats', 'label_tally', 'perceptual_hashes', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images']
 def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> tuple:
     """
     Everything per image in one call: tile, statistics, hashes, descriptor.
