@@ -12,7 +12,8 @@ Python's ``-m vislint``); point it at a non-editable install, e.g.
 ``.venv-rel/bin/vislint``, because an editable install spends about 1 s per
 process start checking whether the C++ core needs a rebuild.
 
-It reports the median wall time, images/s, the ratio, CPU use (user + system
+With ``--python-call`` it also times ``vislint.scan()`` called from Python (a third tool in
+the same alternation). It reports the median wall time, images/s, the ratio, CPU use (user + system
 time of the process and its children / wall) and peak memory of each,
 vislint's per-stage times, and the rate of ``decode_batch`` alone (JPEG
 decoding to tiles in threads, for reference).
@@ -42,6 +43,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "intel-scenes-sample"
+
+PYTHON_CALL_CODE = """
+import json, sys
+import vislint
+res = vislint.scan(sys.argv[1], out=sys.argv[2], progress=False)
+print(json.dumps({"timings": res.info["timings"]}))
+"""
+"""``vislint.scan()`` called from Python, as most users call it (timed with --python-call)."""
 
 FASTDUP_CODE = """
 import fastdup, sys
@@ -114,13 +123,15 @@ def run_measured(cmd: list[str], env: dict | None = None, memory: bool = True) -
 
 
 def side_by_side(vislint: list[str], scan_args: list[str], data: Path, runs: int,
-                 fastdup_python: str | None) -> tuple[dict[str, list[dict]], dict[str, float]]:
-    """``runs`` timed runs of ``vislint scan DATA ... scan_args`` and of fastdup (when
+                 fastdup_python: str | None, python_call: str | None = None
+                 ) -> tuple[dict[str, list[dict]], dict[str, float]]:
+    """``runs`` timed runs of ``vislint scan DATA ... scan_args``, of ``vislint.scan()`` called
+    from the Python ``python_call`` (when given, without scan_args) and of fastdup (when
     ``fastdup_python`` is given), alternating, each from nothing; then one more run of each
     that samples its memory. Returns the timed runs per tool and the peak PSS (MiB) per tool."""
     fd_env = {**os.environ, "FASTDUP_PRODUCTION": "1", "SENTRY_OPT_OUT": "1"}
-    results: dict[str, list[dict]] = {"vislint": [], "fastdup": []}
-    peaks = {"vislint": 0.0, "fastdup": 0.0}
+    results: dict[str, list[dict]] = {"vislint": [], "python": [], "fastdup": []}
+    peaks = {"vislint": 0.0, "python": 0.0, "fastdup": 0.0}
     for r in range(runs + 1):
         memory = r == runs
         with tempfile.TemporaryDirectory() as w:
@@ -132,6 +143,14 @@ def side_by_side(vislint: list[str], scan_args: list[str], data: Path, runs: int
                 peaks["vislint"] = res["mem_mib"]
             else:
                 results["vislint"].append(res)
+        if python_call:
+            with tempfile.TemporaryDirectory() as w:
+                res = run_measured([python_call, "-c", PYTHON_CALL_CODE, str(data), w], memory=memory)
+                res["timings"] = json.loads(res.pop("stdout"))["timings"]
+                if memory:
+                    peaks["python"] = res["mem_mib"]
+                else:
+                    results["python"].append(res)
         if fastdup_python:
             with tempfile.TemporaryDirectory() as w:
                 res = run_measured([fastdup_python, "-c", FASTDUP_CODE, w, str(data)], fd_env,
@@ -169,10 +188,11 @@ def tool_lines(results: dict[str, list[dict]], peaks: dict[str, float], n: int, 
     runs of :func:`side_by_side` over ``n`` images; report["ratio"] = vislint's images/s over
     fastdup's when both were measured."""
     lines = []
-    for tool in ("vislint", "fastdup"):
-        if not results[tool]:
-            lines.append(f"  {tool:<8} not measured" + ("" if tool == "vislint" else
-                         " (fastdup not installed: pass --fastdup-python)"))
+    for tool in ("vislint", "python", "fastdup"):
+        if not results.get(tool):
+            if tool != "python":
+                lines.append(f"  {tool:<8} not measured" + ("" if tool == "vislint" else
+                             " (fastdup not installed: pass --fastdup-python)"))
             continue
         wall = statistics.median(x["wall"] for x in results[tool])
         cpu = statistics.median(x["cpu_pct"] for x in results[tool])
@@ -182,6 +202,8 @@ def tool_lines(results: dict[str, list[dict]], peaks: dict[str, float], n: int, 
                      f"  peak memory {peaks[tool]:6.0f} MiB (PSS, process tree)")
     if results["vislint"] and results["fastdup"]:
         report["ratio"] = report["vislint"]["images_per_s"] / report["fastdup"]["images_per_s"]
+    if results.get("python") and results["fastdup"]:
+        report["python_ratio"] = report["python"]["images_per_s"] / report["fastdup"]["images_per_s"]
     return lines
 
 
@@ -217,15 +239,22 @@ def side_by_side_parser(doc: str) -> argparse.ArgumentParser:
 
 
 def main() -> int:
-    args = side_by_side_parser(__doc__).parse_args()
+    ap = side_by_side_parser(__doc__)
+    ap.add_argument("--python-call", action="store_true",
+                    help="also time vislint.scan() called from Python (the Python beside "
+                         "--vislint), alternating with the command")
+    args = ap.parse_args()
     if not args.data.is_dir():
         print(f"no data at {args.data}; pass --data DIR", file=sys.stderr)
         return 2
     n = count_images(args.data)
     have_fd = bool(args.fastdup_python) and Path(args.fastdup_python).exists()
     vislint = [args.vislint] if args.vislint else [sys.executable, "-m", "vislint"]
+    python_call = None
+    if args.python_call:  # the Python of the vislint executable timed, or this one
+        python_call = str(Path(args.vislint).with_name("python")) if args.vislint else sys.executable
     results, peaks = side_by_side(vislint, [], args.data, args.runs,
-                                  args.fastdup_python if have_fd else None)
+                                  args.fastdup_python if have_fd else None, python_call)
 
     report = {"images": n, "cores": os.cpu_count(), "runs": args.runs, "data": str(args.data)}
     report["load_average"] = os.getloadavg()
@@ -234,6 +263,9 @@ def main() -> int:
     lines += tool_lines(results, peaks, n, report)
     if "ratio" in report:
         lines.append(f"  ratio    vislint is {report['ratio']:.1f}× fastdup's images/s")
+    if "python_ratio" in report:
+        lines.append(f"  ratio    vislint.scan() from Python is {report['python_ratio']:.1f}× "
+                     "fastdup's images/s")
     lines.append(stage_line(results["vislint"], report))
     rate = decode_only_rate(args.data)
     report["decode_only_images_per_s"] = rate

@@ -13,17 +13,14 @@ views, and keep the run so it can be listed, reloaded and deleted.
 
 What a scan with key ``K`` writes on the dataset:
 
-- **Field** ``K``: an embedded document on every scanned sample, with the columns of
-  :meth:`vislint.ScanResults.to_dataframe` that a reviewer filters and sorts on:
-  ``<check>_score`` (in [0, 1], higher = worse; None where the check does not apply) and
-  ``is_<check>`` for every check, ``invalid_reason``, ``exact_group``,
-  ``duplicate_group`` (None outside groups), ``is_representative`` (the member the keep
-  policy keeps), ``duplicate_of`` and ``nearest_id`` (FiftyOne sample ids),
-  ``nearest_similarity``, ``leak_partners`` (sample ids), ``suggested_label``,
-  ``label_agreement``, ``conflict_labels``, ``outlier_z`` and the statistics
-  ``sharpness``, ``lum_p05``, ``lum_p95``, ``entropy``.
+- **Field** ``K``: an embedded document on every scanned sample, with what every check of
+  :mod:`vislint.vocabulary` writes: ``<check>_score`` (in [0, 1], higher = worse; None where
+  the check does not apply), ``is_<check>`` and its evidence (e.g. ``duplicate_group``, None
+  outside groups; ``duplicate_of``, ``nearest_id`` and ``leak_partners`` as FiftyOne sample
+  ids; ``suggested_label``; the statistic of a quality check), and ``is_representative``
+  (the member of a duplicate group the keep policy keeps).
 - **Sample tags** ``K:<check>`` on the samples each check flags.
-- **Saved views** ``"K: <title>"`` (see :data:`VIEWS`): duplicates, leaks and label
+- **Saved views** ``"K: <title>"`` (see :func:`views`): duplicates, leaks and label
   conflicts group by group (the kept member first, so copies sit side by side), the others
   worst first.
 - **A run** ``K`` (FiftyOne's custom runs): the scan's parameters, thresholds and versions in
@@ -60,26 +57,48 @@ from fiftyone import ViewField as F
 
 import vislint
 from vislint.catalog import canonical_split
-from vislint.results import CHECKS
+from vislint import vocabulary
 
-VIEWS = {
-    "duplicates": "exact or near duplicates, group by group",
-    "leaks": "duplicates across splits, group by group",
-    "label conflicts": "groups holding several labels, and images their neighbours disagree with",
-    "outliers": "far from everything else, most isolated first",
-    "invalid": "files that could not be used",
-    "blurry": "worst first", "dark": "worst first", "bright": "worst first",
-    "low information": "worst first", "odd size": "worst first", "grayscale": "worst first",
-}
-"""Saved view titles (the view is named ``"<key>: <title>"``) and what each shows."""
+def views() -> dict[str, str]:
+    """Saved view titles (the view is named ``"<key>: <title>"``) and what each shows, from the
+    checks' records (:mod:`vislint.vocabulary`; checks sharing a ``view`` share the view)."""
+    out: dict[str, str] = {}
+    for title, checks in _view_checks().items():
+        groups = any(c.unit == "group" for c in checks)
+        out[title] = (", ".join(c.title for c in checks)
+                      + (", group by group" if groups else ", worst first"))
+    return out
 
-_VIEW_CHECKS = {"outliers": "outlier", "invalid": "invalid", "blurry": "blurry", "dark": "dark",
-                "bright": "bright", "low information": "low_information",
-                "odd size": "odd_size", "grayscale": "grayscale"}
 
-_FLOATS = ["nearest_similarity", "label_agreement", "outlier_z", "sharpness", "lum_p05",
-           "lum_p95", "entropy"]
-_STRINGS = ["invalid_reason", "suggested_label"]
+def _view_checks() -> dict[str, list]:
+    """{view title: the records of its checks}, in order."""
+    out: dict[str, list] = {}
+    for c in vocabulary.checks():
+        if c.view:
+            out.setdefault(c.view, []).append(c)
+    return out
+
+
+_FIELD_TYPES = {"float": fo.FloatField, "int": fo.IntField, "bool": fo.BooleanField,
+                "str": fo.StringField, "id": fo.StringField, "ids": fo.ListField,
+                "labels": fo.ListField}
+"""The FiftyOne field type of each kind of evidence column (:data:`vislint.vocabulary.EVIDENCE_KINDS`):
+``id`` and ``ids`` hold FiftyOne sample ids, ``labels`` a list of labels."""
+
+
+def _subfields() -> dict[str, type]:
+    """{subfield of the run's field: FiftyOne field type}: every check's score, flag and
+    evidence (see the module docstring), and ``is_representative``."""
+    fields = {}
+    for c in vocabulary.checks():
+        if c.scored:
+            fields[c.score] = fo.FloatField
+        fields[c.flag] = fo.BooleanField
+        fields.update((column, _FIELD_TYPES[kind]) for column, kind in c.evidence)
+    if "duplicate_group" in fields:
+        fields["is_representative"] = fo.BooleanField
+    return fields
+
 
 WRITERS = 2
 """Threads sending update commands in :func:`_write`, each with its share of the samples."""
@@ -123,9 +142,9 @@ class VislintRun:
         return list(self.info.get("views", []))
 
     def view(self, title: str) -> fo.DatasetView:
-        """The saved view ``"<key>: <title>"`` (titles: :data:`VIEWS`)."""
-        if title not in VIEWS:
-            raise ValueError(f"unknown view {title!r}; choose one of {', '.join(VIEWS)}")
+        """The saved view ``"<key>: <title>"`` (titles: :func:`views`)."""
+        if title not in views():
+            raise ValueError(f"unknown view {title!r}; choose one of {', '.join(views())}")
         return self.dataset.load_saved_view(view_name(self.key, title))
 
 
@@ -134,9 +153,10 @@ def view_name(key: str, title: str) -> str:
     return f"{key}: {title}"
 
 
-def scan(collection, *, label_field: str | None = None, split_field=None, features="builtin",
+def scan(collection, *, label_field: str | None = None, split_field=None, embeddings=None,
          key: str = "vislint", out=None, thresholds=None, threads: int = 0,
-         embeddings_field: str | None = None, progress: bool = True, **scan_kwargs) -> VislintRun:
+         embeddings_field: str | None = None, progress: bool = True, features=None,
+         **scan_kwargs) -> VislintRun:
     """Scan the images of a dataset or view and write the findings onto the dataset.
 
     collection: a ``fo.Dataset`` or any view of its samples (image media only; not a
@@ -144,9 +164,10 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
     label_field: a Classification, Detections/Polylines/Classifications or string field
         (see the module docstring); None = no labels.
     split_field: ``"tags"``, a string field, or a dict {split name: view}; None = no splits.
-    features: ``"builtin"`` (default, no model), the name of a vector field already on the
-        samples (e.g. a model's embeddings), or an array with one row per sample of
-        ``collection`` in its order.
+    embeddings: what the images show, for the label vote and outliers (never for copies):
+        the name of a vector field already on the samples (e.g. a model's embeddings), an
+        array with one row per sample of ``collection`` in its order, or what
+        :func:`vislint.scan` takes (an ONNX model); None (default) = none.
     key: run key (default "vislint"); names the field, tag prefix and views. Scanning again
         with the same key replaces that run's output. A key whose field, tags or views exist
         but were not written by the vislint run of that key is refused (ValueError).
@@ -156,7 +177,11 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
         visualisation and similarity can use them); None (default) = don't. It must be a new
         field, or one that an earlier scan with this key created.
     progress: show progress bars.
+    features: the old name of ``embeddings`` (deprecated; "builtin" = None).
     """
+    from vislint.pipeline import embeddings_argument
+
+    embeddings = embeddings_argument(embeddings, features)
     _check_key(key)
     if collection.media_type != "image":
         raise ValueError(f"vislint scans images; this collection's media type is "
@@ -173,17 +198,17 @@ def scan(collection, *, label_field: str | None = None, split_field=None, featur
         raise ValueError("the collection has no samples")
     sample_ids = [str(o) for o in oids]
     frame = _catalog_frame(collection, sample_ids, paths, old_tags, label_field, split_field)
-    if isinstance(features, str) and features != "builtin":
-        features = _vector_field(collection, features)
+    if isinstance(embeddings, str) and collection.has_sample_field(embeddings):
+        embeddings = _vector_field(collection, embeddings)
     first = _first_rows(paths)
-    if not isinstance(features, str):
-        features = np.asarray(features)
-        if features.ndim != 2 or len(features) != len(paths):
-            raise ValueError(f"features must have one row per sample ({len(paths)}), got shape "
-                             f"{features.shape}")
-        features = features[first]
+    if embeddings is not None and not isinstance(embeddings, (str, vislint.features.Onnx)):
+        embeddings = np.asarray(embeddings)
+        if embeddings.ndim != 2 or len(embeddings) != len(paths):
+            raise ValueError(f"embeddings must have one row per sample ({len(paths)}), got shape "
+                             f"{embeddings.shape}")
+        embeddings = embeddings[first]
 
-    res = vislint.scan(frame.iloc[first].reset_index(drop=True), out=out, features=features,
+    res = vislint.scan(frame.iloc[first].reset_index(drop=True), out=out, embeddings=embeddings,
                        thresholds=thresholds, threads=threads, progress=progress, **scan_kwargs)
     # every sample gets its file's row (samples sharing a file share its findings)
     row_of_path = {p: i for i, p in enumerate(frame["path"].iloc[first])}
@@ -249,7 +274,7 @@ def check_names(dataset, key: str, embeddings_field: str | None = None) -> dict:
                              f"{dataset.name!r}{mine}; a scan with key={key!r} would add to it "
                              f"and its deletion remove it: choose another key")
     ours = set(previous.get("views", []))
-    for title in VIEWS:
+    for title in views():
         name = view_name(key, title)
         if name not in ours and dataset.has_saved_view(name):
             raise ValueError(f"the saved view {name!r} already exists on dataset "
@@ -384,7 +409,7 @@ def _check_key(key: str) -> None:
 def _run_tags(key: str) -> list[str]:
     """Every sample tag vislint may write under ``key``: one per check, and the two of
     :func:`resolve_duplicates`."""
-    return [f"{key}:{check}" for check in CHECKS] + [f"{key}:keep", f"{key}:remove"]
+    return [f"{key}:{check}" for check in vocabulary.names()] + [f"{key}:keep", f"{key}:remove"]
 
 
 def _record_tags(dataset, key: str, tags: list[str]) -> None:
@@ -528,12 +553,12 @@ def _splits(collection, sample_ids, tags, split_field) -> list[str | None]:
 
 def _vector_field(collection, field: str) -> np.ndarray:
     if not collection.has_sample_field(field):
-        raise ValueError(f"features={field!r}: no such field; pass 'builtin', a vector field "
+        raise ValueError(f"embeddings={field!r}: no such field; pass a vector field "
                          f"name or an array")
     vals = collection.values(field)
     missing = [i for i, v in enumerate(vals) if v is None]
     if missing:
-        raise ValueError(f"features field {field!r} is empty on {len(missing)} samples (first: "
+        raise ValueError(f"embeddings field {field!r} is empty on {len(missing)} samples (first: "
                          f"sample {collection.values('id')[missing[0]]}); compute it for every "
                          f"sample or scan a view without those samples")
     return np.stack([np.asarray(v, np.float32).ravel() for v in vals])
@@ -576,30 +601,30 @@ class _Updates:
         # object (None = no value) arrays; first what FiftyOne itself stores in an embedded
         # document of this class (its "_cls")
         columns = {k: objects([v] * n) for k, v in fo.DynamicEmbeddedDocument().to_dict().items()}
-        for check in CHECKS:
-            if check != "invalid":
-                columns[f"{check}_score"] = df[f"{check}_score"].to_numpy(np.float64)
-            columns[f"is_{check}"] = df[f"is_{check}"].to_numpy(bool)
-        columns.update((c, df[c].to_numpy(np.float64)) for c in _FLOATS)
-        columns.update((c, objects(_strings(df[c]))) for c in _STRINGS)
-        columns.update((c, df[c].to_numpy(np.int64)) for c in ("exact_group", "duplicate_group"))
-        dup_of = _strings(df["duplicate_of"])  # None for a group's representative
-        columns["is_representative"] = ((columns["duplicate_group"] >= 0)
-                                        & np.array([d is None for d in dup_of], bool))
-        columns["duplicate_of"] = objects([sid_of_id[d] if d else None for d in dup_of])
-        columns["nearest_id"] = objects([sid_of_id[x] if x else None
-                                         for x in _strings(df["nearest_id"])])
-        columns["leak_partners"] = objects([[sid_of_id[p] for p in x.split(";")] if x else None
-                                            for x in _strings(df["leak_partners"])])
-        columns["conflict_labels"] = objects([x.split("|") if x else None
-                                              for x in _strings(df["conflict_labels"])])
+        convert = {
+            "float": lambda c: df[c].to_numpy(np.float64), "int": lambda c: df[c].to_numpy(np.int64),
+            "bool": lambda c: df[c].to_numpy(bool), "str": lambda c: objects(_strings(df[c])),
+            "id": lambda c: objects([sid_of_id[x] if x else None for x in _strings(df[c])]),
+            "ids": lambda c: objects([[sid_of_id[p] for p in x.split(";")] if x else None
+                                      for x in _strings(df[c])]),
+            "labels": lambda c: objects([x.split("|") if x else None for x in _strings(df[c])]),
+        }
+        checks = [c for c in vocabulary.checks() if c.flag in df.columns]
+        for check in checks:
+            if check.scored:
+                columns[check.score] = df[check.score].to_numpy(np.float64)
+            columns[check.flag] = df[check.flag].to_numpy(bool)
+            columns.update((c, convert[kind](c)) for c, kind in check.evidence)
+        if "duplicate_group" in columns:  # the member the keep policy keeps: no duplicate_of
+            columns["is_representative"] = ((columns["duplicate_group"] >= 0)
+                                            & np.array([d is None for d in columns["duplicate_of"]]))
         self._names, self._columns = list(columns), list(columns.values())
         row_tags = [[] for _ in range(n)]  # the tags each scanned file earns
         self.tags = []  # the tags used
-        for check in CHECKS:
-            flagged = np.flatnonzero(columns[f"is_{check}"])
+        for check in checks:
+            flagged = np.flatnonzero(columns[check.flag])
             if len(flagged):
-                self.tags.append(f"{key}:{check}")
+                self.tags.append(f"{key}:{check.name}")
                 for r in flagged.tolist():
                     row_tags[r].append(self.tags[-1])
         self._row_tags, self._previous = row_tags, set(previous_tags)
@@ -638,15 +663,6 @@ def _python_values(a: np.ndarray) -> list:
         out[np.isnan(a) if a.dtype.kind == "f" else a < 0] = None
         return out.tolist()
     return a.tolist()
-
-
-_SCHEMA = {**{f"{c}_score": fo.FloatField for c in CHECKS if c != "invalid"},
-           **{f"is_{c}": fo.BooleanField for c in CHECKS},
-           **{c: fo.FloatField for c in _FLOATS}, **{c: fo.StringField for c in _STRINGS},
-           "exact_group": fo.IntField, "duplicate_group": fo.IntField,
-           "is_representative": fo.BooleanField, "duplicate_of": fo.StringField,
-           "nearest_id": fo.StringField, "leak_partners": fo.ListField,
-           "conflict_labels": fo.ListField}
 
 
 def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_tags: list,
@@ -689,12 +705,18 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
             outside.untag_samples(old)
     from fiftyone.core.odm.utils import create_field
 
-    fields = [create_field(name, ftype, subfield=fo.StringField if ftype is fo.ListField else None)
-              for name, ftype in _SCHEMA.items()]
+    subfields = _subfields()
     if not dataset.has_sample_field(key):
+        fields = [create_field(name, ftype, subfield=fo.StringField if ftype is fo.ListField else None)
+                  for name, ftype in subfields.items()]
         dataset.add_sample_field(key, fo.EmbeddedDocumentField,
                                  embedded_doc_type=fo.DynamicEmbeddedDocument, fields=fields,
                                  description=f"vislint findings (run {key!r})")
+    else:  # a check added since the last scan with this key: declare its subfields too
+        for name, ftype in subfields.items():
+            if not dataset.has_sample_field(f"{key}.{name}"):
+                dataset.add_sample_field(f"{key}.{name}", ftype,
+                                         subfield=fo.StringField if ftype is fo.ListField else None)
     dataset.reload()
     return updates.tags
 
@@ -722,23 +744,25 @@ def _send_updates(coll, updates: list[dict]) -> None:
 
 
 def _save_views(dataset, key: str) -> list[str]:
-    """Save one view per check (see :data:`VIEWS`); returns the names saved."""
-    f = lambda name: F(f"{key}.{name}")  # noqa: E731
+    """Save one view per view title of the checks (see :func:`views`); returns the names saved."""
     group_order = [(f"{key}.duplicate_group", 1), (f"{key}.is_representative", -1),
                    ("filepath", 1)]
-    views = {
-        "duplicates": dataset.match(f("is_exact_duplicate") | f("is_near_duplicate"))
-                             .sort_by(group_order),
-        "leaks": dataset.match(f("is_leak")).sort_by(group_order),
-        "label conflicts": dataset.match(f("is_label_conflict")).sort_by(
-            [(f"{key}.label_conflict_score", -1)] + group_order),
-    }
-    for title, check in _VIEW_CHECKS.items():
-        order = [(f"{key}.{check}_score", -1)] if check != "invalid" else [(f"{key}.invalid_reason", 1)]
-        views[title] = dataset.match(f(f"is_{check}")).sort_by(order + [("filepath", 1)])
-    names = []
-    for title, view in views.items():
+    saved = {}
+    for title, checks in _view_checks().items():
+        flagged = F(f"{key}.{checks[0].flag}")
+        for c in checks[1:]:
+            flagged = flagged | F(f"{key}.{c.flag}")
+        first = checks[0]
+        if any(c.unit == "group" for c in checks):  # group by group (the worst first, for conflicts)
+            order = ([(f"{key}.{first.score}", -1)] if first.gallery == "conflict" else []) + group_order
+        elif first.scored:
+            order = [(f"{key}.{first.score}", -1), ("filepath", 1)]
+        else:  # (invalid files: by their first piece of evidence, the reason)
+            order = [(f"{key}.{first.evidence[0][0]}", 1), ("filepath", 1)]
+        saved[title] = dataset.match(flagged).sort_by(order)
+    names, descriptions = [], views()
+    for title, view in saved.items():
         name = view_name(key, title)
-        dataset.save_view(name, view, description=VIEWS[title], overwrite=True)
+        dataset.save_view(name, view, description=descriptions[title], overwrite=True)
         names.append(name)
     return names

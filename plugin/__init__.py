@@ -89,10 +89,12 @@ class ScanDataset(foo.Operator):
                                                    and n not in ("filepath", "id")],
                     default="tags" if ctx.dataset.distinct("tags") else "", label="Splits from",
                     description="'tags' (train/val/test sample tags), a string field, or empty")
-        inputs.enum("features", ["builtin"] + [n for n, f in schema.items()
-                                               if isinstance(f, (fo.VectorField, fo.ArrayField))],
-                    default="builtin", label="Features",
-                    description="builtin (no model) or an embeddings field on the samples")
+        inputs.enum("embeddings", [""] + [n for n, f in schema.items()
+                                          if isinstance(f, (fo.VectorField, fo.ArrayField))],
+                    default="", label="Embeddings",
+                    description="a model's embeddings field, for the label vote and outliers "
+                                "(copies are always judged by vislint's own descriptor); "
+                                "empty: none")
         # the key is free text: a name that is not vislint's (a label field, Brain's
         # "uniqueness", ...) is refused here, before the user can run the scan
         try:
@@ -125,7 +127,7 @@ class ScanDataset(foo.Operator):
 
         run = vfo.scan(target, label_field=ctx.params.get("label_field") or None,
                        split_field=ctx.params.get("split_field") or None,
-                       features=ctx.params.get("features") or "builtin",
+                       embeddings=ctx.params.get("embeddings") or None,
                        key=ctx.params.get("key") or "vislint", progress=progress)
         if not ctx.delegated:
             ctx.ops.reload_dataset()
@@ -153,10 +155,10 @@ class ShowIssues(foo.Operator):
         inputs = types.Object()
         if _key_input(inputs, ctx) is None:
             return types.Property(inputs)
-        titles = list(_vfo().VIEWS)
+        titles = list(_vfo().views())
         choices = types.RadioGroup()
         for t in titles:
-            choices.add_choice(t, label=t, description=_vfo().VIEWS[t])
+            choices.add_choice(t, label=t, description=_vfo().views()[t])
         inputs.enum("check", choices.values(), default="duplicates", required=True,
                     label="Check", view=choices)
         return types.Property(inputs, view=types.View(label="vislint: show issues"))

@@ -86,7 +86,7 @@ def test_scan_writes_fields_tags_views_and_a_run(demo_ds):
     for g in set(groups):
         first = groups.index(g)
         assert reps[first] and not any(reps[first + 1:first + groups.count(g)])
-    for title in vfo.VIEWS:
+    for title in vfo.views():
         assert demo_ds.has_saved_view(f"{KEY}: {title}")
     dark = demo_ds.load_saved_view(f"{KEY}: dark")
     assert set(dark.values("filepath")) == set(df.index[df.is_dark])
@@ -139,7 +139,7 @@ def test_written_documents_hold_the_values_and_leave_out_missing_ones(demo_ds):
     import bson
     import fiftyone as fo
     import vislint.integrations.fiftyone as vfo
-    from vislint.results import CHECKS
+    from vislint import vocabulary
 
     coll = vfo._samples_collection(demo_ds)
     assert coll.name == demo_ds._sample_collection_name  # the collection FiftyOne reads
@@ -171,8 +171,10 @@ def test_written_documents_hold_the_values_and_leave_out_missing_ones(demo_ds):
     sid_of_id = {}
     for sid, r in zip(sample_ids, rows):
         sid_of_id.setdefault(ids[r], sid)
-    columns = ([f"{c}_score" for c in CHECKS if c != "invalid"] + [f"is_{c}" for c in CHECKS]
-               + vfo._FLOATS + vfo._STRINGS + ["exact_group", "duplicate_group"])
+    # every check's score, flag and evidence (ids and lists are checked below)
+    columns = [c for check in vocabulary.checks()
+               for c in [check.score, check.flag] + [col for col, kind in check.evidence
+                                                     if kind in ("float", "int", "bool", "str")] if c]
     docs = {d["_id"]: d for d in coll.find({}, {KEY: 1, "tags": 1, "last_modified_at": 1})}
     assert len(docs) == len(oids)
     for oid, r, old in zip(oids, rows, old_tags):
@@ -195,7 +197,7 @@ def test_written_documents_hold_the_values_and_leave_out_missing_ones(demo_ds):
             want["conflict_labels"] = row["conflict_labels"].split("|")
         assert got == want, (r, {k: (got.get(k), want.get(k)) for k in set(got) | set(want)
                                  if got.get(k) != want.get(k)})
-        mine = [f"{KEY}:{c}" for c in CHECKS if row[f"is_{c}"]]
+        mine = [f"{KEY}:{c}" for c in vocabulary.names() if row[f"is_{c}"]]
         assert doc["tags"] == [t for t in old if t not in run.info["tags"]] + mine
         assert doc["last_modified_at"].replace(tzinfo=timezone.utc) >= before
     assert sorted(tags_used) == sorted({t for d in docs.values() for t in d["tags"]
@@ -300,8 +302,8 @@ def test_view_scan_label_and_split_variants(demo_ds, fo_db):
     vecs = np.array(view.values("vislint_vec"))
     assert vecs.shape == (60, res.features.shape[1])
     # a vector field on the samples can be the features of the next scan
-    run2 = vfo.scan(view, features="vislint_vec", key="fromfield", progress=False)
-    assert run2.results.info["params"]["features"].startswith("precomputed")
+    run2 = vfo.scan(view, embeddings="vislint_vec", key="fromfield", progress=False)
+    assert run2.results.info["params"]["embeddings"].startswith("precomputed")
     with pytest.raises(ValueError, match="label_field 'nope' is not a field"):
         vfo.scan(view, label_field="nope", progress=False)
     with pytest.raises(ValueError, match="key must be a Python identifier"):

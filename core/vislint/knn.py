@@ -152,9 +152,9 @@ def _ivf_search(faiss, x: np.ndarray, k: int):
     return np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
 
 
-def _similarities(x: np.ndarray, cand: np.ndarray, block: int = 1024) -> np.ndarray:
+def _similarities(x: np.ndarray, cand: np.ndarray, block: int = 256) -> np.ndarray:
     """float32[n, c]: the inner product of each row of ``x`` with its candidates ``cand``
-    (int64[n, c], -1 = none: -inf), block by block (~50 MB), summed in the same order for
+    (int64[n, c], -1 = none: -inf), block by block (a few MB), summed in the same order for
     any thread count (NumPy's einsum, no BLAS)."""
     sims = np.full(cand.shape, -np.inf, np.float32)
     for start in range(0, len(x), block):

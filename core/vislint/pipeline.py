@@ -78,7 +78,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     t = _thresholds(thresholds)
-    embeddings = _embeddings_option(embeddings, features)
+    embeddings = embeddings_argument(embeddings, features)
     threads = threads or os.cpu_count() or 1
     # a model is loaded and checked before the work dir is touched: a model that does not
     # fit fails fast and leaves nothing behind
@@ -179,7 +179,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     return results
 
 
-def _embeddings_option(embeddings, features):
+def embeddings_argument(embeddings, features):
     """``embeddings``, or the deprecated ``features`` it replaces ("builtin" = None)."""
     if features is None:
         return None if isinstance(embeddings, str) and embeddings == "builtin" else embeddings

@@ -47,9 +47,6 @@ manifest; still read)."""
 
 TABLES = ("images", "groups", "pairs")
 
-CHECKS = names()
-"""The built-in checks' names (kept for the FiftyOne adapter until it reads the vocabulary)."""
-
 
 class _Table:
     """A table attribute of :class:`ScanResults`: a pandas DataFrame when read (converted from

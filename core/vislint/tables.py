@@ -56,7 +56,7 @@ def _numeric(values: np.ndarray) -> pa.Array:
 def utf8(values) -> tuple[np.ndarray, np.ndarray, bytes]:
     """A sequence of str/None as (present bool[n], offsets int64[n + 1], UTF-8 bytes): value i
     is bytes[offsets[i]:offsets[i + 1]] where present (an empty span where not) — the layout
-    of an Arrow string column, and of the text columns of :class:`vislint._native.BsonColumns`.
+    of an Arrow string column.
     A string that is no valid Unicode (a file name that is not UTF-8, as Python reads it) is
     written with ``\\xNN`` escapes (:func:`vislint.catalog.printable`)."""
     values = list(values)
