@@ -15,7 +15,7 @@ import pytest
 import vislint
 from conftest import write_images
 
-N, BATCH = 400, 20
+N, BATCH = 600, 20
 
 
 @pytest.fixture(scope="module")

@@ -561,7 +561,7 @@ def describe_all(paths: list[str], cache, *, threads: int, progress, min_side: i
     rotation descriptions (:func:`_describe_chunk`), keyed by content hash. threads: worker
     processes (1 = in this process); results do not depend on it. progress: True for a
     progress bar, or a callable ``progress(done, total)`` called after every batch.
-    while_waiting: called in this process once the workers run. model, vectors: an ONNX
+    while_waiting: called on a thread of this process while the workers run. model, vectors: an ONNX
     :class:`vislint.features.Onnx` run in the workers too, and the cache of its vectors; a
     file is skipped only when both caches hold it. A file repeating the bytes of another
     file of the scan is described again but cached once.
@@ -573,15 +573,16 @@ def describe_all(paths: list[str], cache, *, threads: int, progress, min_side: i
     batches = [range(start, min(start + batch_size, n), CHUNK) for start in range(0, n, batch_size)]
     tasks = [("describe", paths[s:min(s + CHUNK, b.stop)], (min_side, max_pixels))
              for b in batches for s in b]
-    bar = None
+    bar = waiter = None
     with _workers(threads, len(tasks), skip, model) as run:
         parts = run(tasks)
         try:
             if progress and report is None:
                 from tqdm import tqdm
                 bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
-            if while_waiting is not None:
-                while_waiting()
+            if while_waiting is not None:  # beside the loop, so each batch is cached as it comes
+                waiter = threading.Thread(target=while_waiting, daemon=True)
+                waiter.start()
             for batch in batches:
                 described = []
                 for _ in batch:
@@ -604,6 +605,8 @@ def describe_all(paths: list[str], cache, *, threads: int, progress, min_side: i
         finally:
             if bar is not None:
                 bar.close()
+            if waiter is not None:
+                waiter.join()
     meta = {"ok": np.array([f.reason is None for f in infos], bool),
             "reason": [f.reason for f in infos], "message": [f.message for f in infos],
             "width": np.array([f.width for f in infos], np.int32),
