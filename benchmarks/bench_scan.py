@@ -16,7 +16,7 @@ With ``--python-call`` it also times ``vislint.scan()`` called from Python (a th
 the same alternation). It reports the median wall time, images/s, the ratio, CPU use (user + system
 time of the process and its children / wall) and peak memory of each,
 vislint's per-stage times, and the rate of ``decode_batch`` alone (JPEG
-decoding to tiles in threads, for reference).
+decoding to tiles in the worker processes, for reference).
 
 The timed runs are not disturbed by memory sampling (walking /proc every 20 ms costs a
 good part of one of the two cores): after them, one more run of each tool measures memory.
@@ -173,7 +173,7 @@ def count_images(data: Path) -> int:
 
 
 def decode_only_rate(data: Path) -> float:
-    """Images/s of decode_batch alone (threads on all cores), best of 3."""
+    """Images/s of decode_batch alone (worker processes on all cores), best of 3."""
     from vislint.catalog import build_catalog
     from vislint.decode import decode_batch
     paths = build_catalog(data).paths
@@ -272,7 +272,7 @@ def main() -> int:
     lines.append(stage_line(results["vislint"], report))
     rate = decode_only_rate(args.data)
     report["decode_only_images_per_s"] = rate
-    lines.append(f"  decode_batch alone (threads): {rate:,.0f} images/s; the whole scan runs at "
+    lines.append(f"  decode_batch alone (worker processes): {rate:,.0f} images/s; the whole scan runs at "
                  f"{report['vislint']['images_per_s'] / rate:.0%} of that rate")
     return finish(lines, report, args.json)
 
