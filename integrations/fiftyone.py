@@ -753,7 +753,9 @@ def _save_views(dataset, key: str) -> list[str]:
         for c in checks[1:]:
             flagged = flagged | F(f"{key}.{c.flag}")
         first = checks[0]
-        if any(c.unit == "group" for c in checks):  # group by group (the worst first, for conflicts)
+        if first.unit == "group" and first.group_column != "duplicate_group":
+            order = [(f"{key}.{first.group_column}", 1), ("filepath", 1)]
+        elif any(c.unit == "group" for c in checks):  # group by group (the worst first, for conflicts)
             order = ([(f"{key}.{first.score}", -1)] if first.gallery == "conflict" else []) + group_order
         elif first.scored:
             order = [(f"{key}.{first.score}", -1), ("filepath", 1)]

@@ -56,6 +56,10 @@ GROUP_VERDICTS = {
 """Verdict choices of the queues whose tasks are groups (label conflicts build theirs per
 task: "all should be <label>" / "label is right" / "change to <label>"); every queue of an
 image check offers "keep" and "remove"."""
+GROUP_QUEUES = ("duplicates", "leaks", "label conflicts")
+"""The group queues whose tasks :func:`findings` builds by hand."""
+OTHER_GROUP_VERDICTS = ["keep all", "remove the others, keep the first"]
+"""Verdict choices of any other group queue (e.g. similar content): keeping is suggested."""
 
 MODEL_VERSION = f"vislint-{vislint.__version__}"
 BATCH = 500
@@ -230,6 +234,13 @@ def _image_queues() -> dict[str, str]:
             if vocabulary.check(names[0]).unit == "image"}
 
 
+def _other_group_queues() -> dict[str, str]:
+    """{queue: check} of the group queues other than duplicates, leaks and label conflicts
+    (whose tasks are built by hand in :func:`findings`): one task per group of the check."""
+    return {q: names[0] for q, names in queues().items()
+            if vocabulary.check(names[0]).unit == "group" and q not in GROUP_QUEUES}
+
+
 def _vid(check: str, members: list[str]) -> str:
     return f"{check}:" + hashlib.blake2b(";".join(sorted(members)).encode(), digest_size=8).hexdigest()
 
@@ -286,6 +297,16 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
                             "score": float(df["label_conflict_score"].iat[r]),
                             "verdicts": verdicts, "suggested": verdicts[-1],
                             "vislint_id": _vid(queue, [ids[r]])})
+    for queue, check in _other_group_queues().items():  # e.g. similar content: nothing removed
+        if queue not in wanted:                              # unless a reviewer says so
+            continue
+        for _, grp in g[g["check"] == check].groupby("group", sort=True):
+            rows = [row_of[i] for i in grp["id"]]  # representative first
+            out.append({"queue": queue, "rows": rows, "sims": grp["similarity"].tolist(),
+                        "group": int(grp["group"].iat[0]),
+                        "score": float(np.nanmax([df[f"{check}_score"].iat[r] for r in rows])),
+                        "verdicts": OTHER_GROUP_VERDICTS, "suggested": OTHER_GROUP_VERDICTS[0],
+                        "vislint_id": _vid(queue, [ids[r] for r in rows])})
     for queue, check in _image_queues().items():
         if queue not in wanted or f"is_{check}" not in df.columns:
             continue
@@ -628,6 +649,10 @@ def _decision_rows(data: dict, verdict: str) -> list[dict]:
             verdict.split(" be ", 1)[1]
         return [row("label_conflict", "relabel", i, "", new) if lab != new else
                 row("label_conflict", "label_ok", i) for i, lab in zip(images, labels)]
+    check = _other_group_queues().get(queue)
+    if check:
+        return ([row(check, "keep", i) for i in images] if verdict == "keep all"
+                else [row(check, "remove", o, first) for o in others])
     check = _image_queues().get(queue)
     return [row(check, verdict, first)] if check else []
 

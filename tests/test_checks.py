@@ -14,6 +14,7 @@ from vislint.checks.labels import label_conflict
 from vislint.checks.leaks import leak
 from vislint.checks.outliers import outlier
 from vislint.checks.quality import dark, odd_size
+from vislint.checks.similar import similar_content
 from vislint.decisions import Decisions
 from vislint.knn import knn_graph
 from vislint.thresholds import Thresholds
@@ -149,6 +150,28 @@ def test_an_image_far_from_the_rest_is_an_outlier_in_the_semantic_space():
     assert r.columns["outlier_z"][29] > 6
 
 
+def test_similar_content_groups_semantic_neighbours_only_when_its_threshold_is_set():
+    rng = np.random.default_rng(4)
+    semantic = far(8, seed=11)
+    semantic[[1, 2]] = semantic[0] + rng.normal(0, 0.05, (2, 16))  # 0, 1, 2 show one thing
+    copy = far(8, seed=12)  # ... and are different photographs
+    off = similar_content(context(copy, semantic=semantic))
+    assert not off.flag.any() and not off.groups and not len(off.pairs)
+    assert off.score[0] > 0.99 and off.score[5] < 0.9  # the nearest semantic neighbour
+    on = similar_content(context(copy, semantic=semantic, labels=["a"] * 8, similar_content=0.95))
+    assert np.flatnonzero(on.flag).tolist() == [0, 1, 2]
+    [(g, rows, sims)] = on.groups
+    assert sorted(rows) == [0, 1, 2] and sims[0] == 1.0 and min(sims) > 0.95
+    assert on.columns["similar_group"][:3].tolist() == [g] * 3
+    assert [on.columns["similar_to"][r] for r in rows] == [None, f"id{rows[0]}", f"id{rows[0]}"]
+    assert sorted(map(tuple, on.pairs.tolist())) == [(0, 1), (0, 2), (1, 2)]
+    # without a semantic space there is nothing to group: copies are the duplicate checks' job
+    none = similar_content(context(copy, similar_content=0.5))
+    assert not none.flag.any() and np.isnan(none.score).all()
+    assert check("similar_content").rule_text() == "off (set the similar_content threshold)"
+    assert check("similar_content").rule_text({"similar_content": 0.9}) == "semantic cosine ≥ 0.9"
+
+
 def test_quality_checks_judge_statistics_and_size():
     stats = np.full((4, len(_native.STAT_NAMES)), 100.0)
     stats[2, _native.STAT_NAMES.index("lum_p95")] = 10.0  # very dark
@@ -168,8 +191,9 @@ def test_invalid_files_carry_their_reason():
 
 def test_the_vocabulary_names_every_check_once_and_refuses_bad_records():
     assert len(names()) == len(set(names())) == len(checks())
-    assert names(unit="group") == ("exact_duplicate", "near_duplicate", "leak", "label_conflict")
-    assert names(pairs=True) == ("exact_duplicate", "near_duplicate", "leak")
+    assert names(unit="group") == ("exact_duplicate", "near_duplicate", "leak", "label_conflict",
+                                   "similar_content")
+    assert names(pairs=True) == ("exact_duplicate", "near_duplicate", "leak", "similar_content")
     assert check("near_duplicate").rule_text() == "similarity ≥ 0.9"
     with pytest.raises(ValueError, match="unknown check 'nope'; the checks are invalid, "):
         check("nope")

@@ -100,6 +100,33 @@ def test_scan_writes_fields_tags_views_and_a_run(demo_ds):
     assert info.config.thresholds["near_duplicate"] == 0.9
 
 
+def test_similar_content_groups_from_embeddings_reach_fields_and_their_view(demo_ds):
+    import vislint.integrations.fiftyone as vfo
+
+    # embeddings that say "same content" for triples of samples, and nothing alike otherwise
+    n = len(demo_ds)
+    rng = np.random.default_rng(7)
+    emb = rng.normal(size=(n, 64))
+    order = rng.permutation(n)
+    triples = [order[i:i + 3] for i in range(0, 30, 3)]
+    for t in triples:
+        emb[t] = emb[t[0]] + rng.normal(0, 0.01, (3, 64))
+    vfo.scan(demo_ds, embeddings=emb, progress=False, thresholds={"similar_content": 0.95})
+    ids = np.array(demo_ds.values("id"))
+    valid = ~np.array(demo_ds.values(f"{KEY}.is_invalid"))
+    want = [set(ids[t][valid[t]]) for t in triples]
+    want = sorted(sorted(w) for w in want if len(w) > 1)
+    view = demo_ds.load_saved_view(f"{KEY}: similar content")
+    groups = view.values(f"{KEY}.similar_group")
+    assert groups == sorted(groups)  # group by group
+    got = {}
+    for g, sid in zip(groups, view.values("id")):
+        got.setdefault(g, []).append(sid)
+    assert sorted(sorted(v) for v in got.values()) == want and len(want) >= 8
+    tagged = demo_ds.match_tags(f"{KEY}:similar_content")
+    assert set(tagged.values("id")) == set(view.values("id"))
+
+
 def test_rescan_replaces_new_key_coexists_delete_cleans_up(demo_ds):
     import vislint.integrations.fiftyone as vfo
 

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -173,6 +174,35 @@ def test_decisions_round_trip_and_the_rescan_honours_them(demo, ls_server, ls_cl
     assert dark_task.id not in {t.id for t in open_dark}
 
 
+def test_similar_content_groups_are_tasks_that_suggest_keeping(demo, ls_server, ls_client):
+    import vislint.integrations.label_studio as vls
+
+    info, _, base = demo
+    labels = base.images["label"].fillna("").tolist()
+    names = sorted(set(labels))
+    emb = np.stack([np.eye(len(names))[names.index(x)] for x in labels])
+    emb = emb + np.random.default_rng(3).normal(0, 0.01, emb.shape)
+    res = vislint.scan(info.root, embeddings=emb, thresholds={"similar_content": 0.95})
+    groups = res.group_table[res.group_table.check == "similar_content"]
+    assert groups.group.nunique() >= 2
+    proj = vls.push(res, **connect(ls_server), project="similar", checks=["similar_content"],
+                    document_root=ls_server.document_root)
+    tasks = vls.queue_tasks(**connect(ls_server), project="similar", queue="similar content")
+    assert len(tasks) == groups.group.nunique() == len(project_tasks(ls_client, proj.id))
+    t = ls_client.tasks.get(str(tasks[-1].id))
+    members = groups[groups.group == t.data["group"]]
+    rel = dict(zip(res.images["id"], res.images["relpath"]))
+    assert t.data["paths"] == [rel[i] for i in members.id]  # the representative first
+    assert t.predictions[0].result[0]["value"]["choices"] == ["keep all"]  # nothing removed
+    ls_client.annotations.create(id=t.id, result=[{
+        "from_name": "verdict", "to_name": "gallery", "type": "choices",
+        "value": {"choices": ["remove the others, keep the first"]}}], lead_time=1.0)
+    got = vls.pull(**connect(ls_server), project="similar")
+    assert sorted(got.image) == sorted(t.data["paths"][1:])
+    assert set(got.check) == {"similar_content"} and set(got.verdict) == {"remove"}
+    assert set(got.partner) == {t.data["paths"][0]}
+
+
 def test_clear_errors(ls_server, demo):
     import vislint.integrations.label_studio as vls
 
@@ -263,6 +293,7 @@ def test_intel_sample_queues(ls_server, ls_client, tmp_path_factory):
                          ("bright", "bright"), ("low information", "low_information"),
                          ("odd size", "odd_size")):
         engine[queue] = int(df[f"is_{check}"].sum())
+    engine["similar content"] = 0  # no embeddings, and off by default
     assert engine["duplicates"] > 40 and engine["leaks"] > 10 and engine["label conflicts"] > 5
     for queue in vls.queues():
         n = len(vls.queue_tasks(**connect(ls_server), project=proj.id, queue=queue))

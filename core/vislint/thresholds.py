@@ -32,6 +32,10 @@ class Thresholds:
     label_min_support: minimum summed neighbour similarity for a vote to count (2.0).
     outlier_z: robust z-score (median/MAD) of the distance to the nearest
         neighbours above which an image is an outlier (6.0).
+    similar_content: cosine similarity of the semantic vectors (a model's or precomputed
+        embeddings) at or above which images share a similar-content group; None (the
+        default) turns the check off, as the cosine meaning "same content" depends on the
+        model. See :mod:`vislint.checks.similar`.
     blurry: sharpness below which an image is blurry (0.12). Sharpness is the RMS
         of the Laplacian of luminance at the 128×128 working scale divided by the
         luminance standard deviation + 1 (unitless), so darkening or lowering the
@@ -52,6 +56,7 @@ class Thresholds:
     label_agreement: float = 0.2
     label_min_support: float = 2.0
     outlier_z: float = 6.0
+    similar_content: float | None = None
     blurry: float = 0.12
     dark: float = 40.0
     bright: float = 200.0
@@ -66,10 +71,16 @@ class Thresholds:
         unknown = sorted(set(changes) - names)
         if unknown:
             raise ValueError(f"unknown threshold(s) {unknown}; known: {sorted(names)}")
-        return replace(self, **{k: float(v) for k, v in changes.items()})
+        return replace(self, **{k: None if v is None and k in OPTIONAL else float(v)
+                                for k, v in changes.items()})
 
     def to_dict(self) -> dict:
+        """{name: value}; an unset optional threshold is None."""
         return asdict(self)
+
+
+OPTIONAL = frozenset({"similar_content"})
+"""Thresholds that may be None (their check is then off)."""
 
 
 def soft_score(stat: np.ndarray, threshold: float, *, low_is_bad: bool,

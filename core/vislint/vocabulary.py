@@ -58,6 +58,7 @@ class Check:
         voted images), "neighbours" (the image with its nearest neighbours), "invalid" (the
         reason), "image" (the image, worst first; a ``statistic`` is shown beside it).
     statistic: (column, name) of the statistic it judges, if one.
+    group_column: a group check's image column numbering its groups (views sort by it).
     order: place among the checks (columns, summaries, sections follow it).
     """
 
@@ -79,6 +80,7 @@ class Check:
     clears: bool = True
     gallery: str = "image"
     statistic: tuple[str, str] | None = None
+    group_column: str = "duplicate_group"
     order: int = 1000
 
     def __post_init__(self):
@@ -101,11 +103,14 @@ class Check:
         return f"{self.name}_score" if self.scored else None
 
     def rule_text(self, thresholds: dict | None = None) -> str:
-        """:attr:`rule` with the thresholds filled in (the defaults when none are given)."""
+        """:attr:`rule` with the thresholds filled in (the defaults when none are given);
+        "off" when the check's threshold is unset."""
         if thresholds is None:
             from .thresholds import Thresholds
 
             thresholds = Thresholds().to_dict()
+        if self.threshold is not None and thresholds.get(self.threshold, 0) is None:
+            return f"off (set the {self.threshold} threshold)"
         try:
             return self.rule.format(**thresholds)
         except (KeyError, IndexError):
@@ -177,6 +182,15 @@ _BUILTIN = [
           "robust z ≥ {outlier_z}", ".checks.outliers:outlier", space="semantic",
           threshold="outlier_z", evidence=(("outlier_distance", "float"), ("outlier_z", "float")),
           view="outliers", gallery="neighbours", order=50),
+    Check("similar_content", "similar content",
+          "images a model sees as showing the same thing (with embeddings; off unless its "
+          "threshold is set)", "semantic cosine ≥ {similar_content}",
+          ".checks.similar:similar_content",
+          why="off by default: the cosine that means the same content depends on the model "
+              "(docs/defaults.md)", unit="group", space="semantic", threshold="similar_content",
+          pairs=True, evidence=(("similar_group", "int"), ("similar_to", "id")),
+          view="similar content", verdicts=("keep", "remove"), clears=False, gallery="group",
+          group_column="similar_group", order=55),
 ]
 _QUALITY = [  # name, title, what, rule, statistic column, statistic name
     ("blurry", "blurry images", "little fine detail", "sharpness < {blurry}", "sharpness",
