@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/quality.py [--shared ../shared/data] [--work DIR]
 
 1. imagededup fixtures: duplicate pairs/groups and invalid files vs their ground truth.
-2. Intel sample: the 47 byte-identical pairs; the glacier/mountain copy.
+2. Intel sample: the 47 byte-identical pairs; the glacier/mountain copy; every pair the scan
+   groups as copies or same-scene shots against the labelled natural pairs (pairs no label
+   covers are counted apart and, with --pairs-out, written out to be looked at).
 3. Planted copies of Intel photos (re-encode, resize, crop, flip, brightness; and
    harder ones): recall per kind and precision vs the near-duplicate threshold.
    Rotated copies: the verification scores of the rotation rule for true pairs and
@@ -29,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import vislint  # noqa: E402
+from natural import intel_truth, natural_metrics  # noqa: E402
 from planted import EXTRA_KINDS, COPY_KINDS, copy_metrics, plant_copies, plant_quality  # noqa: E402
 
 SWEEP = (0.80, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94, 0.96)
@@ -69,7 +72,7 @@ def _rethreshold(res, t):
     return vislint.ScanResults(res.images, res.group_table, pairs[keep], res.info)
 
 
-def intel(shared: Path):
+def intel(shared: Path, pairs_out: Path | None = None):
     section("Intel sample: byte-identical pairs and the glacier/mountain copy")
     root = shared / "intel-scenes-sample"
     res = vislint.scan(root)
@@ -85,10 +88,26 @@ def intel(shared: Path):
         print(f"  {f}: exact={row.is_exact_duplicate} conflict={row.is_label_conflict} labels={row.conflict_labels}")
     s = res.summary().set_index("check")
     print("  flags on the real sample: " + ", ".join(f"{c} {int(s.loc[c, 'images'])}" for c in s.index))
+    _natural("Intel sample, every grouped pair", natural_metrics(res, intel_truth(shared)), pairs_out,
+             "intel")
     return res
 
 
-def copies(sources, work: Path):
+def _natural(title, metrics, pairs_out, name):
+    """Print :func:`natural.natural_metrics`; write its unlabelled pairs to PAIRS_OUT/NAME-KIND.csv."""
+    print(f"  {title}:")
+    for kind, m in metrics.items():
+        print(f"    {kind}: precision {m['precision']:.3f} over labelled pairs, recall {m['recall']:.3f} "
+              f"({m['found']}/{m['true']}); called pairs by label {m['by_label']}")
+        if pairs_out is not None and m["unlabelled"]:
+            pairs_out.mkdir(parents=True, exist_ok=True)
+            path = pairs_out / f"{name}-{kind}.csv"
+            pd.DataFrame(m["unlabelled"], columns=["a", "b"]).assign(
+                pair=lambda d: [f"u{i:03d}" for i in range(len(d))]).to_csv(path, index=False)
+            print(f"      {len(m['unlabelled'])} unlabelled pairs: {path} (look at them: pair_sheets.py)")
+
+
+def copies(shared: Path, sources, work: Path, pairs_out: Path | None = None):
     section("Planted copies of Intel photos: recall by kind, precision vs threshold")
     dest = work / "copies"
     planted = plant_copies(sources, dest, kinds=COPY_KINDS + EXTRA_KINDS, n_originals=400, n_distractors=600)
@@ -98,6 +117,11 @@ def copies(sources, work: Path):
         by = " ".join(f"{k} {v:.2f}" for k, v in m["recall_by_kind"].items())
         promised = np.mean([m["recall_by_kind"][k] for k in COPY_KINDS])
         print(f"  t={t:.2f} P={m['precision']:.3f} (fp {m['fp']}) recall(promised kinds)={promised:.3f} | {by}")
+    intel_root = shared / "intel-scenes-sample"
+    source = {rel: str(src.relative_to(intel_root)) for rel, src in planted["source"].items()}
+    _natural("pairs among the untouched photos (default thresholds)",
+             natural_metrics(vislint.scan(dest), intel_truth(shared), source.get), pairs_out,
+             "planted-untouched")
 
 
 def rotations(shared: Path, sources, work: Path):
@@ -232,6 +256,8 @@ def main():
     ap.add_argument("--shared", type=Path, default=HERE.parents[1] / "shared" / "data")
     ap.add_argument("--only", nargs="*", default=None,
                     help="sections: fixtures intel copies rotations quality outliers labels")
+    ap.add_argument("--pairs-out", type=Path, default=None,
+                    help="write the called pairs no label covers here, as CSV for pair_sheets.py")
     args = ap.parse_args()
     todo = args.only or ["fixtures", "intel", "copies", "rotations", "quality", "outliers", "labels"]
     sources = intel_sources(args.shared)
@@ -240,9 +266,9 @@ def main():
         if "fixtures" in todo:
             fixtures(args.shared)
         if "intel" in todo:
-            intel(args.shared)
+            intel(args.shared, args.pairs_out)
         if "copies" in todo:
-            copies(sources, work)
+            copies(args.shared, sources, work, args.pairs_out)
         if "rotations" in todo:
             rotations(args.shared, sources, work)
         if "quality" in todo:

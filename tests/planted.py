@@ -64,13 +64,16 @@ def plant_copies(sources: list[Path], dest: Path, *, kinds=COPY_KINDS, n_origina
                  n_distractors=400, seed=0) -> dict:
     """Originals with one transformed copy each, plus untouched distractors.
 
-    Returns {"copies": [(copy_rel, original_rel, kind, detail)], "files": [rel...]}.
+    Returns {"copies": [(copy_rel, original_rel, kind, detail)], "files": [rel...],
+    "source": {untouched rel: its source path}} (the source tells which natural pairs
+    among the untouched photos are labelled; see ``natural.py``).
     """
     rng = random.Random(seed)
     chosen = rng.sample(list(sources), n_originals + n_distractors)
-    copies, files = [], []
+    copies, files, source = [], [], {}
     for i, src in enumerate(chosen):
         rel = f"img/{i:05d}.jpg"
+        source[rel] = Path(src)
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         (dest / rel).write_bytes(Path(src).read_bytes())
         files.append(rel)
@@ -82,7 +85,7 @@ def plant_copies(sources: list[Path], dest: Path, *, kinds=COPY_KINDS, n_origina
             _save(out, dest / crel, q)
             copies.append((crel, rel, kind, detail))
             files.append(crel)
-    return {"copies": copies, "files": files}
+    return {"copies": copies, "files": files, "source": source}
 
 
 def copy_metrics(results, planted: dict) -> dict:
