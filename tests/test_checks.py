@@ -26,9 +26,37 @@ def unit(v) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def texture(seed: int) -> np.ndarray:
+    """A 64 x 64 grey thumbnail with structure at every scale (a photo, to the verification)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = np.zeros((64, 64))
+    for side, amp in ((4, 60), (8, 40), (16, 20)):
+        layer = Image.fromarray(rng.uniform(0, 255, (side, side)).astype(np.float32))
+        out += amp / 255 * np.asarray(layer.resize((64, 64), Image.Resampling.BICUBIC))
+    return np.clip(out + 128 - out.mean(), 0, 255).astype(np.uint8)
+
+
+def thumbnails(copy: np.ndarray, copies) -> np.ndarray:
+    """Grey thumbnails: one texture per image, a copy's that of its original plus noise.
+    copies: {copy row: original row}, or None: rows whose copy vectors have cosine ≥ 0.999."""
+    n = len(copy)
+    if copies is None:
+        copies = {}
+        for i in range(n):
+            for j in range(i):
+                if copy[i] @ copy[j] >= 0.999 and i not in copies:
+                    copies[i] = copies.get(j, j)
+    noise = np.random.default_rng(99).normal(0, 1.0, (n, 64, 64))
+    base = np.stack([texture(copies.get(i, i)) for i in range(n)]).astype(float)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
 def context(vectors, *, labels=None, splits=None, hashes=None, valid=None, semantic=None,
-            stats=None, size=(100, 100), **thresholds) -> Context:
-    """A Context of len(vectors) images named 0.jpg, 1.jpg, ... with these copy vectors."""
+            stats=None, size=(100, 100), copies=None, **thresholds) -> Context:
+    """A Context of len(vectors) images named 0.jpg, 1.jpg, ... with these copy vectors and
+    grey thumbnails (:func:`thumbnails`: ``copies`` says which images show one photograph)."""
     copy = unit(vectors)
     n = len(copy)
     valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
@@ -52,7 +80,7 @@ def context(vectors, *, labels=None, splits=None, hashes=None, valid=None, seman
                 "info": np.zeros((n, 2), np.float32)}  # no texture: no rotation verdicts
     return Context(catalog=catalog, meta=meta, valid=valid, stats=stats, spaces=spaces,
                    rotation=rotation, thresholds=Thresholds().replace(**thresholds),
-                   reviewed=Decisions())
+                   reviewed=Decisions(), thumbs=thumbnails(unit(vectors), copies).__getitem__)
 
 
 def _graph(vectors, valid):
@@ -77,27 +105,44 @@ def test_same_bytes_are_exact_duplicates_with_score_one():
     assert [(rows, sims) for _, rows, sims in r.groups] == [([1, 3], [1.0, 1.0])]
 
 
-def test_near_duplicates_form_groups_that_never_chain():
-    # 0 ~ 1 (0.95), 1 ~ 2 (0.95), 0 vs 2 below the threshold: 2 joins no chain through 1
+def test_a_look_alike_is_verified_and_rejected_a_copy_is_kept():
+    # 0 ~ 1 and 0 ~ 2 both at descriptor similarity 0.95 (candidates); 1 shows 0's photograph,
+    # 2 another photograph with the same layout
     base = far(1)[0]
     other = far(1, seed=1)[0]
     other -= other @ base / (base @ base) * base  # orthogonal to base
     base, other = base / np.linalg.norm(base), other / np.linalg.norm(other)
     angle = np.arccos(0.95)
     v = np.stack([base, np.cos(angle) * base + np.sin(angle) * other,
-                  np.cos(2 * angle) * base + np.sin(2 * angle) * other, *far(3, seed=5)])
-    ctx = context(v, near_duplicate=0.9)
+                  np.cos(angle) * base - np.sin(angle) * other, *far(3, seed=5)])
+    ctx = context(v, copies={1: 0})
     r = near_duplicate(ctx)
-    groups = {tuple(rows) for _, rows, _ in r.groups}
-    assert groups == {(0, 1)} or groups == {(1, 0)} or groups == {(1, 2)}
-    members = next(iter(groups))
-    assert r.flag.sum() == 2 and all(r.flag[m] for m in members)
-    rep, copy = members
-    assert r.columns["duplicate_of"][copy] == f"id{rep}" and r.columns["duplicate_of"][rep] is None
-    assert r.columns["duplicate_group"][copy] == r.columns["duplicate_group"][rep] >= 0
-    # (pairs are every edge at the threshold, inside a group or not)
-    assert sorted(members) in r.pairs.tolist() and r.pair_sims[0] == pytest.approx(0.95, abs=1e-4)
-    assert abs(r.score[rep] - 0.95) < 1e-4 and r.columns["nearest_id"][rep] == f"id{copy}"
+    assert [rows for _, rows, _ in r.groups] == [[0, 1]]
+    assert r.flag.tolist() == [True, True, False, False, False, False]
+    assert r.columns["duplicate_of"][1] == "id0" and r.columns["duplicate_of"][0] is None
+    assert r.pairs.tolist() == [[0, 1]] and r.pair_sims[0] > 0.98  # copy probability
+    ev = r.pair_columns
+    assert ev["descriptor_similarity"][0] == pytest.approx(0.95, abs=1e-4)
+    assert ev["residual_median"][0] < 0.065 and not ev["mirrored"][0]
+    # scores agree with the flags: the look-alike was a candidate, verified, and scores 0
+    assert r.score[0] == r.score[1] == r.pair_sims[0] and r.score[2] == 0.0
+    verified = ctx.duplicates.verified
+    assert {tuple(p): k for p, k in zip(verified.pairs.tolist(), verified.kind)} == {
+        (0, 1): "copy", (0, 2): "different"}  # (1-2 at 0.80 is no candidate)
+
+
+def test_groups_form_around_centres_and_a_left_over_copy_joins_through_its_partner():
+    from vislint.checks.duplicates import _groups
+
+    order = np.arange(6)
+    # 0-1, 1-2 copies (0-2 not): 0 takes 1; 2, whose only copy is taken, joins through 1
+    centre = _groups(6, np.ones(6, bool), np.array([[0, 1], [1, 2], [4, 5]]),
+                     np.array([0.9, 0.8, 0.7]), order)
+    assert centre.tolist() == [0, 0, 0, -1, 4, 4]
+    # with 3 first in keep order, 3-4 and 4-5: 3 takes 4, 5 joins through 4
+    centre = _groups(6, np.ones(6, bool), np.array([[3, 4], [4, 5]]), np.array([0.9, 0.9]),
+                     np.array([3, 0, 1, 2, 4, 5]))
+    assert centre.tolist() == [-1, -1, -1, 3, 3, 3]
 
 
 def test_the_keep_policy_keeps_the_labelled_train_image():
@@ -137,7 +182,7 @@ def test_a_group_with_two_labels_is_a_conflict_and_the_vote_flags_only_semantica
     assert voted.flag.tolist() == [False] * 7 + [True]
     assert voted.columns["suggested_label"][7] == "cat"
     unflagged = label_conflict(context(sem, labels=labels, label_min_support=1.0,  # copy space only
-                                       near_duplicate=1.0))
+                                       copies={}))
     assert not unflagged.flag.any() and unflagged.columns["suggested_label"][7] == "cat"
 
 
@@ -191,10 +236,11 @@ def test_invalid_files_carry_their_reason():
 
 def test_the_vocabulary_names_every_check_once_and_refuses_bad_records():
     assert len(names()) == len(set(names())) == len(checks())
-    assert names(unit="group") == ("exact_duplicate", "near_duplicate", "leak", "label_conflict",
-                                   "similar_content")
-    assert names(pairs=True) == ("exact_duplicate", "near_duplicate", "leak", "similar_content")
-    assert check("near_duplicate").rule_text() == "similarity ≥ 0.9"
+    assert names(unit="group") == ("exact_duplicate", "near_duplicate", "same_scene", "leak",
+                                   "label_conflict", "similar_content")
+    assert names(pairs=True) == ("exact_duplicate", "near_duplicate", "same_scene", "leak",
+                                 "similar_content")
+    assert check("near_duplicate").rule_text() == "copy probability ≥ 0.5"
     with pytest.raises(ValueError, match="unknown check 'nope'; the checks are invalid, "):
         check("nope")
     with pytest.raises(ValueError, match="unit must be one of"):

@@ -97,7 +97,7 @@ def test_scan_writes_fields_tags_views_and_a_run(demo_ds):
     pd.testing.assert_frame_equal(loaded.summary(), res.summary(), check_dtype=False)
     info = demo_ds.get_run_info(KEY)
     assert info.config.method == "vislint" and info.config.vislint_version == vislint.__version__
-    assert info.config.thresholds["near_duplicate"] == 0.9
+    assert info.config.thresholds["near_duplicate"] == 0.5
 
 
 def test_similar_content_groups_from_embeddings_reach_fields_and_their_view(demo_ds):
@@ -215,7 +215,8 @@ def test_written_documents_hold_the_values_and_leave_out_missing_ones(demo_ds):
                 want[c] = v.item() if hasattr(v, "item") else v
         want["is_representative"] = bool(row["duplicate_group"] >= 0
                                          and not isinstance(row["duplicate_of"], str))
-        for c in ("duplicate_of", "nearest_id"):
+        for c in [col for check in vocabulary.checks() for col, kind in check.evidence
+                  if kind == "id"]:
             if isinstance(row[c], str):
                 want[c] = sid_of_id[row[c]]
         if isinstance(row["leak_partners"], str) and row["leak_partners"]:

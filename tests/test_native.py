@@ -113,62 +113,76 @@ def test_image_stats_known_values():
     assert got["colourfulness"][red] == pytest.approx(0.3 * np.hypot(255, 127.5), rel=1e-5)
 
 
-# ---------------------------------------------------------------- hashes
+# ---------------------------------------------------------------- thumbnails and verification
 
-def phash_reference(tile: np.ndarray) -> int:
-    f = luma(tile).reshape(32, 4, 32, 4).mean(axis=(1, 3))
-    x, u = np.arange(32), np.arange(8)
-    C = np.cos(np.pi * (2 * x[None, :] + 1) * u[:, None] / 64)  # [u, x]
-    F = (C @ f @ C.T).ravel()  # F[u*8 + v], u vertical
-    med = np.median(F[1:])
-    return sum(1 << i for i in range(64) if F[i] > med)
-
-
-def dhash_reference(tile: np.ndarray) -> int:
-    """Exact area averaging into 9 columns of 128/9 px and 8 rows of 16 px."""
-    Y = luma(tile)
-    edges = np.arange(10) * S / 9
-    x = np.arange(S)
-    W = np.clip(np.minimum(x[None, :] + 1, edges[1:, None]) - np.maximum(x[None, :], edges[:-1, None]), 0, None)
-    rows = Y.reshape(8, 16, S).mean(axis=1)
-    cells = rows @ W.T / W.sum(axis=1)
-    return sum(1 << (r * 8 + c) for r in range(8) for c in range(8) if cells[r, c + 1] > cells[r, c])
+def test_grey_thumbnails_are_rounded_2x2_means_of_luminance():
+    tiles = np.concatenate([random_tiles(3, seed=3), smooth_tiles(3, seed=3)])
+    got = nat.grey_thumbnails(tiles)
+    assert got.dtype == np.uint8 and got.shape == (len(tiles), 64, 64)
+    rgb = tiles.astype(np.int64)
+    y = 299 * rgb[..., 0] + 587 * rgb[..., 1] + 114 * rgb[..., 2]
+    sums = y.reshape(len(tiles), 64, 2, 64, 2).sum(axis=(2, 4))
+    assert np.array_equal(got, (sums + 2000) // 4000)  # half up
 
 
-@pytest.mark.parametrize("kind", ["random", "smooth"])
-def test_hashes_match_numpy(kind):
-    tiles = random_tiles(6, seed=3) if kind == "random" else smooth_tiles(6, seed=3)
-    got = nat.perceptual_hashes(tiles)
-    assert got.dtype == np.uint64 and got.shape == (len(tiles), 2)
-    assert [int(h) for h in got[:, 0]] == [phash_reference(t) for t in tiles]
-    assert [int(h) for h in got[:, 1]] == [dhash_reference(t) for t in tiles]
+def edited(im: Image.Image, rng) -> dict[str, Image.Image]:
+    """Copies of a photo as a user makes them, and another photo of the same layout."""
+    w, h = im.size
+    return {"jpeg": jpeg(im, 60), "resize": im.resize((w * 3 // 4, h * 3 // 4), Image.Resampling.LANCZOS),
+            "crop": im.crop((6, 4, w - 3, h - 5)), "flip": im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+            "brighter": ImageEnhance.Brightness(im).enhance(1.1),
+            "contrast": ImageEnhance.Contrast(im).enhance(0.7)}
 
 
-def test_dhash_bits_on_ramps():
-    yy, xx = np.mgrid[0:S, 0:S]
-    right = np.repeat((xx * 2)[..., None], 3, -1).astype(np.uint8)
-    h = nat.perceptual_hashes(np.stack([right, right[:, ::-1], np.full_like(right, 90)]))[:, 1]
-    assert [int(v) for v in h] == [2**64 - 1, 0, 0]
+def thumbs_of(images) -> np.ndarray:
+    return nat.grey_thumbnails(np.stack([to_tile(im) for im in images]))
 
 
-def test_hashes_survive_jpeg():
-    tiles = smooth_tiles(4, seed=5)
-    copies = np.stack([to_tile(jpeg(Image.fromarray(t), 50)) for t in tiles])
-    a, b = nat.perceptual_hashes(tiles), nat.perceptual_hashes(copies)
-    assert nat.hamming_distance(a[:, 0], b[:, 0]).max() <= 6
-    assert nat.hamming_distance(a[:, 1], b[:, 1]).max() <= 6
+def test_verification_accepts_edited_copies_and_rejects_other_photos():
+    rng = np.random.default_rng(21)
+    photos = [smooth_photo(rng, (150, 200)) for _ in range(3)]
+    copies = edited(photos[0], rng)
+    th = thumbs_of([photos[0], *copies.values(), photos[1], photos[2]])
+    n = len(copies)
+    ev = nat.verify_pairs(th, np.zeros(n + 2, np.int64), np.arange(1, n + 3))
+    med, worst = ev["residual_median"], ev["residual_max"]
+    # within what vislint.checks.verification calls a copy (median ≤ 0.065, worst ≤ 0.16)
+    assert (med[:n] < 0.065).all() and (worst[:n] < 0.16).all(), dict(zip(copies, zip(med, worst)))
+    assert (med[n:] > 0.3).all()  # other photographs
+    assert ev["mirrored"].tolist() == [k == "flip" for k in copies] + [ev["mirrored"][n], ev["mirrored"][n + 1]]
+    scale = dict(zip(copies, ev["affine"][:n, 0]))
+    assert scale["crop"] > 1.01 and abs(scale["jpeg"] - 1) < 0.01  # b, a crop, shows a enlarged
+    assert (ev["coverage"][:n] > 0.85).all() and (ev["correlation"][:n] > 0.98).all()
 
 
-def test_hamming_distance_matches_bit_count():
-    rng = np.random.default_rng(7)
-    a = rng.integers(0, 2**64, 200, dtype=np.uint64)
-    b = rng.integers(0, 2**64, 200, dtype=np.uint64)
-    b[:3] = [a[0], ~a[1], 0]
-    a[2] = 2**64 - 1
-    got = nat.hamming_distance(a, b)
-    assert got.dtype == np.int32
-    assert got.tolist() == [(int(x) ^ int(y)).bit_count() for x, y in zip(a, b)]
-    assert got[:3].tolist() == [0, 64, 64]
+def test_verification_sees_where_a_scene_changed():
+    """Another shot of one scene: the background matches, one region changed."""
+    rng = np.random.default_rng(5)
+    a = np.asarray(smooth_photo(rng, (150, 150))).copy()
+    b = a.copy()
+    b[20:44, 90:120] = np.asarray(smooth_photo(rng, (24, 30)))  # the subject moved
+    ev = nat.verify_pairs(thumbs_of([Image.fromarray(a), Image.fromarray(b)]), np.array([0]), np.array([1]))
+    assert ev["residual_min"][0] < 0.03 and ev["residual_max"][0] > 0.3
+
+
+def test_verification_of_flat_or_unrelated_pairs_reports_no_evidence():
+    flat = np.full((2, 64, 64), 128, np.uint8)
+    ev = nat.verify_pairs(flat, np.array([0]), np.array([1]))
+    assert ev["residual_median"][0] == 0 or ev["residual_median"][0] >= 0  # defined, not NaN
+    assert np.isfinite(ev["residual_median"]).all()
+    with pytest.raises(IndexError, match="outside"):
+        nat.verify_pairs(flat, np.array([0]), np.array([2]))
+    with pytest.raises(ValueError, match=r"thumbs: expected uint8 array of shape \(N, 64, 64\)"):
+        nat.verify_pairs(np.zeros((2, 32, 32), np.uint8), np.array([0]), np.array([1]))
+
+
+def test_verification_is_identical_for_any_thread_count():
+    rng = np.random.default_rng(8)
+    th = thumbs_of([smooth_photo(rng) for _ in range(6)])
+    a, b = np.array([0, 1, 2, 3, 4, 0]), np.array([1, 2, 3, 4, 5, 5])
+    one, two = nat.verify_pairs(th, a, b, threads=1), nat.verify_pairs(th, a, b, threads=2)
+    for k in one:
+        assert np.array_equal(one[k], two[k]), k
 
 
 # ---------------------------------------------------------------- descriptor
@@ -224,7 +238,7 @@ def test_descriptor_weights():
 
 def test_identical_for_any_thread_count():
     tiles = np.concatenate([random_tiles(5, seed=9), smooth_tiles(4, seed=9)])
-    for fn in (nat.image_stats, nat.perceptual_hashes, nat.descriptor):
+    for fn in (nat.image_stats, nat.grey_thumbnails, nat.descriptor):
         one, two = fn(tiles, threads=1), fn(tiles, threads=2)
         assert np.array_equal(one, two, equal_nan=True), fn.__name__
         assert np.array_equal(one, fn(tiles, threads=0), equal_nan=True), fn.__name__
@@ -238,7 +252,7 @@ def test_identical_for_any_thread_count():
 def test_empty_batches():
     empty = np.zeros((0, S, S, 3), np.uint8)
     assert nat.image_stats(empty).shape == (0, len(nat.STAT_NAMES))
-    assert nat.perceptual_hashes(empty).shape == (0, 2)
+    assert nat.grey_thumbnails(empty).shape == (0, 64, 64)
     assert nat.descriptor(empty).shape == (0, nat.DESCRIPTOR_DIM)
     assert nat.components(0, np.zeros(0, np.int64), np.zeros(0, np.int64)).shape == (0,)
 
@@ -257,15 +271,15 @@ def analyze_inputs(seed: int = 0) -> list[np.ndarray]:
 
 def test_analyze_equals_the_separate_functions():
     images = analyze_inputs()
-    tiles, stats, hashes, desc = nat.analyze(images, threads=1)
+    tiles, stats, thumbs, desc = nat.analyze(images, threads=1)
     assert tiles.dtype == np.uint8 and tiles.shape == (len(images), S, S, 3)
     assert stats.dtype == np.float32 and stats.shape == (len(images), len(nat.STAT_NAMES))
-    assert hashes.dtype == np.uint64 and hashes.shape == (len(images), 2)
+    assert thumbs.dtype == np.uint8 and thumbs.shape == (len(images), 64, 64)
     assert desc.dtype == np.float32 and desc.shape == (len(images), nat.DESCRIPTOR_DIM)
     want = nat.tiles_from_images(images, size=S, threads=1)
     assert np.array_equal(tiles, want)
     assert np.array_equal(stats, nat.image_stats(want, threads=1))
-    assert np.array_equal(hashes, nat.perceptual_hashes(want, threads=1))
+    assert np.array_equal(thumbs, nat.grey_thumbnails(want, threads=1))
     assert np.array_equal(desc, nat.descriptor(want, threads=1))
     assert not desc[-1].any()
 
@@ -282,9 +296,9 @@ def test_analyze_identical_for_any_thread_count_and_weights():
 
 
 def test_analyze_validates_and_handles_empty():
-    tiles, stats, hashes, desc = nat.analyze([])
+    tiles, stats, thumbs, desc = nat.analyze([])
     assert tiles.shape == (0, S, S, 3) and stats.shape == (0, len(nat.STAT_NAMES))
-    assert hashes.shape == (0, 2) and desc.shape == (0, nat.DESCRIPTOR_DIM)
+    assert thumbs.shape == (0, 64, 64) and desc.shape == (0, nat.DESCRIPTOR_DIM)
     ok = np.zeros((20, 30, 3), np.uint8)
     with pytest.raises(ValueError, match=r"size: expected 128"):
         nat.analyze([ok], size=64)
@@ -482,7 +496,7 @@ def test_label_tally_validates():
 
 # ---------------------------------------------------------------- argument checks
 
-@pytest.mark.parametrize("fn", [nat.image_stats, nat.perceptual_hashes, nat.descriptor])
+@pytest.mark.parametrize("fn", [nat.image_stats, nat.grey_thumbnails, nat.descriptor])
 def test_tiles_validation(fn):
     msg = r"tiles: expected uint8 array of shape \(N, 128, 128, 3\), got {}"
     with pytest.raises(ValueError, match=msg.format(r"float64 array of shape \(2, 128, 128, 3\)")):
@@ -499,13 +513,6 @@ def test_non_contiguous_tiles_accepted():
     tiles = random_tiles(4)
     view = tiles[::2]
     assert np.array_equal(nat.image_stats(view), nat.image_stats(np.ascontiguousarray(view)))
-
-
-def test_hamming_validation():
-    with pytest.raises(ValueError, match=r"b: expected integer \(uint64\) array of the same shape as a \(3,\), got uint64 array of shape \(2,\)"):
-        nat.hamming_distance(np.zeros(3, np.uint64), np.zeros(2, np.uint64))
-    with pytest.raises(ValueError, match=r"a: expected integer \(uint64\) array of shape \(M,\), got float32"):
-        nat.hamming_distance(np.zeros(3, np.float32), np.zeros(3, np.uint64))
 
 
 def test_knn_validation():

@@ -3,10 +3,10 @@
 //
 // tile_pass() reads each pixel once (RGB planes and the luminance of a row are
 // computed once) and reduces the tile to TileSums; the finishing steps turn the sums into
-// image statistics (stats.cpp), perceptual hashes (hashes.cpp) and the descriptor
-// (descriptor.cpp). The public per-feature functions (image_stats, perceptual_hashes,
-// descriptor) and analyze_images all go through analyze_tile, so their results are
-// identical bit for bit.
+// image statistics (stats.cpp) and the descriptor (descriptor.cpp), and the pass itself
+// leaves the grey thumbnail that verifies near-duplicate candidates (verify.hpp). The
+// public per-feature functions (image_stats, grey_thumbnail, descriptor) and
+// analyze_images all go through tile_pass, so their results are identical bit for bit.
 #pragma once
 
 #include <cstddef>
@@ -14,18 +14,19 @@
 
 #include "descriptor.hpp"
 #include "stats.hpp"
+#include "verify.hpp"
 
 namespace vislint {
 
 // Which outputs a pass must prepare (bit flags).
-enum : unsigned { kWantStats = 1u, kWantHashes = 2u, kWantDescriptor = 4u, kWantAll = 7u };
+enum : unsigned { kWantStats = 1u, kWantThumb = 2u, kWantDescriptor = 4u, kWantAll = 7u };
 
 // The reductions of one tile. Luminance is y = 1000 Y = 299 R + 587 G + 114 B (exact).
 struct TileSums {
-    // kWantHashes | kWantDescriptor
+    // kWantDescriptor
     std::int32_t box[32][32];   // sums of y over 4x4-pixel boxes
-    // kWantHashes
-    std::int32_t band[8][kTileSize];  // column sums of y over 16-row bands
+    // kWantThumb: means of Y over 2x2-pixel boxes, rounded half up (grey_thumbnail)
+    std::uint8_t thumb[kVerifyBytes];
     // kWantStats | kWantDescriptor: sums of R, G, B and of their products over the tile
     std::int64_t r, g, b, rr, gg, bb, rg, gb, rb;
     // kWantStats
@@ -44,13 +45,12 @@ void tile_pass(const std::uint8_t* tile, unsigned want, TileSums& s);  // stats.
 
 // Finishing steps (each reads only the fields its flag asks tile_pass for).
 void stats_from_sums(const TileSums& s, float* out);                   // stats.cpp
-void hashes_from_sums(const TileSums& s, std::uint64_t* out);          // hashes.cpp (2 values)
 void descriptor_from_sums(const TileSums& s, const DescriptorWeights& w,
                           float* out);                                  // descriptor.cpp
 
 // tile_pass + the finishing steps whose output pointer is not null.
 void analyze_tile(const std::uint8_t* tile, const DescriptorWeights& w, float* stats,
-                  std::uint64_t* hashes, float* descriptor);
+                  std::uint8_t* thumb, float* descriptor);
 
 // One decoded image: h rows x w columns x `channels` bytes (3: RGB; 4: RGBX, the 4th
 // byte ignored), rows contiguous.
@@ -61,9 +61,10 @@ struct ImageRef {
 };
 
 // For each image: resize to a kTileSize tile (resize_rgb) into tiles[i], then analyze_tile.
-// tiles: n * kTileBytes; stats: n * kNumStats; hashes: n * 2; descriptors: n * kDescriptorDim.
+// tiles: n * kTileBytes; stats: n * kNumStats; thumbs: n * kVerifyBytes;
+// descriptors: n * kDescriptorDim.
 void analyze_images(const ImageRef* images, std::size_t n, const DescriptorWeights& w,
-                    std::uint8_t* tiles, float* stats, std::uint64_t* hashes,
+                    std::uint8_t* tiles, float* stats, std::uint8_t* thumbs,
                     float* descriptors, int threads);
 
 }  // namespace vislint

@@ -16,7 +16,6 @@
 #include "analyze.hpp"
 #include "descriptor.hpp"
 #include "graph.hpp"
-#include "hashes.hpp"
 #include "jpeg.hpp"
 #include "parallel.hpp"
 #include "preprocess.hpp"
@@ -24,6 +23,7 @@
 #include "rotation.hpp"
 #include "stats.hpp"
 #include "thumbnail.hpp"
+#include "verify.hpp"
 
 namespace py = pybind11;
 
@@ -108,40 +108,6 @@ py::array_t<float> image_stats_py(const py::array& tiles, int threads) {
     {
         py::gil_scoped_release nogil;
         vislint::image_stats(src, n, dst, threads);
-    }
-    return out;
-}
-
-py::array_t<std::uint64_t> perceptual_hashes_py(const py::array& tiles, int threads) {
-    check_threads(threads);
-    auto t = as_tiles(tiles);
-    const auto n = static_cast<std::size_t>(t.shape(0));
-    py::array_t<std::uint64_t> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), 2});
-    const std::uint8_t* src = t.data();
-    std::uint64_t* dst = out.mutable_data();
-    {
-        py::gil_scoped_release nogil;
-        vislint::perceptual_hashes(src, n, dst, threads);
-    }
-    return out;
-}
-
-py::array_t<std::int32_t> hamming_distance_py(const py::array& a, const py::array& b) {
-    auto aa = convert<std::uint64_t>(a, "a", Kind::Integer, "integer (uint64) array of shape (M,)");
-    auto bb = convert<std::uint64_t>(b, "b", Kind::Integer, "integer (uint64) array of shape (M,)");
-    if (aa.ndim() != 1)
-        throw py::value_error("a: expected integer (uint64) array of shape (M,), got " + describe(a));
-    if (bb.ndim() != 1 || bb.shape(0) != aa.shape(0))
-        throw py::value_error("b: expected integer (uint64) array of the same shape as a " +
-                              shape_str(aa) + ", got " + describe(b));
-    const auto m = static_cast<std::size_t>(aa.shape(0));
-    py::array_t<std::int32_t> out(static_cast<py::ssize_t>(m));
-    const std::uint64_t* pa = aa.data();
-    const std::uint64_t* pb = bb.data();
-    std::int32_t* dst = out.mutable_data();
-    {
-        py::gil_scoped_release nogil;
-        vislint::hamming_distance(pa, pb, m, dst);
     }
     return out;
 }
@@ -368,7 +334,7 @@ py::tuple analyze_py(const py::list& images, int size, int threads, double weigh
     check_threads(threads);
     if (size != vislint::kTileSize)
         throw py::value_error("size: expected " + std::to_string(vislint::kTileSize) +
-                              " (TILE_SIZE: the statistics, hashes and descriptor are defined "
+                              " (TILE_SIZE: the statistics, thumbnail and descriptor are defined "
                               "on tiles of that size), got " + std::to_string(size));
     vislint::DescriptorWeights w;
     w.layout = weight_layout;
@@ -380,17 +346,18 @@ py::tuple analyze_py(const py::list& images, int size, int threads, double weigh
     const py::ssize_t s = vislint::kTileSize;
     py::array_t<std::uint8_t> tiles({n, s, s, py::ssize_t{3}});
     py::array_t<float> stats(std::vector<py::ssize_t>{n, vislint::kNumStats});
-    py::array_t<std::uint64_t> hashes(std::vector<py::ssize_t>{n, 2});
+    py::array_t<std::uint8_t> thumbs(std::vector<py::ssize_t>{n, vislint::kVerifySize,
+                                                              vislint::kVerifySize});
     py::array_t<float> desc(std::vector<py::ssize_t>{n, vislint::kDescriptorDim});
     std::uint8_t* pt = tiles.mutable_data();
     float* ps = stats.mutable_data();
-    std::uint64_t* ph = hashes.mutable_data();
+    std::uint8_t* ph = thumbs.mutable_data();
     float* pd = desc.mutable_data();
     {
         py::gil_scoped_release nogil;
         vislint::analyze_images(refs.data(), refs.size(), w, pt, ps, ph, pd, threads);
     }
-    return py::make_tuple(tiles, stats, hashes, desc);
+    return py::make_tuple(tiles, stats, thumbs, desc);
 }
 
 // int array of shape (n,) with a given name.
@@ -458,12 +425,86 @@ py::tuple rotation_verify_py(const py::array& polar, const py::array& a, const p
     return py::make_tuple(score, angle, mirrored);
 }
 
+py::array_t<std::uint8_t> grey_thumbnails_py(const py::array& tiles, int threads) {
+    check_threads(threads);
+    auto t = as_tiles(tiles);
+    const auto n = static_cast<std::size_t>(t.shape(0));
+    py::array_t<std::uint8_t> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n),
+                                                           vislint::kVerifySize, vislint::kVerifySize});
+    const std::uint8_t* src = t.data();
+    std::uint8_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        vislint::grey_thumbnails(src, n, dst, threads);
+    }
+    return out;
+}
+
+py::dict verify_pairs_py(const py::array& thumbs, const py::array& a, const py::array& b,
+                         int threads) {
+    check_threads(threads);
+    const std::string expected = "uint8 array of shape (N, 64, 64)";
+    if (thumbs.ndim() != 3 || thumbs.shape(1) != vislint::kVerifySize ||
+        thumbs.shape(2) != vislint::kVerifySize || thumbs.dtype().kind() != 'u' ||
+        thumbs.dtype().itemsize() != 1)
+        throw py::value_error("thumbs: expected " + expected + ", got " + describe(thumbs));
+    auto th = carray<std::uint8_t>::ensure(thumbs);
+    auto ia = convert<std::int64_t>(a, "a", Kind::Integer, "integer array of shape (P,)");
+    auto ib = convert<std::int64_t>(b, "b", Kind::Integer, "integer array of shape (P,)");
+    if (ia.ndim() != 1 || ib.ndim() != 1 || ia.shape(0) != ib.shape(0))
+        throw py::value_error("a, b: expected two integer arrays of the same shape (P,), got " +
+                              describe(a) + " and " + describe(b));
+    const auto n = static_cast<std::size_t>(th.shape(0));
+    const auto p = static_cast<std::size_t>(ia.shape(0));
+    std::vector<vislint::PairEvidence> ev(p);
+    const std::uint8_t* pt = th.data();
+    const std::int64_t* pa = ia.data();
+    const std::int64_t* pb = ib.data();
+    {
+        py::gil_scoped_release nogil;
+        try {
+            vislint::verify_pairs(pt, n, pa, pb, p, ev.data(), threads);
+        } catch (const std::out_of_range& e) {
+            py::gil_scoped_acquire gil;
+            throw py::index_error(e.what());
+        }
+    }
+    const auto P = static_cast<py::ssize_t>(p);
+    py::array_t<float> best(P), med(P), p90(P), worst(P), corr(P), coarse(P), cover(P);
+    py::array_t<bool> mir(P);
+    py::array_t<float> affine(std::vector<py::ssize_t>{P, 6});
+    auto* pm = reinterpret_cast<std::uint8_t*>(mir.mutable_data());
+    for (std::size_t k = 0; k < p; ++k) {
+        best.mutable_data()[k] = ev[k].residual_min;
+        med.mutable_data()[k] = ev[k].residual_median;
+        p90.mutable_data()[k] = ev[k].residual_p90;
+        worst.mutable_data()[k] = ev[k].residual_max;
+        corr.mutable_data()[k] = ev[k].correlation;
+        coarse.mutable_data()[k] = ev[k].coarse;
+        cover.mutable_data()[k] = ev[k].coverage;
+        pm[k] = ev[k].mirrored;
+        std::copy(ev[k].affine, ev[k].affine + 6, affine.mutable_data() + 6 * k);
+    }
+    py::dict out;
+    out["residual_min"] = best;
+    out["residual_median"] = med;
+    out["residual_p90"] = p90;
+    out["residual_max"] = worst;
+    out["correlation"] = corr;
+    out["coarse"] = coarse;
+    out["coverage"] = cover;
+    out["mirrored"] = mir;
+    out["affine"] = affine;
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
     m.doc() =
-        "vislint native core: per-image statistics, perceptual hashes, the built-in\n"
-        "image descriptor and graph loops over nearest-neighbour results.\n"
+        "vislint native core: per-image statistics, the built-in image descriptor,\n"
+        "rotated-copy and near-duplicate verification, and graph loops over\n"
+        "nearest-neighbour results.\n"
         "\n"
         "Images come in as `tiles`: uint8 arrays of shape (N, 128, 128, 3), RGB, each\n"
         "the whole image resized to TILE_SIZE x TILE_SIZE (aspect ratio ignored).\n"
@@ -544,37 +585,38 @@ Returns:
     - channel_diff: mean of max(|R-G|, |G-B|, |R-B|) (0 for grey images).
 )doc");
 
-    m.def("perceptual_hashes", &perceptual_hashes_py, py::arg("tiles"), py::arg("threads") = 0,
-          R"doc(64-bit perceptual hashes of tiles.
+    m.attr("VERIFY_SIZE") = vislint::kVerifySize;
+    m.def("grey_thumbnails", &grey_thumbnails_py, py::arg("tiles"), py::arg("threads") = 0,
+          R"doc(The grey thumbnails that near-duplicate verification compares.
 
 Args:
     tiles: uint8[N, 128, 128, 3] RGB tiles.
     threads: worker threads, 0 (default) = all hardware threads.
 
 Returns:
-    uint64[N, 2]; bit i of a hash is (h >> i) & 1.
-
-    - column 0, pHash: luminance box-averaged to 32x32 (4x4 px means),
-      2-D DCT-II (unnormalised cosine sums), the 8x8 lowest frequencies
-      F[u][v] (u = vertical, v = horizontal, DC at [0][0]);
-      bit u*8+v = F[u][v] > median of the 63 AC coefficients.
-    - column 1, dHash: luminance box-averaged to 8 rows (16 px each) x 9
-      columns (128/9 px each, exact area averaging: a pixel straddling two
-      columns is split by its fractional overlap); bit r*8+c =
-      Y[r][c+1] > Y[r][c]. Computed exactly, so equal means give 0.
+    uint8[N, 64, 64]: 2x2 means of the luminance, rounded half up.
 )doc");
-
-    m.def("hamming_distance", &hamming_distance_py, py::arg("a"), py::arg("b"),
-          R"doc(Element-wise Hamming distance of 64-bit hashes.
+    m.def("verify_pairs", &verify_pairs_py, py::arg("thumbs"), py::arg("a"), py::arg("b"),
+          py::arg("threads") = 0,
+          R"doc(Verify candidate copies: align each pair and measure what differs (verify.hpp).
 
 Args:
-    a: uint64[M] (any integer dtype, cast to uint64).
-    b: uint64[M], same shape as a.
+    thumbs: uint8[N, 64, 64] from grey_thumbnails.
+    a, b: int[P] rows of the pairs.
+    threads: worker threads, 0 (default) = all hardware threads.
 
 Returns:
-    int32[M], popcount(a[i] ^ b[i]) in 0..64.
-)doc");
+    dict of arrays of length P: residual_min, residual_median, residual_p90,
+    residual_max (RMS of the residual per cell of a 4x4 grid, over std(a), after
+    aligning b onto a and mapping its grey levels onto a's: the best, median,
+    second-worst and worst cell; 9 when under half of a falls inside b), correlation (of a and
+    aligned b), coverage (share of a inside b), mirrored (bool: b was flipped),
+    affine (float32[P, 6]: A00 A01 A10 A11 tx ty in 64-px units, x_b =
+    A (x_a - c) + c + t with c the centre).
 
+Raises:
+    IndexError for a row outside [0, N).
+)doc");
     m.def("descriptor", &descriptor_py, py::arg("tiles"), py::arg("threads") = 0,
           py::kw_only(), py::arg("weight_layout") = vislint::DescriptorWeights{}.layout,
           py::arg("weight_gradients") = vislint::DescriptorWeights{}.gradients,
@@ -763,24 +805,24 @@ Args:
           py::arg("weight_layout") = vislint::DescriptorWeights{}.layout,
           py::arg("weight_gradients") = vislint::DescriptorWeights{}.gradients,
           py::arg("weight_colour") = vislint::DescriptorWeights{}.colour,
-          R"doc(Everything per image in one call: tile, statistics, hashes, descriptor.
+          R"doc(Everything per image in one call: tile, statistics, thumbnail, descriptor.
 
-Resizes each image to its tile and computes the statistics, perceptual hashes
+Resizes each image to its tile and computes the statistics, grey thumbnail
 and descriptor from the tile in one pass over its pixels. The results are
 identical, bit for bit, to tiles_from_images followed by image_stats,
-perceptual_hashes and descriptor on the tiles, for any thread count.
+grey_thumbnails and descriptor on the tiles, for any thread count.
 
 Args:
     images: list of uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is
         ignored) arrays, any sizes.
-    size: tile side; must be TILE_SIZE (128), the size the statistics, hashes
-        and descriptor are defined on.
+    size: tile side; must be TILE_SIZE (128), the size the statistics,
+        thumbnail and descriptor are defined on.
     threads: worker threads over images, 0 (default) = all hardware threads.
     weight_layout, weight_gradients, weight_colour: descriptor block weights,
         as in descriptor().
 
 Returns:
     (tiles uint8[N, 128, 128, 3], stats float32[N, len(STAT_NAMES)],
-    hashes uint64[N, 2], descriptors float32[N, DESCRIPTOR_DIM]).
+    thumbs uint8[N, 64, 64], descriptors float32[N, DESCRIPTOR_DIM]).
 )doc");
 }

@@ -218,16 +218,16 @@ float laplacian_sq(const float* __restrict y0, const float* __restrict y1,
 
 void tile_pass(const std::uint8_t* tile, unsigned want, TileSums& s) {
     const bool stats = (want & kWantStats) != 0;
-    const bool boxes = (want & (kWantHashes | kWantDescriptor)) != 0;
-    const bool bands = (want & kWantHashes) != 0;
+    const bool boxes = (want & kWantDescriptor) != 0;
+    const bool thumb = (want & kWantThumb) != 0;
     const bool moments = (want & (kWantStats | kWantDescriptor)) != 0;
     const bool colour = (want & kWantDescriptor) != 0;
-    const bool luma = stats || boxes;
+    const bool luma = stats || boxes || thumb;
 
     alignas(16) std::uint8_t R[S], G[S], B[S], idx[S];
     alignas(16) float y[3][S];          // luminance (1000 Y, exact) of the last three rows
     alignas(16) float col4[S] = {};     // column sums of y over the current 4-row strip
-    alignas(16) float col16[S] = {};    // ... over the current 16-row band (dHash)
+    alignas(16) float pairs[S / 2] = {};  // sums of y over 2x2 boxes of the current 2 rows
     alignas(16) float f1[S], f2[S];     // per-pixel chroma ratios of the current row
     alignas(16) float cacc[4][2][16] = {};  // chroma pair sums of the current 32-row band
     alignas(16) std::int32_t hist4[4][256] = {};
@@ -262,13 +262,16 @@ void tile_pass(const std::uint8_t* tile, unsigned want, TileSums& s) {
             for (int bc = 0; bc < 32; ++bc)
                 box[bc] = static_cast<std::int32_t>((col4[4 * bc] + col4[4 * bc + 1]) +
                                                     (col4[4 * bc + 2] + col4[4 * bc + 3]));
-            if (bands)
-                for (int c = 0; c < S; ++c) col16[c] += col4[c];
             for (int c = 0; c < S; ++c) col4[c] = 0.f;
-            if (bands && r % 16 == 15) {
-                for (int c = 0; c < S; ++c) {
-                    s.band[r / 16][c] = static_cast<std::int32_t>(col16[c]);
-                    col16[c] = 0.f;
+        }
+
+        if (thumb) {  // exact: four values of y (integers up to 255,000) sum exactly in float
+            for (int c = 0; c < S / 2; ++c) pairs[c] += yr[2 * c] + yr[2 * c + 1];
+            if (r % 2 == 1) {
+                std::uint8_t* out = s.thumb + (r / 2) * (S / 2);
+                for (int c = 0; c < S / 2; ++c) {
+                    out[c] = static_cast<std::uint8_t>((static_cast<int>(pairs[c]) + 2000) / 4000);
+                    pairs[c] = 0.f;
                 }
             }
         }
@@ -364,25 +367,25 @@ void stats_from_sums(const TileSums& s, float* out) {
 }
 
 void analyze_tile(const std::uint8_t* tile, const DescriptorWeights& w, float* stats,
-                  std::uint64_t* hashes, float* descriptor) {
-    const unsigned want = (stats ? kWantStats : 0u) | (hashes ? kWantHashes : 0u) |
+                  std::uint8_t* thumb, float* descriptor) {
+    const unsigned want = (stats ? kWantStats : 0u) | (thumb ? kWantThumb : 0u) |
                           (descriptor ? kWantDescriptor : 0u);
     TileSums s;
     tile_pass(tile, want, s);
     if (stats) stats_from_sums(s, stats);
-    if (hashes) hashes_from_sums(s, hashes);
+    if (thumb) std::copy(s.thumb, s.thumb + kVerifyBytes, thumb);
     if (descriptor) descriptor_from_sums(s, w, descriptor);
 }
 
 void analyze_images(const ImageRef* images, std::size_t n, const DescriptorWeights& w,
-                    std::uint8_t* tiles, float* stats, std::uint64_t* hashes,
+                    std::uint8_t* tiles, float* stats, std::uint8_t* thumbs,
                     float* descriptors, int threads) {
     check_descriptor_weights(w);
     parallel_for(n, threads, [&](std::size_t i) {
         std::uint8_t* tile = tiles + i * kTileBytes;
         resize_rgb(images[i].pixels, images[i].h, images[i].w, tile, kTileSize, kTileSize,
                    images[i].channels);
-        analyze_tile(tile, w, stats + i * kNumStats, hashes + 2 * i,
+        analyze_tile(tile, w, stats + i * kNumStats, thumbs + i * kVerifyBytes,
                      descriptors + i * kDescriptorDim);
     });
 }

@@ -1,6 +1,7 @@
 """
-vislint native core: per-image statistics, perceptual hashes, the built-in
-image descriptor and graph loops over nearest-neighbour results.
+vislint native core: per-image statistics, the built-in image descriptor,
+rotated-copy and near-duplicate verification, and graph loops over
+nearest-neighbour results.
 
 Images come in as `tiles`: uint8 arrays of shape (N, 128, 128, 3), RGB, each
 the whole image resized to TILE_SIZE x TILE_SIZE (aspect ratio ignored).
@@ -14,28 +15,28 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'hamming_distance', 'have_jpeg', 'image_stats', 'label_tally', 'perceptual_hashes', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images']
+__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'VERIFY_SIZE', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'grey_thumbnails', 'have_jpeg', 'image_stats', 'label_tally', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images', 'verify_pairs']
 def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> tuple:
     """
-    Everything per image in one call: tile, statistics, hashes, descriptor.
+    Everything per image in one call: tile, statistics, thumbnail, descriptor.
     
-    Resizes each image to its tile and computes the statistics, perceptual hashes
+    Resizes each image to its tile and computes the statistics, grey thumbnail
     and descriptor from the tile in one pass over its pixels. The results are
     identical, bit for bit, to tiles_from_images followed by image_stats,
-    perceptual_hashes and descriptor on the tiles, for any thread count.
+    grey_thumbnails and descriptor on the tiles, for any thread count.
     
     Args:
         images: list of uint8[H, W, 3] (RGB) or uint8[H, W, 4] (RGBX: the 4th byte is
             ignored) arrays, any sizes.
-        size: tile side; must be TILE_SIZE (128), the size the statistics, hashes
-            and descriptor are defined on.
+        size: tile side; must be TILE_SIZE (128), the size the statistics,
+            thumbnail and descriptor are defined on.
         threads: worker threads over images, 0 (default) = all hardware threads.
         weight_layout, weight_gradients, weight_colour: descriptor block weights,
             as in descriptor().
     
     Returns:
         (tiles uint8[N, 128, 128, 3], stats float32[N, len(STAT_NAMES)],
-        hashes uint64[N, 2], descriptors float32[N, DESCRIPTOR_DIM]).
+        thumbs uint8[N, 64, 64], descriptors float32[N, DESCRIPTOR_DIM]).
     """
 def center_groups(neighbors: numpy.ndarray, sims: numpy.ndarray, threshold: typing.SupportsFloat | typing.SupportsIndex, order: numpy.ndarray) -> numpy.typing.NDArray[numpy.int64]:
     """
@@ -128,16 +129,16 @@ def descriptor(tiles: numpy.ndarray, threads: typing.SupportsInt | typing.Suppor
     
         Column order: A.s A.a B.s B.a C.s C.a.
     """
-def hamming_distance(a: numpy.ndarray, b: numpy.ndarray) -> numpy.typing.NDArray[numpy.int32]:
+def grey_thumbnails(tiles: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.uint8]:
     """
-    Element-wise Hamming distance of 64-bit hashes.
+    The grey thumbnails that near-duplicate verification compares.
     
     Args:
-        a: uint64[M] (any integer dtype, cast to uint64).
-        b: uint64[M], same shape as a.
+        tiles: uint8[N, 128, 128, 3] RGB tiles.
+        threads: worker threads, 0 (default) = all hardware threads.
     
     Returns:
-        int32[M], popcount(a[i] ^ b[i]) in 0..64.
+        uint8[N, 64, 64]: 2x2 means of the luminance, rounded half up.
     """
 def have_jpeg() -> bool:
     """
@@ -188,26 +189,6 @@ def label_tally(neighbors: numpy.ndarray, sims: numpy.ndarray, labels: numpy.nda
         support = total weight; suggested = label with the largest weight
         (ties -> smallest label; -1 when support == 0); agreement = weight of
         labels[r] / support (NaN when labels[r] < 0 or support == 0).
-    """
-def perceptual_hashes(tiles: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.uint64]:
-    """
-    64-bit perceptual hashes of tiles.
-    
-    Args:
-        tiles: uint8[N, 128, 128, 3] RGB tiles.
-        threads: worker threads, 0 (default) = all hardware threads.
-    
-    Returns:
-        uint64[N, 2]; bit i of a hash is (h >> i) & 1.
-    
-        - column 0, pHash: luminance box-averaged to 32x32 (4x4 px means),
-          2-D DCT-II (unnormalised cosine sums), the 8x8 lowest frequencies
-          F[u][v] (u = vertical, v = horizontal, DC at [0][0]);
-          bit u*8+v = F[u][v] > median of the 63 AC coefficients.
-        - column 1, dHash: luminance box-averaged to 8 rows (16 px each) x 9
-          columns (128/9 px each, exact area averaging: a pixel straddling two
-          columns is split by its fractional overlap); bit r*8+c =
-          Y[r][c+1] > Y[r][c]. Computed exactly, so equal means give 0.
     """
 def preprocess(images: list, out: numpy.ndarray, *, layout: str = 'NCHW', crop: typing.SupportsFloat | typing.SupportsIndex = 1.0, mean: collections.abc.Sequence = (0.0, 0.0, 0.0), std: collections.abc.Sequence = (1.0, 1.0, 1.0), bgr: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
     """
@@ -306,7 +287,29 @@ def tiles_from_images(images: list, size: typing.SupportsInt | typing.SupportsIn
     Returns:
         uint8[N, size, size, 3].
     """
+def verify_pairs(thumbs: numpy.ndarray, a: numpy.ndarray, b: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> dict:
+    """
+    Verify candidate copies: align each pair and measure what differs (verify.hpp).
+    
+    Args:
+        thumbs: uint8[N, 64, 64] from grey_thumbnails.
+        a, b: int[P] rows of the pairs.
+        threads: worker threads, 0 (default) = all hardware threads.
+    
+    Returns:
+        dict of arrays of length P: residual_min, residual_median, residual_p90,
+        residual_max (RMS of the residual per cell of a 4x4 grid, over std(a), after
+        aligning b onto a and mapping its grey levels onto a's: the best, median,
+        second-worst and worst cell; 9 when under half of a falls inside b), correlation (of a and
+        aligned b), coverage (share of a inside b), mirrored (bool: b was flipped),
+        affine (float32[P, 6]: A00 A01 A10 A11 tx ty in 64-px units, x_b =
+        A (x_a - c) + c + t with c the centre).
+    
+    Raises:
+        IndexError for a row outside [0, N).
+    """
 DESCRIPTOR_DIM: int = 448
 ROTATION_DIM: int = 160
 STAT_NAMES: list = ['blur_laplacian_var', 'lum_mean', 'lum_std', 'lum_p01', 'lum_p05', 'lum_p50', 'lum_p95', 'lum_p99', 'entropy', 'colourfulness', 'channel_diff']
 TILE_SIZE: int = 128
+VERIFY_SIZE: int = 64

@@ -628,8 +628,9 @@ def _describe_chunk(paths, skip_hashes, min_side, max_pixels, model=None, model_
     """Decode ``paths`` and describe the fresh ones (files whose hash is not in ``skip_hashes``).
 
     Returns (FileInfo per path, {name: array} for the rows that were described, or None):
-    the native core's tile analysis ("raw" descriptor, "stats", "phash") and rotation
-    description ("rot", "polar", "rot_info"), with the file's metadata. With an ONNX
+    the native core's tile analysis ("raw" descriptor, "stats", "thumb": the grey thumbnail
+    that verifies near duplicates) and rotation description ("rot", "polar", "rot_info"),
+    with the file's metadata. With an ONNX
     ``model`` the image is decoded again at the model's scale and its vector comes back as
     "vec" (``model_threads`` intra-op threads): the descriptor is made from the same pixels
     with or without a model, so a model never changes what is a copy.
@@ -651,13 +652,13 @@ def _describe_chunk(paths, skip_hashes, min_side, max_pixels, model=None, model_
                                 else images[-1])
     if not images:
         return infos, None
-    tiles, stats, hashes, raw = _native.analyze(images, size=_native.TILE_SIZE, threads=1)
+    tiles, stats, thumbs, raw = _native.analyze(images, size=_native.TILE_SIZE, threads=1)
     dims = np.array([im.shape[:2] for im in images], np.int32)
     rot, polar, rot_info = _native.rotation_features(tiles, dims[:, 1], dims[:, 0], threads=1)
     extra = {"vec": model.embed(model_images, threads=model_threads)} if model is not None else {}
     return infos, {**extra,
         "hash": np.array([f.content_hash for f in fresh]),
-        "raw": raw, "stats": stats, "phash": hashes, "rot": rot, "polar": polar, "rot_info": rot_info,
+        "raw": raw, "stats": stats, "thumb": thumbs, "rot": rot, "polar": polar, "rot_info": rot_info,
         "width": np.array([f.width for f in fresh], np.int32),
         "height": np.array([f.height for f in fresh], np.int32),
         "frames": np.array([f.frames for f in fresh], np.int32),

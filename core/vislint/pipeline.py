@@ -30,7 +30,7 @@ from .results import ScanResults
 from .thresholds import Thresholds
 from .tuning import tuned
 from .vocabulary import checks
-from .workdir import FeatureCache, open_work_dir
+from .workdir import CACHE_LAYOUT, FeatureCache, open_work_dir
 
 
 def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
@@ -99,7 +99,8 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     for i, label in reviewed.labels.items():
         catalog.labels[i] = label
     model = semantic if isinstance(semantic, Onnx) else None
-    cache = FeatureCache(Path(out) / "cache" / f"{Builtin.version}-{_native.TILE_SIZE}" if out else None)
+    cache = FeatureCache(Path(out) / "cache" / f"{Builtin.version}-{_native.TILE_SIZE}-{CACHE_LAYOUT}"
+                         if out else None)
     vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
                if model is not None else None)
     timings["catalog"] = time.perf_counter() - clock
@@ -115,8 +116,13 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     clock = time.perf_counter()
     valid = meta["ok"]
     vidx = np.flatnonzero(valid)
-    got = cache.gather([meta["content_hash"][i] for i in vidx])  # rows of the valid images
-    del cache  # its chunks hold every descriptor once more; from here on `got` has them
+    hashes = meta["content_hash"]
+    got = cache.gather([hashes[i] for i in vidx], fields=tuple(f for f in cache.fields[1:]
+                                                                 if f != "thumb"))
+    # the chunks hold every descriptor once more: keep only the thumbnails, which only the
+    # images of candidate pairs need
+    thumb_cache = cache.only(("thumb",))
+    del cache
     stats = _all_rows(got["stats"], vidx, n, np.nan)
     rotation = {"retrieval": _all_rows(got["rot"], vidx, n, 0), "polar": _all_rows(got["polar"], vidx, n, 0),
                 "info": _all_rows(got["rot_info"], vidx, n, np.nan)}
@@ -153,7 +159,8 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     clock = time.perf_counter()
     rotation["candidates"] = rot_candidates.result()
     ctx = Context(catalog=catalog, meta=meta, valid=valid, stats=stats, spaces=spaces,
-                  rotation=rotation, thresholds=t, reviewed=reviewed, threads=threads)
+                  rotation=rotation, thresholds=t, reviewed=reviewed, threads=threads,
+                  thumbs=lambda rows: thumb_cache.gather([hashes[r] for r in rows])["thumb"])
     for check in checks():
         ctx.results[check.name] = check.function()(ctx)
     results = ScanResults.from_checks(ctx, original_labels)

@@ -9,8 +9,10 @@ columns ``label_original`` (the label before a reviewer's correction) and ``revi
 ``groups`` (one row per group member, check by check, group by group, representative first):
 ``check, group, id, path, label, split, keep, similarity`` (to the representative).
 
-``pairs`` (one row per pair, check by check, most similar first): ``check, id_a, id_b,
-path_a, path_b, split_a, split_b, similarity``.
+``pairs`` (one row per pair, check by check, the highest score first): ``check, id_a, id_b,
+path_a, path_b, split_a, split_b, similarity`` (the pair's score for its check: a copy
+probability, a same-scene score, a similarity), then the evidence columns the checks' records
+name (``pair_evidence``; NaN / False where a check has none).
 
 A reviewer's ``keep`` / ``label_ok`` clears the flag of a check whose record says so
 (:attr:`vislint.vocabulary.Check.clears`); the score stays, for the record.
@@ -80,6 +82,11 @@ def _group_table(images: dict, results: dict[str, CheckResult]):
 def _pair_table(images: dict, results: dict[str, CheckResult]):
     cols = {c: [] for c in ("check", "id_a", "id_b", "path_a", "path_b", "split_a", "split_b")}
     sim_parts = []
+    evidence = {}  # column -> kind, over every check that lists pairs
+    for check in checks():
+        if check.pairs:
+            evidence.update(dict(check.pair_evidence))
+    parts = {c: [] for c in evidence}
     for check in checks():
         r = results[check.name]
         if not check.pairs or r.pairs is None or not len(r.pairs):
@@ -93,7 +100,15 @@ def _pair_table(images: dict, results: dict[str, CheckResult]):
             for c in ("id", "path", "split"):
                 cols[f"{c}_{side}"] += _take(images[c], rows)
         sim_parts.append(np.asarray(sims, np.float32)[order])
+        for c, kind in evidence.items():
+            values = r.pair_columns.get(c)
+            if values is None:
+                values = np.zeros(len(pairs), bool) if kind == "bool" else np.full(len(pairs), np.nan)
+            parts[c].append(np.asarray(values)[order])
     cols["similarity"] = np.concatenate(sim_parts) if sim_parts else np.zeros(0, np.float32)
+    for c, kind in evidence.items():
+        cols[c] = (np.concatenate(parts[c]) if parts[c]
+                   else np.zeros(0, bool if kind == "bool" else np.float64))
     return tables.table(cols)
 
 

@@ -21,8 +21,11 @@ import numpy as np
 class Thresholds:
     """All thresholds of a scan. Units are given per field.
 
-    near_duplicate: cosine similarity of the built-in descriptor at or above
-        which two images are near duplicates (default 0.90).
+    near_duplicate: copy probability (calibrated: of pairs scored p, about p are copies)
+        at or above which a verified pair is a near duplicate (default 0.5). See
+        :mod:`vislint.checks.verification`.
+    copy_candidate: cosine similarity of the built-in descriptor at or above which a pair
+        is verified (0.85).
     exact_pixels_min_sim: similarity at or above which two same-sized images with
         different bytes are decoded in full and compared pixel by pixel (0.995).
     label_agreement: an image is a label conflict when the weighted share of its
@@ -51,7 +54,8 @@ class Thresholds:
         larger than the data set's median is odd (16).
     """
 
-    near_duplicate: float = 0.90
+    near_duplicate: float = 0.5
+    copy_candidate: float = 0.85
     exact_pixels_min_sim: float = 0.995
     label_agreement: float = 0.2
     label_min_support: float = 2.0

@@ -48,6 +48,7 @@ class Check:
     scored: whether it writes ``<name>_score``.
     evidence: (column, kind) of the evidence columns it writes (kinds: :data:`EVIDENCE_KINDS`).
     pairs: whether it lists image pairs (``ScanResults.pairs(name)``).
+    pair_evidence: (column, kind) of the evidence of each pair, in the pairs table.
     view: title of its review view: the FiftyOne saved view ``"<key>: <view>"`` and the Label
         Studio queue; checks sharing a title share the view. None: no view.
     queue: whether reviewers get a Label Studio queue for it.
@@ -74,6 +75,7 @@ class Check:
     scored: bool = True
     evidence: tuple[tuple[str, str], ...] = ()
     pairs: bool = False
+    pair_evidence: tuple[tuple[str, str], ...] = ()
     view: str | None = None
     queue: bool = True
     verdicts: tuple[str, ...] = ("keep", "remove")
@@ -90,7 +92,7 @@ class Check:
             raise ValueError(f"check {self.name}: unit must be one of {UNITS}, got {self.unit!r}")
         if self.space not in (*SPACES, None):
             raise ValueError(f"check {self.name}: space must be one of {SPACES} or None")
-        for column, kind in self.evidence:
+        for column, kind in self.evidence + self.pair_evidence:
             if kind not in EVIDENCE_KINDS:
                 raise ValueError(f"check {self.name}: evidence {column!r} has unknown kind {kind!r}")
 
@@ -130,7 +132,9 @@ class CheckResult:
     columns: its evidence columns ({column: array or list of N values}).
     groups: its groups, as (group number, member rows with the representative first,
         similarity of each member to the representative).
-    pairs: int64[P, 2] row pairs it calls (i < j), with ``pair_sims`` float32[P].
+    pairs: int64[P, 2] row pairs it calls (i < j), with ``pair_sims`` float32[P] (the pair's
+        score: a similarity, or a probability) and ``pair_columns`` (the evidence of each
+        pair, {column: array[P]}, as the record's ``pair_evidence`` names them).
     info: anything the summary shows beside the counts (e.g. the leak table).
     """
 
@@ -140,8 +144,17 @@ class CheckResult:
     groups: list = field(default_factory=list)
     pairs: Any = None
     pair_sims: Any = None
+    pair_columns: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
+
+PAIR_EVIDENCE = (("descriptor_similarity", "float"), ("residual_median", "float"),
+                 ("residual_max", "float"), ("mirrored", "bool"), ("scale_x", "float"),
+                 ("scale_y", "float"), ("rotation_angle", "float"))
+"""What the pairs table shows of each verified pair (:mod:`vislint.checks.verification`): the
+descriptor's similarity, the residual after alignment (median and worst cell of a 4 x 4 grid,
+relative to contrast), and the alignment (mirror, scale along x and y, the rotation rule's
+angle in degrees)."""
 
 _BUILTIN = [
     Check("invalid", "invalid files", "a file that cannot be used; invalid_reason says why",
@@ -154,14 +167,25 @@ _BUILTIN = [
           view="duplicates", verdicts=("not_duplicate", "keep", "remove"), clears=False,
           gallery="group", order=10),
     Check("near_duplicate", "near duplicates",
-          "re-encoded, resized, cropped, flipped, recoloured or rotated copies; groups never "
-          "chain", "similarity ≥ {near_duplicate}", ".checks.duplicates:near_duplicate",
-          why="measured on planted copies and the imagededup fixtures (docs/defaults.md)",
+          "the same photograph re-encoded, resized, cropped, flipped, recoloured or rotated: "
+          "each pair verified by aligning the two images", "copy probability ≥ {near_duplicate}",
+          ".checks.duplicates:near_duplicate",
+          why="calibrated on labelled natural pairs and planted copies (docs/defaults.md)",
           unit="group", space="copy", threshold="near_duplicate", pairs=True,
           evidence=(("exact_group", "int"), ("duplicate_group", "int"), ("duplicate_of", "id"),
                     ("nearest_id", "id"), ("nearest_similarity", "float")),
+          pair_evidence=PAIR_EVIDENCE,
           view="duplicates", verdicts=("not_duplicate", "keep", "remove"), clears=False,
           gallery="group", order=20),
+    Check("same_scene", "same-scene shots",
+          "another shot of the same scene (a burst, a moved subject): part of the frame matches "
+          "exactly, part changed; never a copy", "verified same scene",
+          ".checks.duplicates:same_scene",
+          why="bursts labelled by eye on the Intel sample (docs/defaults.md)", unit="group",
+          space="copy", pairs=True,
+          evidence=(("scene_group", "int"), ("scene_of", "id"), ("scene_splits", "str")),
+          pair_evidence=PAIR_EVIDENCE, view="same scene", verdicts=("keep", "remove"),
+          clears=False, gallery="group", group_column="scene_group", order=25),
     Check("leak", "leaks", "a duplicate whose partner is in another split (train/valid/test)",
           "duplicate across splits", ".checks.leaks:leak", unit="group", space="copy",
           pairs=True, evidence=(("leak_partners", "ids"),), view="leaks",

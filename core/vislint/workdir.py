@@ -144,9 +144,12 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-CACHE_FIELDS = ("hash", "raw", "stats", "phash", "rot", "polar", "rot_info", "width", "height",
+CACHE_FIELDS = ("hash", "raw", "stats", "thumb", "rot", "polar", "rot_info", "width", "height",
                 "frames", "format", "mode")
 """Arrays of one cache chunk, aligned by row."""
+CACHE_LAYOUT = 2
+"""Part of the cache folder's name, raised when :data:`CACHE_FIELDS` change (2: the grey
+thumbnails that verify near duplicates replaced the perceptual hashes)."""
 
 
 class FeatureCache:
@@ -196,18 +199,28 @@ class FeatureCache:
                     np.savez(f, **chunk)
         self._register(chunk)
 
-    def gather(self, content_hashes: list[str]) -> dict[str, np.ndarray]:
-        """Arrays for the given hashes, in that order (every hash must be cached)."""
+    def gather(self, content_hashes: list[str], fields: tuple[str, ...] | None = None
+               ) -> dict[str, np.ndarray]:
+        """Arrays for the given hashes, in that order (every hash must be cached): of every
+        field but "hash", or of ``fields``."""
         locs = np.array([self._index[h] for h in content_hashes], dtype=np.int64).reshape(-1, 2)
         sizes = [len(c["hash"]) for c in self._chunks]
         rows = (np.cumsum([0] + sizes)[locs[:, 0]] + locs[:, 1]) if len(locs) else np.zeros(0, np.int64)
         # every cached row once, in cache order (as after a fresh scan): no reordering copy
         in_order = len(rows) == sum(sizes) and bool((rows == np.arange(len(rows))).all())
         out = {}
-        for name in self.fields[1:]:
+        for name in fields or self.fields[1:]:
             parts = [c[name] for c in self._chunks]
             stacked = np.concatenate(parts) if parts else np.empty(0)
             out[name] = stacked if in_order else stacked[rows]
+        return out
+
+    def only(self, fields: tuple[str, ...]) -> "FeatureCache":
+        """An in-memory cache sharing this one's arrays of ``fields`` only (so that the
+        others can be freed)."""
+        out = FeatureCache(None, ("hash", *fields))
+        for chunk in self._chunks:
+            out._register({name: chunk[name] for name in out.fields})
         return out
 
     def _register(self, chunk: dict[str, np.ndarray]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Callable
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Context:
     float[N, S] image statistics (columns :data:`vislint._native.STAT_NAMES`). spaces:
     {"copy": Space, "semantic": Space (when embeddings were given)}. rotation: the copy
     space's rotation description ("polar", "info", "candidates"). thresholds, reviewed (the
-    reviewer decisions resolved on the catalog), threads (faiss and native threads).
+    reviewer decisions resolved on the catalog), threads (faiss and native threads), thumbs.
     """
 
     catalog: Catalog
@@ -49,6 +50,9 @@ class Context:
     thresholds: Thresholds
     reviewed: Decisions
     threads: int = 1
+    thumbs: Callable[[list[int]], np.ndarray] | None = None
+    """``thumbs(rows)``: uint8[len(rows), 64, 64], the grey thumbnails of those valid rows,
+    which verify near-duplicate candidates."""
     results: dict = field(default_factory=dict)
     """Results of the checks run so far, by name (checks run in vocabulary order)."""
     shared: dict = field(default_factory=dict)

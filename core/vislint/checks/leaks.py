@@ -27,7 +27,7 @@ class Leaks:
     table: dict[str, dict[str, int]]
 
 
-def find_leaks(*, splits, features, duplicate_group, pairs, pair_sims) -> Leaks:
+def find_leaks(*, splits, near_score, duplicate_group, pairs, pair_sims) -> Leaks:
     n = len(splits)
     split = np.array([s if s is not None else "" for s in splits], dtype=object)
     partners: list[set[int]] = [set() for _ in range(n)]
@@ -51,8 +51,8 @@ def find_leaks(*, splits, features, duplicate_group, pairs, pair_sims) -> Leaks:
     for i in range(n):
         for j in partners[i]:
             s = sim_of.get((min(i, j), max(i, j)))
-            if s is None:
-                s = float(np.dot(features[i], features[j]))
+            if s is None:  # joined through the group: both are copies at least this sure
+                s = float(min(near_score[i], near_score[j]))
             score[i] = max(score[i], min(max(s, 0.0), 1.0))
     table: dict[str, dict[str, int]] = {}
     for i in range(n):
@@ -72,8 +72,8 @@ def leak(ctx):
     from .duplicates import group_rows
 
     dup, splits, ids = ctx.duplicates, ctx.catalog.splits, ctx.catalog.ids
-    found = find_leaks(splits=splits, features=ctx.spaces["copy"].vectors,
-                       duplicate_group=dup.duplicate_group, pairs=dup.pairs, pair_sims=dup.pair_sims)
+    found = find_leaks(splits=splits, near_score=dup.near_score,
+                       duplicate_group=dup.duplicate_group, pairs=dup.pairs, pair_sims=dup.pair_scores)
     spans = lambda members, g: len({splits[m] for m in members if isinstance(splits[m], str)}) > 1  # noqa: E731
     return CheckResult(
         flag=np.array([len(p) > 0 for p in found.partners], bool),

@@ -13,16 +13,16 @@ every image also has a rotation-invariant description of its content disk
    v in [-1, 1]. Only images with texture (band-pass std ≥
    :data:`TEXTURE_FLOOR` grey levels) are verified: a flat image correlates
    with anything.
-3. The pair's rotation similarity ``0.6 + 0.4 v`` maps the measured acceptance
-   point v = 0.75 onto the near-duplicate default 0.90 (and v = 1 onto 1), so
-   one threshold governs both rules: a pair is a near duplicate when its
-   descriptor similarity or its rotation similarity reaches ``near_duplicate``.
+3. The pair's rotation similarity ``0.6 + 0.4 v`` (0.9 at the measured acceptance point
+   v = 0.75, 1 at v = 1): :mod:`vislint.checks.verification` takes it as the copy
+   probability of a pair turned by a few degrees or more (below that, a burst of one
+   scene correlates as well as a copy does, and the verification of the aligned
+   images decides).
 
-Padded canvases: two copies rotated with "expand" share black corners, which
-the built-in descriptor sees as shared layout, so unrelated padded images can
-look alike to it. Between two padded images (content radius < :data:`PADDED`
-× canvas inradius) that both have texture, the rotation similarity decides
-instead of the descriptor's.
+Padded canvases: two copies rotated with "expand" share black corners, which the built-in
+descriptor sees as shared layout. The graph's candidate pairs between two padded images
+(content radius < :data:`PADDED` × canvas inradius) that both have texture are judged by
+the rotation rule too.
 
 Measured (docs/defaults.md): imagededup fixtures,
 planted rotations of Intel photos at ±45° and 0–360°, with and without
@@ -121,56 +121,3 @@ def judge_rotations(*, candidates, polar, info, valid, graph: KnnGraph, near_thr
     score, angle, mirrored = _native.rotation_verify(polar, pairs[:, 0], pairs[:, 1], threads=threads)
     decides = veto_padded & padded[pairs[:, 0]] & padded[pairs[:, 1]]
     return RotationPairs(pairs, np.round(rotation_similarity(score), 5), angle, mirrored, decides)
-
-
-def duplicate_graph(graph: KnnGraph, rot: RotationPairs) -> KnnGraph:
-    """The shared graph with the rotation rule folded in, for the duplicate checks.
-
-    Every judged pair gets similarity max(descriptor, rotation) — the rotation
-    similarity alone where ``rot.decides`` — in both directions; pairs not in
-    the graph are added as extra neighbours. Rows stay sorted by similarity
-    (then index).
-    """
-    n, k = graph.neighbors.shape
-    if not len(rot.pairs):
-        return graph
-    # Only the rows of judged images change: the edges of those rows are merged and sorted
-    # again; every other row is kept as it is (it is already in that order).
-    touched = np.unique(rot.pairs)
-    rows = np.repeat(touched, k)
-    cols, sims = graph.neighbors[touched].ravel(), graph.sims[touched].ravel().astype(np.float64)
-    keep = cols >= 0
-    rows, cols, sims = rows[keep], cols[keep], sims[keep]
-    # descriptor similarity of each judged pair where the graph has it (either direction)
-    key = rows * n + cols
-    srt = np.argsort(key)
-    a, b = rot.pairs[:, 0], rot.pairs[:, 1]
-    desc = np.full(len(a), -np.inf)
-    for x, y in ((a, b), (b, a)):
-        q = x * n + y
-        pos = np.minimum(np.searchsorted(key[srt], q), len(srt) - 1)
-        hit = key[srt][pos] == q
-        desc[hit] = np.maximum(desc[hit], sims[srt][pos][hit])
-    judged = np.where(rot.decides, rot.similarity, np.maximum(desc, rot.similarity))
-    # judged edges (both directions) replace the graph's
-    all_r = np.concatenate([rows, a, b])
-    all_c = np.concatenate([cols, b, a])
-    all_s = np.concatenate([sims, judged, judged])
-    prio = np.concatenate([np.zeros(len(rows)), np.ones(2 * len(a))])
-    order = np.lexsort((-prio, all_r * n + all_c))
-    k2 = (all_r * n + all_c)[order]
-    first = order[np.concatenate([[True], k2[1:] != k2[:-1]])]
-    all_r, all_c, all_s = all_r[first], all_c[first], all_s[first]
-    order = np.lexsort((all_c, -all_s, all_r))
-    all_r, all_c, all_s = all_r[order], all_c[order], all_s[order]
-    counts = np.bincount(all_r, minlength=n)
-    width = max(k, int(counts.max()))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pos = np.arange(len(all_r)) - starts[all_r]
-    neighbors = np.full((n, width), -1, np.int64)
-    out_sims = np.full((n, width), -np.inf, np.float32)
-    neighbors[:, :k], out_sims[:, :k] = graph.neighbors, graph.sims
-    neighbors[touched], out_sims[touched] = -1, -np.inf
-    neighbors[all_r, pos] = all_c
-    out_sims[all_r, pos] = all_s
-    return KnnGraph(neighbors, out_sims, graph.method)
