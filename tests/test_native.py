@@ -152,7 +152,8 @@ def test_verification_accepts_edited_copies_and_rejects_other_photos():
     assert ev["mirrored"].tolist() == [k == "flip" for k in copies] + [ev["mirrored"][n], ev["mirrored"][n + 1]]
     scale = dict(zip(copies, ev["affine"][:n, 0]))
     assert scale["crop"] > 1.01 and abs(scale["jpeg"] - 1) < 0.01  # b, a crop, shows a enlarged
-    assert (ev["coverage"][:n] > 0.85).all() and (ev["correlation"][:n] > 0.98).all()
+    # (coverage: of a inside b and 2 px clear of its edge, which the smoothing blurred)
+    assert (ev["coverage"][:n] > 0.75).all() and (ev["correlation"][:n] > 0.98).all()
 
 
 def test_verification_sees_where_a_scene_changed():

@@ -20,7 +20,10 @@ constexpr float kRobust = 4.0f;  // a pixel whose error passes this x the mean |
                                  // last step (a changed region) does not steer the next one  // a step under this (matrix terms; shift / side) ends a level
 constexpr float kTrim = 0.25f;       // pixels further than this x std(a) from the first curve
                                      // are left out of the second
+constexpr float kEdge = 2.0f;        // px of b's edge left out of the evidence (the smoothing's reach)
 constexpr float kStdFloor = 1.0f;    // std(a) floor (grey levels): flat images verify nothing
+constexpr float kNoise = 4.0f;       // grey levels added to std(a) when scaling residuals: JPEG noise
+                                     // weighs less in a dark or low-contrast image
 constexpr float kNoEvidence = 9.0f;  // residual reported when nothing can be compared
 constexpr double kCoarseFloor = 0.95;  // coarse correlation below which a pair is not looked
                                        // at further (no copy or same-scene shot measured
@@ -311,7 +314,10 @@ void evidence(const Image& a, const Image& b, const Warp& w, PairEvidence& out) 
             const float dx = static_cast<float>(x - c);
             float v;
             const int i = y * N + x;
-            valid[i] = sample(b, N, m0 * dx + m1 * dy + ox, m2 * dx + m3 * dy + oy, v);
+            const float xb = m0 * dx + m1 * dy + ox, yb = m2 * dx + m3 * dy + oy;
+            // within b, and clear of its edge, where the smoothing replicated edge pixels
+            valid[i] = xb >= kEdge && yb >= kEdge && xb <= N - 1 - kEdge && yb <= N - 1 - kEdge &&
+                       sample(b, N, xb, yb, v);
             if (!valid[i]) continue;
             warped[i] = v;
             const float u = a[i];
@@ -352,7 +358,8 @@ void evidence(const Image& a, const Image& b, const Warp& w, PairEvidence& out) 
     float cells[kVerifyCells * kVerifyCells];
     int m = 0;
     for (int id = 0; id < kVerifyCells * kVerifyCells; ++id)
-        if (cn[id] * 2 >= cell * cell) cells[m++] = static_cast<float>(std::sqrt(ss[id] / cn[id])) / std_a;
+        if (cn[id] * 2 >= cell * cell)
+            cells[m++] = static_cast<float>(std::sqrt(ss[id] / cn[id])) / (std_a + kNoise);
     if (m == 0) return;
     std::sort(cells, cells + m);
     out.residual_min = cells[0];

@@ -19,11 +19,13 @@
 //    rotations and flips; larger rotations are the rotation rule's (rotation.hpp).
 //    A pair whose correlation after the 16 px alignment is under 0.95 gets no evidence (all
 //    residuals 9): no copy or same-scene shot measured scores under 0.967 there.
-// 3. Evidence at 64 px: b is warped onto a (bilinear; a's pixels that fall outside b are
-//    left out), b's grey levels are mapped onto a's by the monotone curve through 33
-//    matching quantiles (brightness, contrast, gamma, saturation and clipping are
-//    photometric edits of a copy), and the residual is measured per cell of a 4 x 4 grid
-//    as RMS(mapped b - a) / std(a). residual_median (the median cell) is small when both
+// 3. Evidence at 64 px: b is warped onto a (bilinear; a's pixels that fall outside b, or
+//    within 2 px of its edge, are left out), b's grey levels are mapped onto a's by a
+//    monotone curve (the mean of a per grey level of b, made non-decreasing; fitted again
+//    without the pixels the first fit misses by over a quarter of std(a): brightness,
+//    contrast, gamma, saturation and clipping are photometric edits of a copy, a changed
+//    region is not), and the residual is measured per cell of a 4 x 4 grid as
+//    RMS(mapped b - a) / (std(a) + 4 grey levels). residual_median (the median cell) is small when both
 //    show the same photograph; residual_max (the worst cell) is large where something
 //    changed: a moved subject in a burst, an overlay.
 #pragma once
@@ -50,7 +52,7 @@ struct PairEvidence {
     float residual_max;     // worst cell
     float correlation;      // correlation of a and aligned b (before the grey-level curve)
     float coarse;           // the same at 16 px, after the coarse alignment
-    float coverage;         // share of a's pixels that fall inside b
+    float coverage;         // share of a's pixels that fall inside b, 2 px clear of its edge
     std::uint8_t mirrored;  // 1 when b was mirrored left-right
     float affine[6];        // A00 A01 A10 A11 tx ty (64-px units): x_b = A (x_a - c) + c + t
 };

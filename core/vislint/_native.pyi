@@ -298,10 +298,11 @@ def verify_pairs(thumbs: numpy.ndarray, a: numpy.ndarray, b: numpy.ndarray, thre
     
     Returns:
         dict of arrays of length P: residual_min, residual_median, residual_p90,
-        residual_max (RMS of the residual per cell of a 4x4 grid, over std(a), after
+        residual_max (RMS of the residual per cell of a 4x4 grid, over std(a) + 4, after
         aligning b onto a and mapping its grey levels onto a's: the best, median,
         second-worst and worst cell; 9 when under half of a falls inside b), correlation (of a and
-        aligned b), coverage (share of a inside b), mirrored (bool: b was flipped),
+        aligned b), coverage (share of a inside b), coarse (the correlation after the
+        16 px alignment; under 0.95 nothing else is measured), mirrored (bool: b was flipped),
         affine (float32[P, 6]: A00 A01 A10 A11 tx ty in 64-px units, x_b =
         A (x_a - c) + c + t with c the centre).
     

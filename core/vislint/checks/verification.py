@@ -47,7 +47,7 @@ CALIBRATION = ((0.0, 1.0), (1.0, 0.98), (1.1, 0.3), (1.3, 0.3), (1.5, 0.02), (2.
 """(evidence ratio q, share of such pairs that are copies), linear between the knots: of
 1,176 labelled pairs (Intel natural pairs, planted copies among untouched photos, the
 imagededup fixtures; exact and rotated copies apart), all 357 with q ≤ 1 were copies, 2 of
-7 with 1 < q ≤ 1.3 and none of the 810 above (docs/defaults.md)."""
+7 with 1 < q ≤ 1.3 and none of the 812 above (docs/defaults.md)."""
 TURNED = 2.5
 """Degrees a copy must be turned for the rotation rule's verdict to count (below, the
 residual decides: bursts correlate at angle 0)."""
