@@ -351,12 +351,15 @@ def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
         v = df[col].iat[r]
         return v if isinstance(v, str) else None
 
+    # how each image was verified against the first (the same-scene queue has its own notes)
+    notes = "scene_evidence" if item["queue"] == "same scene" else "duplicate_evidence"
     cells = []
     for k, (r, sim) in enumerate(zip(rows, item["sims"])):
         caption = [html.escape(df["relpath"].iat[r]), f"label: {html.escape(val('label', r) or '—')}",
                    f"split: {html.escape(val('split', r) or '—')}"]
         if len(rows) > 1:
-            caption.append(("kept by the keep policy" if k == 0 else f"similarity {sim:.3f}"))
+            caption.append("kept by the keep policy" if k == 0 else
+                           html.escape(val(notes, r) or f"similarity {sim:.3f}"))
         cells.append(f'<figure style="display:inline-block;margin:4px;vertical-align:top">'
                      f'<img src="{html.escape(urls[r])}" style="max-width:300px;max-height:300px">'
                      f'<figcaption style="font-size:12px">{"<br>".join(caption)}</figcaption></figure>')

@@ -275,33 +275,6 @@ class _Page:
                              "how it was verified against that one (the residual after aligning "
                              "the two, relative to contrast: under 0.065 the same photograph).")
 
-    def _pair_evidence(self) -> dict:
-        """{frozenset of two image ids: what verified the pair, one line} for the copy and
-        same-scene pairs (the first listed wins: a copy before a shot of the same scene)."""
-        if getattr(self, "_pair_notes", None) is not None:
-            return self._pair_notes
-        p = self.res.columns("pairs")
-        out = {}
-        if "residual_median" in p:
-            kinds = {"exact_duplicate": "exact copy", "near_duplicate": "copy",
-                     "same_scene": "same scene"}
-            for k in range(len(p["check"])):
-                kind = kinds.get(p["check"][k])
-                if kind is None:
-                    continue
-                note = kind if kind == "exact copy" else f"{kind} {p['similarity'][k]:.2f}"
-                med, worst = p["residual_median"][k], p["residual_max"][k]
-                if np.isfinite(med):
-                    note += f" · residual {med:.3f} (worst cell {worst:.3f})"
-                if p["mirrored"][k]:
-                    note += " · mirrored"
-                if np.isfinite(p["rotation_angle"][k]) and min(p["rotation_angle"][k] % 360,
-                                                               360 - p["rotation_angle"][k] % 360) >= 2.5:
-                    note += f" · turned {p['rotation_angle'][k]:.0f}°"
-                out.setdefault(frozenset((p["id_a"][k], p["id_b"][k])), note)
-        self._pair_notes = out
-        return out
-
     def _group_items(self, check: Check) -> tuple[list, int]:
         """The listed groups of ``check`` as findings, most severe first, and the number of groups."""
         img, t = self.img, self.res.columns("groups")
@@ -318,16 +291,19 @@ class _Page:
                                                         groups[spans[g][0]]))
         labels, splits = img["label"], img["split"]
         sugg = img["suggested_label"] if check.gallery == "conflict" else None
-        evidence = self._pair_evidence()
-        ids = t["id"][mine].tolist()
+        # how each member was verified against the kept image (the check's own column, else
+        # the duplicate groups' for leaks and label conflicts)
+        column = next((c for c, _ in check.evidence if c.endswith("_evidence")),
+                      "duplicate_evidence" if check.space == "copy" else None)
+        notes = img[column] if column in img else [None] * len(img["id"])
         items = []
         for g in self._take(order):
             a, b = spans[g]
             members = []
             for j in range(a, b):
                 r = int(rows[j])
-                note = "kept" if keep[j] else evidence.get(frozenset((ids[a], ids[j])),
-                                                           f"similarity {sims[j]:.3f}")
+                note = "kept" if keep[j] else (notes[r] if isinstance(notes[r], str)
+                                               else f"similarity {sims[j]:.3f}")
                 if sugg is not None and isinstance(sugg[r], str) and sugg[r] != labels[r]:
                     note += f" · suggested: {sugg[r]}"
                 members.append([self._ref(r), note, _KEEP if keep[j] else _PLAIN])
