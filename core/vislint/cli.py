@@ -181,7 +181,8 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
 
     for f in fields(Thresholds):
         th.add_argument(f"--{f.name.replace('_', '-')}", dest=f"t_{f.name}", type=float,
-                        default=None, metavar="X", help=f"default {'off' if f.default is None else f.default}")
+                        default=None, metavar="X",
+                        help=f"{f.metadata['help']} (default {'off' if f.default is None else f.default})")
     s.set_defaults(run=_cmd_scan)
 
     sh = sub.add_parser("show", help="print the summary of a saved scan again")

@@ -12,62 +12,47 @@ default only with a new measurement.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
 
+def _t(default, help: str):
+    """A threshold field: its default and what it means, with units (one line; the CLI's
+    ``--help`` and the class docstring show it)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    """All thresholds of a scan. Units are given per field.
+    """All thresholds of a scan (the list below is built from the fields)."""
 
-    near_duplicate: copy probability (calibrated: of pairs scored p, about p are copies)
-        at or above which a verified pair is a near duplicate (default 0.5). See
-        :mod:`vislint.checks.verification`.
-    copy_candidate: cosine similarity of the built-in descriptor at or above which a pair
-        is verified (0.85).
-    exact_pixels_min_sim: similarity at or above which two same-sized images with
-        different bytes are decoded in full and compared pixel by pixel (0.995).
-    label_agreement: an image is a label conflict when the weighted share of its
-        neighbours carrying its own label is at most this (0.2) and another label
-        wins the vote. Applies to semantic features (a model's or precomputed
-        vectors) only; see :mod:`vislint.checks.labels`.
-    label_min_support: minimum summed neighbour similarity for a vote to count (2.0).
-    outlier_z: robust z-score (median/MAD) of the distance to the nearest
-        neighbours above which an image is an outlier (6.0).
-    similar_content: cosine similarity of the semantic vectors (a model's or precomputed
-        embeddings) at or above which images share a similar-content group; None (the
-        default) turns the check off, as the cosine meaning "same content" depends on the
-        model. See :mod:`vislint.checks.similar`.
-    blurry: sharpness below which an image is blurry (0.12). Sharpness is the RMS
-        of the Laplacian of luminance at the 128×128 working scale divided by the
-        luminance standard deviation + 1 (unitless), so darkening or lowering the
-        contrast of an image does not make it "blurry".
-    dark: 95th percentile of luminance (0–255) below which an image is dark (40).
-    bright: 5th percentile of luminance (0–255) above which an image is bright (200).
-    low_information: luminance entropy in bits below which an image is low
-        information (2.0).
-    grayscale: mean largest channel difference (0–255) below which an image is
-        grayscale (2.0).
-    odd_aspect: longer side / shorter side above which the size is odd (3.0).
-    odd_area_factor: an image whose pixel count is this many times smaller or
-        larger than the data set's median is odd (16).
-    """
-
-    near_duplicate: float = 0.5
-    copy_candidate: float = 0.85
-    exact_pixels_min_sim: float = 0.995
-    label_agreement: float = 0.2
-    label_min_support: float = 2.0
-    outlier_z: float = 6.0
-    similar_content: float | None = None
-    blurry: float = 0.12
-    dark: float = 40.0
-    bright: float = 200.0
-    low_information: float = 2.0
-    grayscale: float = 2.0
-    odd_aspect: float = 3.0
-    odd_area_factor: float = 16.0
+    near_duplicate: float = _t(0.5, "copy probability of a verified pair (calibrated: of pairs "
+                                    "scored p, about p are copies) from which it is a near "
+                                    "duplicate; see vislint.checks.verification")
+    copy_candidate: float = _t(0.85, "descriptor cosine similarity from which a pair is verified")
+    exact_pixels_min_sim: float = _t(0.995, "descriptor similarity from which two same-sized "
+                                            "files with different bytes are compared pixel by pixel")
+    label_agreement: float = _t(0.2, "weighted share of neighbours carrying an image's own label "
+                                     "at or under which it is a label conflict (another label "
+                                     "winning; semantic features only)")
+    label_min_support: float = _t(2.0, "summed neighbour similarity a label vote needs to count")
+    outlier_z: float = _t(6.0, "robust z-score (median/MAD) of the distance to the nearest "
+                               "neighbours from which an image is an outlier")
+    similar_content: float | None = _t(None, "semantic cosine similarity from which images share "
+                                             "a similar-content group; unset = off (the cosine "
+                                             "meaning the same content depends on the model)")
+    blurry: float = _t(0.12, "sharpness (RMS Laplacian of luminance at 128x128 / (std + 1), "
+                             "unitless) under which an image is blurry")
+    dark: float = _t(40.0, "95th percentile of luminance (0-255) under which an image is dark")
+    bright: float = _t(200.0, "5th percentile of luminance (0-255) over which an image is bright")
+    low_information: float = _t(2.0, "luminance entropy (bits) under which an image is low "
+                                     "information")
+    grayscale: float = _t(2.0, "mean largest channel difference (0-255) under which an image is "
+                               "grayscale")
+    odd_aspect: float = _t(3.0, "longer side / shorter side over which the size is odd")
+    odd_area_factor: float = _t(16.0, "times smaller or larger than the median pixel count at "
+                                      "which the size is odd")
 
     def replace(self, **changes) -> "Thresholds":
         """A copy with some thresholds changed; unknown names raise ValueError."""
@@ -82,6 +67,10 @@ class Thresholds:
         """{name: value}; an unset optional threshold is None."""
         return asdict(self)
 
+
+Thresholds.__doc__ += "\n\n" + "\n".join(
+    f"{f.name}: {f.metadata['help']} (default {'unset' if f.default is None else f.default})."
+    for f in fields(Thresholds))
 
 OPTIONAL = frozenset({"similar_content"})
 """Thresholds that may be None (their check is then off)."""
