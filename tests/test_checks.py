@@ -16,7 +16,6 @@ from vislint.checks.outliers import outlier
 from vislint.checks.quality import dark, odd_size
 from vislint.checks.similar import similar_content
 from vislint.decisions import Decisions
-from vislint.knn import knn_graph
 from vislint.thresholds import Thresholds
 from vislint.vocabulary import Check, check, checks, names, register, unregister
 
