@@ -128,8 +128,9 @@ def find_duplicates(*, valid, content_hash, width, height, graph, order, thumbs,
     keys = np.union1d(edge_key[e_sim >= candidate_threshold], rot[:, 0] * n + rot[:, 1])
     cand = np.stack([keys // n, keys % n], axis=1).astype(np.int64).reshape(-1, 2)
     cand = cand[~(is_exact[cand[:, 0]] & (comp[cand[:, 0]] == comp[cand[:, 1]]))]
-    at = np.minimum(np.searchsorted(edge_key, cand[:, 0] * n + cand[:, 1]), max(len(edge_key) - 1, 0))
-    in_graph = (edge_key[at] == cand[:, 0] * n + cand[:, 1]) if len(edge_key) else np.zeros(len(cand), bool)
+    cand_key = cand[:, 0] * n + cand[:, 1]
+    at = np.minimum(np.searchsorted(edge_key, cand_key), max(len(edge_key) - 1, 0))
+    in_graph = edge_key[at] == cand_key if len(edge_key) else np.zeros(len(cand), bool)
     checked = verify(thumbs=thumbs, pairs=cand,
                      similarity=np.where(in_graph, e_sim[at] if len(e_sim) else 0.0, -np.inf),
                      rotation=rotation, near_threshold=near_threshold, threads=threads)
