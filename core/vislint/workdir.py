@@ -194,7 +194,9 @@ class FeatureCache:
         if self.root is not None:
             self.root.mkdir(parents=True, exist_ok=True)
             name = f"chunk-{len(self._chunks):06d}-{os.getpid()}.npz"
-            with atomic_path(self.root / name) as tmp:
+            # not flushed to disk: a chunk a power cut damages fails its zip CRC on loading
+            # and its images are described again (it is a cache)
+            with atomic_path(self.root / name, fsync=False) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, **chunk)
         self._register(chunk)
