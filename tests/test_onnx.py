@@ -244,21 +244,19 @@ def test_semantic_checks_use_the_model_vectors(tmp_path):
     wrong = write_pngs(data / "red", 1, seed=3, colour=(40, 40, 210))[0]
     odd = write_pngs(data / "blue", 1, seed=4, colour=(40, 210, 40))[0]
     model = om.mean_colour_model(tmp_path / "colour.onnx")
-    # near copies would form groups at the default 0.90 under this colour-only model: keep
-    # them out, so that the flags below come from the neighbour votes and distances alone
-    th = {"near_duplicate": 0.99999}
-    res = vislint.scan(data, embeddings=vislint.features.Onnx(model, mean=(0, 0, 0), std=(1, 1, 1)),
-                       thresholds=th)
+    # (a colour-only model would have grouped these look-alikes as "near duplicates" before
+    # copies were verified by the built-in descriptor alone; no group forms now)
+    res = vislint.scan(data, embeddings=vislint.features.Onnx(model, mean=(0, 0, 0), std=(1, 1, 1)))
     img = res.images.set_index("path")
     assert img.loc[str(wrong), "is_label_conflict"] and img.loc[str(wrong), "suggested_label"] == "blue"
     assert img["is_label_conflict"].sum() == 1
     assert img.loc[str(odd), "is_outlier"] and img["is_outlier"].sum() == 1
     assert (img["duplicate_group"] < 0).all()
 
-    pre = vislint.scan(data, embeddings=res.features, thresholds=th)
+    pre = vislint.scan(data, embeddings=res.features)
     cols = ["is_label_conflict", "suggested_label", "label_agreement", "is_outlier", "outlier_z"]
     assert pre.images[cols].equals(res.images[cols])
-    builtin = vislint.scan(data, thresholds=th)  # no semantic votes without a model
+    builtin = vislint.scan(data)  # no semantic votes without a model
     assert not builtin.images.set_index("path").loc[str(wrong), "is_label_conflict"]
 
 
