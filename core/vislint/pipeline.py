@@ -218,7 +218,7 @@ def _thresholds(thresholds) -> Thresholds:
         return thresholds
     if isinstance(thresholds, dict):
         return Thresholds().replace(**thresholds)
-    raise ValueError("thresholds must be a vislint.Thresholds or a dict like {'near_duplicate': 0.95}")
+    raise ValueError("thresholds must be a vislint.Thresholds or a dict like {'near_duplicate': 0.9}")
 
 
 def _import_later_stages(write: bool) -> None:
