@@ -15,9 +15,9 @@ namespace {
 
 constexpr int N = kVerifySize;
 constexpr int kIters16 = 8, kIters32 = 4, kIters64 = 2;  // most Gauss-Newton steps per level
-constexpr double kConverged = 2e-4;
-constexpr float kRobust = 4.0f;  // a pixel whose error passes this x the mean |error| of the
-                                 // last step (a changed region) does not steer the next one  // a step under this (matrix terms; shift / side) ends a level
+constexpr double kConverged = 2e-4;  // a step under this (matrix terms; shift / side) ends a level
+constexpr float kRobust = 4.0f;      // a pixel whose error passes this x the mean |error| of the
+                                     // last step (a changed region) does not steer the next one
 constexpr float kTrim = 0.25f;       // pixels further than this x std(a) from the first curve
                                      // are left out of the second
 constexpr float kEdge = 2.0f;        // px of b's edge left out of the evidence (the smoothing's reach)
