@@ -37,6 +37,28 @@ def test_exact_copies_keep_self_out():
         assert set(g.neighbors[i, :2]) == {10, 11, 12} - {i}
 
 
+def test_neighbours_tied_at_the_last_place_are_chosen_by_index_for_any_thread_count():
+    """Three candidates whose similarities differ only past the 5 decimals kept, the later
+    ones slightly higher, compete for the last place: the first by index wins, as if they
+    were equal (faiss alone would return the highest; with 1 or 2 threads its last bits,
+    and so its pick among near ties, can differ)."""
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal(32)
+    q /= np.linalg.norm(q)
+    near = q + 0.1 * rng.standard_normal((4, 32))
+    base = q + 0.2 * rng.standard_normal(32)
+    tied = [base + j * 3e-6 * q for j in range(3)]  # similarity rising in the 7th decimal
+    far = rng.standard_normal((40, 32))
+    x = np.vstack([q, near, far[:20], *tied, far[20:]]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sims = x[25:28] @ x[0]
+    assert sims[0] < sims[1] < sims[2] and len(set(np.round(sims, 5))) == 1, sims
+    assert sims[0] > max(x[i] @ x[0] for i in range(5, 25))  # the far ones are farther
+    for threads in (1, 2):
+        g = knn_graph(x, 5, method="exact", threads=threads)
+        assert g.neighbors[0, 4] == 25 and set(g.neighbors[0, :4]) == {1, 2, 3, 4}, g.neighbors[0]
+
+
 def test_approximate_graph_finds_the_near_neighbours():
     x = _clustered(6000)
     g = knn_graph(x, 10, method="ivf")

@@ -80,6 +80,12 @@ def test_intel_every_grouped_pair_measured_against_the_labelled_natural_pairs(in
         assert (partners.duplicate_group == row.duplicate_group).all()
 
 
+def test_intel_results_are_identical_for_any_thread_count(intel_scan):
+    one = vislint.scan(shared("intel-scenes-sample"), threads=1)
+    for table in ("images", "group_table", "pair_table"):
+        pd.testing.assert_frame_equal(getattr(one, table), getattr(intel_scan, table))
+
+
 def test_imagededup_truncated_files_have_a_reason_and_pairs_are_precise():
     root = shared("imagededup-fixtures")
     res = vislint.scan(root)

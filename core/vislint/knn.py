@@ -32,6 +32,10 @@ neighbour-label vote; see docs/defaults.md."""
 EXACT_MAX = 20_000
 """Largest N searched exactly by ``method="auto"``."""
 
+TIE_SLACK = 4
+"""Candidates fetched beyond k + 1 per image, so that neighbours tied at the k-th place are
+ordered by index whatever faiss' thread count (see :func:`knn_graph`)."""
+
 _SIM_DECIMALS = 5
 """Similarities are rounded to this many decimals (their precision in every table)."""
 
@@ -96,30 +100,28 @@ def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
     if kk == 0:
         return KnnGraph(neighbors, sims, "exact")
     used = method if method != "auto" else ("exact" if n <= EXACT_MAX else "ivf")
+    # faiss' blocked sums depend on its thread count, in the last bits: the similarities of
+    # the candidates it finds are computed again in one fixed order, and a few more than
+    # needed are fetched, so that candidates tied at the k-th place are all there to be
+    # ordered by index (otherwise which of them faiss returns depends on the thread count)
+    kc = min(kk + 1 + TIE_SLACK, n)
     if used == "exact":
         index = faiss.IndexFlatIP(d)
         index.add(x)
-        # faiss' blocked sums depend on its thread count, in the last bits: the similarities
-        # of the neighbours it finds are computed again in one fixed order
-        _, idx = _search(index, x, kk + 1)
+        _, idx = _search(index, x, kc)
         s = _similarities(x, idx)
     else:
-        s, idx = _ivf_search(faiss, x, kk + 1)
+        s, idx = _ivf_search(faiss, x, kc)
     s = np.round(s, _SIM_DECIMALS).astype(np.float32)
-    rows = np.arange(n)[:, None]
-    # Drop self wherever it landed (exact copies tie with it); else drop the last column.
-    is_self = idx == rows
-    no_self = ~is_self.any(axis=1)
-    is_self[no_self, -1] = True
-    keep = ~is_self
-    idx = idx[keep].reshape(n, kk)
-    s = s[keep].reshape(n, kk)
-    # Canonical order: similarity descending, then index ascending.
-    missing = idx < 0
+    # Self out wherever it landed (exact copies tie with it), then the canonical order:
+    # similarity descending, then index ascending; the first kk are the neighbours.
+    missing = (idx < 0) | (idx == np.arange(n)[:, None])
     s[missing] = -np.inf
-    order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, idx), -s), axis=1)
-    neighbors[:, :kk] = np.take_along_axis(idx, order, axis=1)
-    sims[:, :kk] = np.take_along_axis(s, order, axis=1)
+    order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, idx), -s), axis=1)[:, :kk]
+    idx = np.take_along_axis(idx, order, axis=1)
+    s = np.take_along_axis(s, order, axis=1)
+    neighbors[:, :kk] = np.where(np.isfinite(s), idx, -1)
+    sims[:, :kk] = s
     return KnnGraph(neighbors, sims, used)
 
 
