@@ -55,7 +55,7 @@ GROUP_VERDICTS = {
 }
 """Verdict choices of the queues whose tasks are groups (label conflicts build theirs per
 task: "all should be <label>" / "label is right" / "change to <label>"); every queue of an
-image check offers "keep" and "remove"."""
+image check offers "keep" and "remove". What a task pre-selects: :func:`_suggested`."""
 GROUP_QUEUES = ("duplicates", "leaks", "label conflicts")
 """The group queues whose tasks :func:`findings` builds by hand."""
 OTHER_GROUP_VERDICTS = ["keep all", "remove the others, keep the first"]
@@ -234,6 +234,23 @@ def _image_queues() -> dict[str, str]:
             if vocabulary.check(names[0]).unit == "image"}
 
 
+STRONG_COPY = 0.98
+"""Copy probability every member needs (to the kept image) before a duplicates task
+pre-selects removing the copies: of the labelled pairs scored this high, all were copies."""
+
+
+def _suggested(queue: str, sims: list[float]) -> str | None:
+    """The verdict pre-selected on a duplicates or leaks task: removing copies only when every
+    member is a copy of the kept image beyond doubt (exact, or copy probability ≥
+    :data:`STRONG_COPY`), else keeping them all; a leak pre-selects nothing (which side to
+    drop is the reviewer's call). Nothing destructive is pre-selected anywhere else either:
+    label conflicts and image findings (blurry, dark, ...) pre-select nothing, other group
+    queues "keep all"."""
+    if queue == "duplicates":
+        return GROUP_VERDICTS[queue][0] if min(sims[1:], default=0.0) >= STRONG_COPY else "keep all"
+    return None
+
+
 def _other_group_queues() -> dict[str, str]:
     """{queue: check} of the group queues other than duplicates, leaks and label conflicts
     (whose tasks are built by hand in :func:`findings`): one task per group of the check."""
@@ -281,10 +298,10 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
             if queue == "label conflicts":
                 names = sorted({labels[r] for r in rows if labels[r]})
                 item["verdicts"] = [f"all should be {n}" for n in names] + ["not duplicates"]
-                item["suggested"] = f"all should be {labels[rows[0]]}" if labels[rows[0]] else None
+                item["suggested"] = None  # a relabelling is the reviewer's call
             else:
                 item["verdicts"] = GROUP_VERDICTS[queue]
-                item["suggested"] = GROUP_VERDICTS[queue][0]
+                item["suggested"] = _suggested(queue, item["sims"])
             item["vislint_id"] = _vid(queue, [ids[r] for r in rows])
             out.append(item)
         if queue == "label conflicts":  # neighbour-vote conflicts outside duplicate groups
@@ -295,7 +312,7 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
                 verdicts = ["label is right"] + ([f"change to {sugg}"] if sugg else [])
                 out.append({"queue": queue, "rows": [r], "sims": [1.0], "group": -1,
                             "score": float(df["label_conflict_score"].iat[r]),
-                            "verdicts": verdicts, "suggested": verdicts[-1],
+                            "verdicts": verdicts, "suggested": None,
                             "vislint_id": _vid(queue, [ids[r]])})
     for queue, check in _other_group_queues().items():  # e.g. similar content: nothing removed
         if queue not in wanted:                              # unless a reviewer says so
@@ -313,7 +330,7 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
         for r in np.flatnonzero(df[f"is_{check}"].to_numpy(bool)).tolist():
             out.append({"queue": queue, "rows": [r], "sims": [1.0], "group": -1,
                         "score": float(df[f"{check}_score"].iat[r]), "verdicts": ["keep", "remove"],
-                        "suggested": "remove", "vislint_id": _vid(queue, [ids[r]])})
+                        "suggested": None, "vislint_id": _vid(queue, [ids[r]])})
     return out
 
 

@@ -74,6 +74,10 @@ def test_push_creates_queues_with_the_findings(demo, ls_server, ls_client):
     dups = vls.queue_tasks(**connect(ls_server), project="demo review", queue="duplicates")
     t = ls_client.tasks.get(str(dups[0].id))
     assert len(t.data["paths"]) >= 2 and t.data["gallery"].count("<img") == len(t.data["paths"])
+    # each copy's caption says how it was verified against the kept image
+    notes = res.images.set_index("relpath")["duplicate_evidence"]
+    for p in t.data["paths"][1:]:
+        assert notes[p] and notes[p] in t.data["gallery"], (p, notes[p])
     pred = t.predictions[0]
     assert pred.model_version == vls.MODEL_VERSION and pred.score == t.data["score"]
     assert pred.cluster == t.data["group"] and len(pred.neighbors) == len(t.data["paths"]) - 1
@@ -201,6 +205,26 @@ def test_similar_content_groups_are_tasks_that_suggest_keeping(demo, ls_server, 
     assert sorted(got.image) == sorted(t.data["paths"][1:])
     assert set(got.check) == {"similar_content"} and set(got.verdict) == {"remove"}
     assert set(got.partner) == {t.data["paths"][0]}
+
+
+def test_tasks_pre_select_removal_only_on_strong_evidence(demo):
+    """A reviewer who submits the default never loses an image or a right label on weak
+    evidence: a duplicates task suggests removing copies only when every member is an exact
+    copy or a copy with probability ≥ 0.98 of the kept image (keeping the best of them), and no
+    other task pre-selects anything (leaks, label conflicts, blurry/dark/... images)."""
+    import vislint.integrations.label_studio as vls
+
+    _, _, res = demo
+    items = vls.findings(res)
+    dups = [i for i in items if i["queue"] == "duplicates"]
+    assert dups and all(i["suggested"] == ("remove the copies, keep the first"
+                                           if min(i["sims"][1:]) >= vls.STRONG_COPY else "keep all")
+                        for i in dups)
+    others = {i["suggested"] for i in items if i["queue"] != "duplicates"}
+    assert others <= {None, "keep all"}, others  # (same scene: keep all)
+    assert {i["queue"] for i in items} >= {"duplicates", "leaks", "label conflicts", "dark"}
+    weak = dict(dups[0], sims=[1.0, 0.99, 0.6])
+    assert vls._suggested("duplicates", weak["sims"]) == "keep all"
 
 
 def test_clear_errors(ls_server, demo):

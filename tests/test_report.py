@@ -307,8 +307,8 @@ def test_report_of_the_intel_sample(tmp_path, artifacts):
             f"{s}>{o}": n for s, others in res.leak_table.items() for o, n in others.items() if n}
         lines = dict(page.evaluate("""() => [...document.querySelectorAll(
             '#similarity-plot g.threshold')].map(g => [g.dataset.name, +g.dataset.value])"""))
-        assert set(lines) == {"near_duplicate", "outlier"}
-        assert lines["outlier"] < lines["near_duplicate"]
+        assert set(lines) == {"copy_candidate", "outlier"}
+        assert lines["outlier"] < lines["copy_candidate"] == 0.85
         page.locator("#similarity-plot").scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts / "report-intel-plots.png"))
         page.fill("#f-search", "10234")
@@ -316,6 +316,16 @@ def test_report_of_the_intel_sample(tmp_path, artifacts):
         for check in ("exact_duplicate", "label_conflict"):
             found = [f for f in _finding_paths(page, check) if pair <= set(f)]
             assert len(found) == 1, (check, _finding_paths(page, check))
+        # how each member was verified against the kept image, on its card
+        page.fill("#f-search", "")
+        page.wait_for_timeout(300)
+        scene = page.locator("#s-same_scene").inner_text()
+        assert "same scene 0." in scene and "residual" in scene and "worst cell" in scene
+        assert "copy 0." in page.locator("#s-near_duplicate").inner_text()
+        page.locator("#s-same_scene").scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "report-intel-same-scene.png"))
+        page.fill("#f-search", "10234")
+        page.wait_for_timeout(300)
         page.locator("#s-exact_duplicate").scroll_into_view_if_needed()
         loaded = _wait_for_images(page)
         assert {i["path"] for i in loaded} >= pair and all(i["w"] > 0 for i in loaded)

@@ -12,7 +12,7 @@ The page:
 - **Overview:** images, splits and labels; images and groups per check (never graph
   edges) with thresholds; time taken per stage; features and parameters; a split × split
   leak matrix; a label × label conflict matrix; the distribution of nearest-neighbour
-  similarity with the duplicate and outlier thresholds; histograms of sharpness,
+  similarity with the candidate (verified from) and outlier thresholds; histograms of sharpness,
   luminance and entropy with the quality thresholds.
 - **Galleries**, one per check, most severe first: duplicate and leak groups side by side
   (path, label, split, similarity, KEEP on the image the keep policy keeps); label
@@ -616,7 +616,9 @@ def _similarity_plot(img: Columns, th: dict) -> str:
     nearest = img["nearest_similarity"].astype(float)
     mean3 = 1.0 - img["outlier_distance"].astype(float)
     lines = []
-    if "near_duplicate" in th:
+    if "copy_candidate" in th:  # pairs from here on are verified (near_duplicate: a probability)
+        lines.append(("copy_candidate", th["copy_candidate"], f"verified ≥ {th['copy_candidate']:g}"))
+    elif "near_duplicate" in th:  # a scan saved before verification: a similarity
         lines.append(("near_duplicate", th["near_duplicate"], f"duplicate ≥ {th['near_duplicate']:g}"))
     cut = _outlier_similarity(img, th)
     if cut is not None:
