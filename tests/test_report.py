@@ -140,7 +140,7 @@ def test_report_of_planted_problems_in_chromium(planted, artifacts):
         assert conflict["cats>dogs"] >= 1 and conflict["dogs>cats"] >= 1
         lines = page.evaluate("""() => [...document.querySelectorAll('#similarity-plot g.threshold')]
                                  .map(g => [g.dataset.name, +g.dataset.value])""")
-        assert dict(lines)["near_duplicate"] == pytest.approx(res.info["thresholds"]["near_duplicate"])
+        assert dict(lines)["copy_candidate"] == pytest.approx(res.info["thresholds"]["copy_candidate"])
         assert "outlier" in dict(lines)
         for plot in ("sharpness-plot", "luminance-plot", "entropy-plot"):
             assert page.locator(f"#{plot} g.threshold").count() >= 1, plot
