@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vislint import _native
 from vislint.knn import knn_graph
 
 
@@ -57,6 +58,49 @@ def test_neighbours_tied_at_the_last_place_are_chosen_by_index_for_any_thread_co
     for threads in (1, 2):
         g = knn_graph(x, 5, method="exact", threads=threads)
         assert g.neighbors[0, 4] == 25 and set(g.neighbors[0, :4]) == {1, 2, 3, 4}, g.neighbors[0]
+
+
+def _candidates(x, k, block, threads):
+    """Candidate sets of KnnCandidates fed the upper half of x's distance matrix in blocks."""
+    n = len(x)
+    found = _native.KnnCandidates(n, k)
+    dist = np.maximum(2 - 2 * (x.astype(np.float64) @ x.T.astype(np.float64)), 0).astype(np.float32)
+    for start in range(0, n, block):
+        found.add_block(dist[start:start + block, start:], start, threads=threads)
+    return [set(row.tolist()) for row in found.indices()]
+
+
+def test_candidates_from_the_upper_half_are_the_k_best_of_every_row():
+    """Each value counts for its row and its column: the candidates are each row's k most
+    similar rows (itself included), whatever the blocks and threads."""
+    x = _clustered(700, d=16, seed=3)
+    sims = x.astype(np.float64) @ x.T.astype(np.float64)
+    best = [set(np.argsort(-row, kind="stable")[:6].tolist()) for row in sims]
+    for block, threads in [(700, 1), (64, 2), (1, 2), (333, 0)]:
+        assert _candidates(x, 6, block, threads) == best, (block, threads)
+
+
+def test_tied_copies_are_chosen_by_index_whatever_the_blocks():
+    """Twenty copies of one vector and room for 6 candidates: every copy keeps the 6 copies
+    of lowest index, though the products that compare them differ in their last bits."""
+    x = _clustered(300, d=16, seed=4)
+    copies = np.arange(40, 300, 13)[:20]
+    x[copies] = x[7]
+    x[copies[::2]] *= np.float32(1 + 1e-7)  # the same vector, up to the last bits
+    for block, threads in [(300, 1), (17, 2), (5, 1)]:
+        found = _candidates(x, 6, block, threads)
+        for r in copies:
+            assert found[r] == set(sorted([7, *copies.tolist()])[:6]), (block, threads, r)
+
+
+def test_candidate_lists_shorter_than_k_are_padded():
+    found = _native.KnnCandidates(3, 5)
+    found.add_block(np.zeros((3, 3), np.float32), 0)
+    assert (np.sort(found.indices(), axis=1) == [-1, -1, 0, 1, 2]).all()
+    with pytest.raises(ValueError, match="n - row0"):
+        found.add_block(np.zeros((1, 3), np.float32), 1)
+    with pytest.raises(ValueError, match="k"):
+        _native.KnnCandidates(3, 0)
 
 
 def test_approximate_graph_finds_the_near_neighbours():

@@ -153,6 +153,32 @@ py::array_t<std::int64_t> components_py(std::int64_t n, const py::array& i, cons
     return out;
 }
 
+void knn_add_block_py(vislint::KnnCandidates& self, const py::array& dist, std::size_t row0,
+                      int threads) {
+    check_threads(threads);
+    const std::string expected = "float32 array of shape (rows, n - row0)";
+    if (row0 >= self.n())
+        throw py::value_error("row0: expected < n = " + std::to_string(self.n()) + ", got " +
+                              std::to_string(row0));
+    if (dist.ndim() != 2 || dist.dtype().kind() != 'f' ||
+        static_cast<std::size_t>(dist.shape(1)) != self.n() - row0 ||
+        row0 + static_cast<std::size_t>(dist.shape(0)) > self.n())
+        throw py::value_error("dist: expected " + expected + " with row0 + rows <= n = " +
+                              std::to_string(self.n()) + ", got " + describe(dist));
+    auto d = convert<float>(dist, "dist", Kind::Floating, expected);
+    const float* pd = d.data();
+    const auto rows = static_cast<std::size_t>(d.shape(0));
+    py::gil_scoped_release nogil;
+    self.add_block(pd, rows, row0, threads);
+}
+
+py::array_t<std::int64_t> knn_indices_py(const vislint::KnnCandidates& self) {
+    py::array_t<std::int64_t> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(self.n()),
+                                                           static_cast<py::ssize_t>(self.k())});
+    self.indices(out.mutable_data());
+    return out;
+}
+
 py::array_t<std::int64_t> center_groups_py(const py::array& neighbors, const py::array& sims,
                                            double threshold, const py::array& order) {
     auto [nb, sm] = as_knn(neighbors, sims);
@@ -655,6 +681,33 @@ Returns:
 
     Column order: A.s A.a B.s B.a C.s C.a.
 )doc");
+
+    py::class_<vislint::KnnCandidates>(m, "KnnCandidates", R"doc(The k best candidates of
+every one of n unit vectors, from the upper part of their squared L2 distance matrix
+(similarity = 1 - d / 2), given block by block: an exact kNN search for all the vectors
+at half the matrix products.
+
+Candidates rank by similarity rounded to 2**-20, then by the smaller index, so exact
+copies tie exactly whatever the last bits of the products, and the result does not depend
+on the blocks or the thread count. Each vector is its own candidate.
+)doc")
+        .def(py::init<std::size_t, std::size_t>(), py::arg("n"), py::arg("k"),
+             "n vectors, k candidates each (k >= 1).")
+        .def("add_block", &knn_add_block_py, py::arg("dist"), py::arg("row0"),
+             py::arg("threads") = 0,
+             R"doc(Merge one block of squared L2 distances.
+
+Args:
+    dist: float32[rows, n - row0]: the distances of vectors row0 .. row0 + rows - 1 to
+        vectors row0 .. n - 1. Each value counts for its row and, right of the block's
+        square (columns from row0 + rows on), for its column: give blocks that cover
+        the rows 0 .. n - 1 once each, in any order.
+    row0: the block's first row.
+    threads: worker threads, 0 (default) = all hardware threads.
+)doc")
+        .def("indices", &knn_indices_py,
+             "int64[n, k]: every vector's candidates, in no particular order (-1 where it "
+             "has fewer than k).");
 
     m.def("components", &components_py, py::arg("n"), py::arg("i"), py::arg("j"),
           R"doc(Connected components of an undirected graph.

@@ -36,7 +36,93 @@ void check_neighbors(std::size_t n, std::size_t k, const std::int64_t* neighbors
     }
 }
 
+// The rank key of a squared L2 distance between unit vectors: (similarity + 1) * 2^20,
+// rounded, >= 0 (NaN -> 0); a non-increasing function of d.
+inline std::int32_t rank_key(float d) {
+    const float v = (2.0f - 0.5f * d) * KnnCandidates::kKeyScale + 0.5f;
+    return v > 0.0f ? static_cast<std::int32_t>(v) : 0;
+}
+
 }  // namespace
+
+KnnCandidates::KnnCandidates(std::size_t n, std::size_t k)
+    : n_(n), k_(k), key_(n * k, -1), idx_(n * k, -1), worst_(n, 0), worst_key_(n, -1),
+      worst_idx_(n, -1), bound_(n, std::numeric_limits<float>::infinity()) {
+    if (k == 0) throw std::invalid_argument("k: expected >= 1, got 0");
+}
+
+void KnnCandidates::replace_worst(std::size_t r, std::int32_t key, std::int64_t j) {
+    std::int32_t* keys = key_.data() + r * k_;
+    std::int64_t* idx = idx_.data() + r * k_;
+    std::size_t w = worst_[r];
+    keys[w] = key;
+    idx[w] = j;
+    // the new worst: lowest key, then highest index (empty slots, key -1, first)
+    for (std::size_t c = 0; c < k_; ++c)
+        if (keys[c] < keys[w] || (keys[c] == keys[w] && idx[c] > idx[w])) w = c;
+    worst_[r] = static_cast<std::uint32_t>(w);
+    worst_key_[r] = keys[w];
+    worst_idx_[r] = idx[w];
+    // rank_key(d) >= key needs (2 - d / 2) S + 1/2 >= key, d <= 4 - (2 key - 1) / S; the
+    // margin covers the float rounding of both sides
+    bound_[r] = keys[w] < 0 ? std::numeric_limits<float>::infinity()
+                            : 4.0f - (2.0f * static_cast<float>(keys[w]) - 1.0f) / kKeyScale +
+                                  1e-5f;
+}
+
+// Offers (key, j) to row r.
+inline void KnnCandidates::offer(std::size_t r, float d, std::int64_t j) {
+    const std::int32_t key = rank_key(d);
+    if (key > worst_key_[r] || (key == worst_key_[r] && j < worst_idx_[r]))
+        replace_worst(r, key, j);
+}
+
+void KnnCandidates::add_block(const float* dist, std::size_t rows, std::size_t row0,
+                              int threads) {
+    if (row0 + rows > n_)
+        throw std::invalid_argument("block: rows " + std::to_string(row0) + ".." +
+                                    std::to_string(row0 + rows) + " exceed n = " +
+                                    std::to_string(n_));
+    const std::size_t cols = n_ - row0;
+    // Most values are no candidate: they are skipped 16 at a time by comparing them with
+    // the distance bound of the lists they are offered to (a loop the compiler vectorises).
+    constexpr std::size_t kRun = 16;
+    // Each row of the block takes every column; each column right of the block's square
+    // takes every row of the block. The two touch different rows' lists.
+    parallel_for(rows, threads, [&](std::size_t r) {
+        const float* d = dist + r * cols;
+        const std::size_t row = row0 + r;
+        for (std::size_t c0 = 0; c0 < cols; c0 += kRun) {
+            const std::size_t c1 = std::min(cols, c0 + kRun);
+            const float bound = bound_[row];
+            bool any = false;
+            for (std::size_t c = c0; c < c1; ++c) any |= d[c] <= bound;
+            if (!any) continue;
+            for (std::size_t c = c0; c < c1; ++c) offer(row, d[c], static_cast<std::int64_t>(row0 + c));
+        }
+    });
+    constexpr std::size_t kChunk = 256;  // columns per task of the second pass
+    const std::size_t chunks = (cols - rows + kChunk - 1) / kChunk;
+    parallel_for(chunks, threads, [&](std::size_t q) {
+        const std::size_t c0 = rows + q * kChunk, c1 = std::min(cols, c0 + kChunk);
+        const float* bound = bound_.data() + row0;
+        for (std::size_t r = 0; r < rows; ++r) {
+            const float* d = dist + r * cols;
+            const auto j = static_cast<std::int64_t>(row0 + r);
+            for (std::size_t a = c0; a < c1; a += kRun) {
+                const std::size_t b = std::min(c1, a + kRun);
+                bool any = false;
+                for (std::size_t c = a; c < b; ++c) any |= d[c] <= bound[c];
+                if (!any) continue;
+                for (std::size_t c = a; c < b; ++c) offer(row0 + c, d[c], j);
+            }
+        }
+    });
+}
+
+void KnnCandidates::indices(std::int64_t* out) const {
+    std::copy(idx_.begin(), idx_.end(), out);
+}
 
 void components(std::int64_t n, const std::int64_t* i, const std::int64_t* j,
                 std::size_t n_edges, std::int64_t* out) {

@@ -15,7 +15,38 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DESCRIPTOR_DIM', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'VERIFY_SIZE', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'grey_thumbnails', 'have_jpeg', 'image_stats', 'label_tally', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images', 'verify_pairs']
+__all__: list[str] = ['DESCRIPTOR_DIM', 'KnnCandidates', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'VERIFY_SIZE', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'grey_thumbnails', 'have_jpeg', 'image_stats', 'label_tally', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images', 'verify_pairs']
+class KnnCandidates:
+    """
+    The k best candidates of
+    every one of n unit vectors, from the upper part of their squared L2 distance matrix
+    (similarity = 1 - d / 2), given block by block: an exact kNN search for all the vectors
+    at half the matrix products.
+    
+    Candidates rank by similarity rounded to 2**-20, then by the smaller index, so exact
+    copies tie exactly whatever the last bits of the products, and the result does not depend
+    on the blocks or the thread count. Each vector is its own candidate.
+    """
+    def __init__(self, n: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        n vectors, k candidates each (k >= 1).
+        """
+    def add_block(self, dist: numpy.ndarray, row0: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        """
+        Merge one block of squared L2 distances.
+        
+        Args:
+            dist: float32[rows, n - row0]: the distances of vectors row0 .. row0 + rows - 1 to
+                vectors row0 .. n - 1. Each value counts for its row and, right of the block's
+                square (columns from row0 + rows on), for its column: give blocks that cover
+                the rows 0 .. n - 1 once each, in any order.
+            row0: the block's first row.
+            threads: worker threads, 0 (default) = all hardware threads.
+        """
+    def indices(self) -> numpy.typing.NDArray[numpy.int64]:
+        """
+        int64[n, k]: every vector's candidates, in no particular order (-1 where it has fewer than k).
+        """
 def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> tuple:
     """
     Everything per image in one call: tile, statistics, thumbnail, descriptor.

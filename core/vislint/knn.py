@@ -6,8 +6,12 @@ faiss searches in blocks and keeps k neighbours per image.
 
 Index choice (``method``):
 
-- ``"exact"``: ``IndexFlatIP``, brute force. Exact, and fast while N is
-  moderate (about 3 s for 20,000 × 448-d on 2 cores; quadratic beyond).
+- ``"exact"``: brute force. Exact, and fast while N is moderate (about 3 s for
+  20,000 × 448-d on 2 cores; quadratic beyond). Only the upper half of the
+  similarity matrix is computed, block by block (faiss' BLAS products), and the
+  native core keeps each image's best candidates from each value for its row and its
+  column (:class:`vislint._native.KnnCandidates`): half the products of a faiss
+  ``IndexFlatIP`` search of every image.
 - ``"ivf"``: approximate and sub-quadratic: an ``IndexIVFFlat`` (√N lists, 8
   probed) over a 64-d PCA projection proposes 3k candidates per image, which are
   re-ranked by their exact similarity on the full vectors. Deterministic
@@ -25,12 +29,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
+from . import _native  # noqa: E402
+
 DEFAULT_K = 10
 """Neighbours per image. Enough for duplicate groups of up to 10 copies and for a
 neighbour-label vote; see docs/defaults.md."""
 
 EXACT_MAX = 20_000
 """Largest N searched exactly by ``method="auto"``."""
+
+EXACT_BLOCK = 512
+"""Rows of the distance matrix computed at once by the exact search (4,000 images: 8 MB)."""
 
 TIE_SLACK = 4
 """Candidates fetched beyond k + 1 per image, so that neighbours tied at the k-th place are
@@ -106,9 +115,7 @@ def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
     # ordered by index (otherwise which of them faiss returns depends on the thread count)
     kc = min(kk + 1 + TIE_SLACK, n)
     if used == "exact":
-        index = faiss.IndexFlatIP(d)
-        index.add(x)
-        _, idx = _search(index, x, kc)
+        idx = _exact_candidates(faiss, x, kc, threads)
         s = _similarities(x, idx)
     else:
         s, idx = _ivf_search(faiss, x, kc)
@@ -152,6 +159,20 @@ def _ivf_search(faiss, x: np.ndarray, k: int):
     sims = _similarities(x, cand)  # exact re-ranking
     top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
+
+
+def _exact_candidates(faiss, x: np.ndarray, k: int, threads: int) -> np.ndarray:
+    """int64[n, k]: the k most similar rows of each row of ``x`` (itself included), in no
+    particular order, from the upper half of the distance matrix (see the module docstring)."""
+    n, d = x.shape
+    candidates = _native.KnnCandidates(n, k)
+    for start in range(0, n, EXACT_BLOCK):
+        stop = min(start + EXACT_BLOCK, n)
+        dist = np.empty((stop - start, n - start), np.float32)
+        faiss.pairwise_L2sqr(d, stop - start, faiss.swig_ptr(x[start:stop]), n - start,
+                             faiss.swig_ptr(x[start:]), faiss.swig_ptr(dist))
+        candidates.add_block(dist, start, threads=threads)
+    return candidates.indices()
 
 
 def _similarities(x: np.ndarray, cand: np.ndarray, block: int = 256) -> np.ndarray:
