@@ -176,8 +176,8 @@ def _push_label_studio(args) -> int:
     except vls.LabelStudioError as e:
         print(f"vislint: error: {e}", file=sys.stderr)
         return 2
-    print(f"pushed to project {proj.title!r} (id {proj.id}) at {vls.redact_url(args.url)}",
-          file=sys.stderr)
+    print(f"pushed to project {proj.title!r} (id {proj.id}) at {vls.redact_url(args.url)}: "
+          f"{proj.text()}", file=sys.stderr)
     return 0
 
 

@@ -17,8 +17,10 @@ What a scan with key ``K`` writes on the dataset:
   :mod:`vislint.vocabulary` writes: ``<check>_score`` (in [0, 1], higher = worse; None where
   the check does not apply), ``is_<check>`` and its evidence (e.g. ``duplicate_group``, None
   outside groups; ``duplicate_of``, ``nearest_id`` and ``leak_partners`` as FiftyOne sample
-  ids; ``suggested_label``; the statistic of a quality check), and ``is_representative``
-  (the member of a duplicate group the keep policy keeps).
+  ids; ``suggested_label``; the statistic of a quality check), ``is_representative``
+  (the member of a duplicate group the keep policy keeps), and what reviewers decided:
+  ``reviewed`` (the decisions that applied) and ``label_original`` (the label before a
+  reviewer's relabel).
 - **Sample tags** ``K:<check>`` on the samples each check flags.
 - **Saved views** ``"K: <title>"`` (see :func:`views`): duplicates, leaks and label
   conflicts group by group (the kept member first, so copies sit side by side), the others
@@ -57,6 +59,7 @@ from fiftyone import ViewField as F
 
 import vislint
 from vislint.catalog import canonical_split
+from vislint.schema import REVIEW_COLUMNS
 from vislint import vocabulary
 
 def views() -> dict[str, str]:
@@ -88,7 +91,8 @@ _FIELD_TYPES = {"float": fo.FloatField, "int": fo.IntField, "bool": fo.BooleanFi
 
 def _subfields() -> dict[str, type]:
     """{subfield of the run's field: FiftyOne field type}: every check's score, flag and
-    evidence (see the module docstring), and ``is_representative``."""
+    evidence (see the module docstring), ``is_representative``, and what reviewers decided
+    (``reviewed``, ``label_original``)."""
     fields = {}
     for c in vocabulary.checks():
         if c.scored:
@@ -97,6 +101,7 @@ def _subfields() -> dict[str, type]:
         fields.update((column, _FIELD_TYPES[kind]) for column, kind in c.evidence)
     if "duplicate_group" in fields:
         fields["is_representative"] = fo.BooleanField
+    fields.update((column, fo.StringField) for column in REVIEW_COLUMNS)
     return fields
 
 
@@ -116,7 +121,9 @@ class VislintRun:
     info: the stored record: ``summary``, ``leak_table``, ``confused_labels``, ``timings``,
         what the run wrote (``field``, ``tags``, ``views``, ``embeddings_field``,
         ``own_embeddings_fields``: the embeddings fields vislint created under this key),
-        ``sample_count`` and ``group_sizes`` ({duplicate group: samples at the scan}).
+        ``sample_count``, ``group_sizes`` ({duplicate group: samples at the scan}) and
+        ``decisions`` (what the scan did with reviewer decisions, see
+        :meth:`vislint.decisions.Decisions.summary`; None when it read none).
     results: the :class:`vislint.ScanResults` when the scan ran in this process, else None.
     """
 
@@ -226,6 +233,7 @@ def scan(collection, *, label_field: str | None = None, split_field=None, embedd
         "leak_table": res.leak_table,
         "confused_labels": res.info.get("confused_labels", []),
         "timings": res.info.get("timings", {}),
+        "decisions": res.info.get("decisions"),
         "field": key, "tags": tags, "views": views, "embeddings_field": embeddings_field,
         "own_embeddings_fields": own_embeddings, "sample_count": len(sample_ids),
         "group_sizes": _group_sizes(res.images["duplicate_group"].to_numpy()[rows]),
@@ -618,6 +626,7 @@ class _Updates:
         if "duplicate_group" in columns:  # the member the keep policy keeps: no duplicate_of
             columns["is_representative"] = ((columns["duplicate_group"] >= 0)
                                             & np.array([d is None for d in columns["duplicate_of"]]))
+        columns.update((c, convert["str"](c)) for c in REVIEW_COLUMNS)
         self._names, self._columns = list(columns), list(columns.values())
         row_tags = [[] for _ in range(n)]  # the tags each scanned file earns
         self.tags = []  # the tags used

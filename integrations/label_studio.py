@@ -39,14 +39,16 @@ import re
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import vislint
 from vislint import vocabulary
-from vislint.decisions import COLUMNS, DECISIONS_FILE, read_decisions, write_decisions
+from vislint.decisions import (COLUMNS, DECISIONS_FILE, decisions_text, read_decisions,
+                               write_decisions)
 from vislint.results import ScanResults
 
 GROUP_VERDICTS = {
@@ -385,10 +387,16 @@ def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
     evidence = f"{item['queue']}: score {item['score']:.3f}"
     if item["group"] >= 0:
         evidence += f", duplicate group {item['group']} of {len(rows)} images"
-    sugg = val("suggested_label", first)
+    # a suggested label only where it is the evidence of the finding: the label conflict's
+    # (the neighbour vote in the semantic space, or a clear majority among copies); elsewhere
+    # it would be the built-in look-alike vote, which is no evidence of a class
+    sugg = val("suggested_label", first) if item["queue"] == "label conflicts" else None
     if item["queue"] == "label conflicts" and len(rows) == 1:
         evidence += (f"; label {val('label', first)}, neighbours suggest {sugg} "
                      f"(agreement {df['label_agreement'].iat[first]:.2f})")
+    elif item["queue"] == "label conflicts":
+        evidence += (f"; copies labelled {val('conflict_labels', first).replace('|', ', ')}"
+                     + (f", most of them {sugg}" if sugg else ", no majority"))
     return {
         "vislint_id": item["vislint_id"], "queue": item["queue"], "status": "open",
         "score": round(item["score"], 5), "group": item["group"],
@@ -396,6 +404,7 @@ def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
         "title": f"{item['queue']} — {df['relpath'].iat[first]}", "evidence": evidence,
         "gallery": "<div>" + "".join(cells) + "</div>", "image": urls[first],
         "images": [df["id"].iat[r] for r in rows], "paths": [df["relpath"].iat[r] for r in rows],
+        "hashes": [val("content_hash", r) or "" for r in rows],
         "labels": [val("label", r) for r in rows],
         "verdicts": [{"value": v} for v in item["verdicts"]],
     }
@@ -463,7 +472,8 @@ def push(results: ScanResults | str | os.PathLike, *, url: str, api_key: str, pr
     images_via / document_root / url_prefix: see the module docstring (document_root
     defaults to $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT). batch_size: tasks per import request
     (default :data:`BATCH`). retries (default 4), backoff (s, default 1.0): on connection
-    errors and 5xx. progress: print how far it got. Returns the project (its ``.id``).
+    errors and 5xx. progress: print how far it got. Returns a :class:`Pushed`: the project
+    (``.id``, ``.title``) and what changed.
 
     Every push converges on what the server holds: tasks are added for findings without one,
     updated or closed, and every open task of a finding gets vislint's prediction if it lacks
@@ -494,20 +504,57 @@ def push(results: ScanResults | str | os.PathLike, *, url: str, api_key: str, pr
         items = {item["vislint_id"]: item for item in findings(results, checks)}
         tasks = {vid: _task(item, results, urls) for vid, item in items.items()}
         have = _existing(ls, proj.id)
-        updates = []
+        updates, report = [], Pushed(proj)
         for vid, t in have.items():
             if vid not in tasks:
                 if t.data.get("status") != "closed":
                     updates.append((t.id, {**t.data, "status": "closed"}))
+                    report.closed.append(t.id)
             elif {k: t.data.get(k) for k in tasks[vid]} != tasks[vid]:
                 updates.append((t.id, {**t.data, **tasks[vid]}))
+                (report.reopened if t.data.get("status") == "closed" else report.updated).append(t.id)
+        report.new = sum(vid not in have for vid in tasks)
         have = _import_tasks(ls, proj.id, tasks, have, batch_size, progress)
         _complete_predictions(ls, proj.id, items, results, have, batch_size, progress)
         for tid, data in updates:
             ls.call(ls.client.tasks.update, str(tid), data=data)
         ls.call(ls.client.projects.update, proj.id, model_version=MODEL_VERSION)
         _ensure_views(ls, proj.id)
-    return proj
+    report.decisions = results.info.get("decisions")
+    return report
+
+
+@dataclass
+class Pushed:
+    """What a :func:`push` did. project: the Label Studio project (``id`` and ``title`` are
+    its own); new: tasks added; updated, closed, reopened: ids of the tasks changed, closed
+    (their finding is gone: a reviewer's decision applied by the scan, or a file that
+    changed) and opened again (their finding is back); decisions: what the pushed scan did
+    with the reviewers' decisions (``ScanResults.info["decisions"]``; None: it read none)."""
+
+    project: object
+    new: int = 0
+    updated: list = field(default_factory=list)
+    closed: list = field(default_factory=list)
+    reopened: list = field(default_factory=list)
+    decisions: dict | None = None
+
+    @property
+    def id(self) -> int:
+        return self.project.id
+
+    @property
+    def title(self) -> str:
+        return self.project.title
+
+    def text(self) -> str:
+        """For people: tasks added, updated, closed and reopened, and the decisions the
+        pushed scan applied."""
+        def ids(v):
+            return f" (tasks {', '.join(map(str, v[:10]))}{' …' if len(v) > 10 else ''})" if v else ""
+        text = (f"{self.new} new tasks, {len(self.updated)} updated, {len(self.closed)} closed"
+                f"{ids(self.closed)}, {len(self.reopened)} reopened{ids(self.reopened)}")
+        return text + ("\n" + decisions_text(self.decisions) if self.decisions else "")
 
 
 def _import_tasks(ls: _Retrying, pid: int, tasks: dict, have: dict, batch_size: int,
@@ -644,12 +691,18 @@ def _get(obj, name):
 
 
 def _decision_rows(data: dict, verdict: str) -> list[dict]:
-    """Decisions rows (check, verdict, image, partner, new_label) of one task's verdict."""
-    # images by relative path: readable, and what both a re-scan and FiftyOne match on
+    """Decisions rows (check, verdict, image, partner, their content hashes, new_label) of one
+    task's verdict."""
+    # images by relative path (readable) and content hash (what any later scan of the same
+    # files matches on, from whatever folder or dataset; tasks pushed before hashes were
+    # in them have none)
     queue, images, labels = data.get("queue"), data.get("paths") or [], data.get("labels") or []
+    hash_of = dict(zip(images, data.get("hashes") or []))
     first, others = images[0], images[1:]
     row = lambda check, v, image, partner="", new_label="": {  # noqa: E731
-        "check": check, "verdict": v, "image": image, "partner": partner, "new_label": new_label}
+        "check": check, "verdict": v, "image": image, "partner": partner,
+        "image_hash": hash_of.get(image, ""), "partner_hash": hash_of.get(partner, "") if partner else "",
+        "new_label": new_label}
     if queue == "duplicates":
         if verdict == "not duplicates":
             return [row("near_duplicate", "not_duplicate", o, first) for o in others]
@@ -684,7 +737,7 @@ def save_decisions(decisions, out) -> Path:
     import pandas as pd
 
     path = Path(out) / DECISIONS_FILE
-    new = read_decisions(decisions[list(COLUMNS)])
+    new = read_decisions(decisions[[c for c in COLUMNS if c in decisions.columns]])
     if path.is_file():
         new = pd.concat([read_decisions(path), new], ignore_index=True)
     return write_decisions(new.drop_duplicates(ignore_index=True), path)

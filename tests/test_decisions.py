@@ -63,14 +63,76 @@ def test_relabel_and_keep(demo_data, baseline, tmp_path):
     assert after.loc[dark, "reviewed"] == "dark:keep by bo"
 
 
-def test_latest_decision_wins_and_unknown_images_are_ignored(demo_data, baseline, tmp_path):
+def test_latest_decision_wins_and_unknown_images_are_listed(demo_data, baseline, tmp_path):
     dark = truth(demo_data, "dark").iloc[0].file
-    after = rescan(demo_data, tmp_path, [
-        {"check": "dark", "verdict": "keep", "image": dark, "time": "2026-11-22T10:00:00"},
-        {"check": "dark", "verdict": "remove", "image": dark, "time": "2026-11-22T11:00:00"},
-        {"check": "dark", "verdict": "keep", "image": "no/such/file.jpg", "time": "2026-11-22T12:00:00"},
-    ])
+    with pytest.warns(UserWarning, match=r"1 of 3 reviewer decisions name no image of this scan.*"
+                                         r"dark:keep no/such/file.jpg \(image: no such image"):
+        after = rescan(demo_data, tmp_path, [
+            {"check": "dark", "verdict": "keep", "image": dark, "time": "2026-11-22T10:00:00"},
+            {"check": "dark", "verdict": "remove", "image": dark, "time": "2026-11-22T11:00:00"},
+            {"check": "dark", "verdict": "keep", "image": "no/such/file.jpg", "time": "2026-11-22T12:00:00"},
+        ])
     assert after.loc[dark, "is_dark"] and after.loc[dark, "reviewed"] == "dark:remove"
+    info = vislint.load(tmp_path / "out").info["decisions"]
+    assert (info["rows"], info["applied"], info["unmatched"]) == (3, 2, 1)
+    assert info["unmatched_rows"][0]["image"] == "no/such/file.jpg"
+    assert info["images_by_verdict"] == {"dark:remove": 1}
+
+
+def _hashes(baseline, *relpaths):
+    return [baseline.loc[r, "content_hash"] for r in relpaths]
+
+
+def test_decisions_follow_the_content_into_a_scan_of_absolute_paths(demo_data, baseline, tmp_path):
+    """A decisions file of paths relative to the scanned folder, with the content hashes a
+    Label Studio pull writes, is honoured by a scan of the same files listed by absolute
+    path (whose relative paths are other strings); without the hashes it would match
+    nothing, and the scan says so."""
+    row = truth(demo_data, "near_duplicate").iloc[0]
+    a, b = row.file, row.partner
+    dark = truth(demo_data, "dark").iloc[0].file
+    ha, hb = _hashes(baseline, a, b)
+    (hd,) = _hashes(baseline, dark)
+    rows = [{"check": "near_duplicate", "verdict": "not_duplicate", "image": a, "partner": b,
+             "image_hash": ha, "partner_hash": hb, "reviewer": "ann"},
+            {"check": "dark", "verdict": "keep", "image": dark, "image_hash": hd, "reviewer": "ann"}]
+    csv = tmp_path / "decisions.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    listed = [str(demo_data.root / r) for r in baseline.index]
+    after = vislint.scan(listed, decisions=csv).images.set_index("path")
+    for img in (a, b):
+        assert not after.loc[str(demo_data.root / img), "is_near_duplicate"]
+    assert not after.loc[str(demo_data.root / dark), "is_dark"]
+    assert after.loc[str(demo_data.root / dark), "reviewed"] == "dark:keep by ann"
+    pd.DataFrame(rows).drop(columns=["image_hash", "partner_hash"]).to_csv(csv, index=False)
+    with pytest.warns(UserWarning, match="2 of 2 reviewer decisions name no image"):
+        unmatched = vislint.scan(listed, decisions=csv)
+    assert unmatched.images["is_dark"].sum() == baseline["is_dark"].sum()
+
+
+def test_a_decision_names_content_not_a_path(demo_data, baseline, tmp_path):
+    """A file replaced by other bytes at the same path does not inherit the decision made on
+    the old content; a copy of the decided bytes elsewhere does."""
+    dark = truth(demo_data, "dark").iloc[0].file
+    (hd,) = _hashes(baseline, dark)
+    decision = [{"check": "dark", "verdict": "keep", "image": dark, "image_hash": hd}]
+    with pytest.warns(UserWarning, match=r"image: its file has other content now"):
+        after = rescan(demo_data, tmp_path, [{**decision[0], "image_hash": "0" * 32}])
+    assert after.loc[dark, "is_dark"] and pd.isna(after.loc[dark, "reviewed"])
+    listed = [str(demo_data.root / dark), str(demo_data.root / baseline.index[0])]
+    csv = tmp_path / "moved.csv"
+    pd.DataFrame([{**decision[0], "image": "elsewhere/dark.jpg"}]).to_csv(csv, index=False)
+    moved = vislint.scan(listed, decisions=csv).images.set_index("path")
+    assert not moved.loc[str(demo_data.root / dark), "is_dark"]
+
+
+def test_the_summary_says_what_the_decisions_did(demo_data, baseline, tmp_path):
+    from vislint.cli import summary_text
+
+    dark = truth(demo_data, "dark").iloc[0].file
+    rescan(demo_data, tmp_path, [{"check": "dark", "verdict": "keep", "image": dark}])
+    text = summary_text(vislint.load(tmp_path / "out"))
+    assert "reviewer decisions: 1 of 1 applied (dark:keep on 1 images)" in text
 
 
 def test_decisions_are_validated(tmp_path):
@@ -122,3 +184,18 @@ def test_cells_a_spreadsheet_would_run_are_quoted_and_read_back_as_written(tmp_p
     assert not any(c.lstrip('"').startswith(("=", "+", "-", "@")) for c in cells)
     back = read_decisions(path)
     assert back["image"].tolist() == names and set(back["reviewer"]) == {"=HYPERLINK(\"http://x\")"}
+
+
+def test_the_report_lists_applied_and_unmatched_decisions(demo_data, baseline, tmp_path):
+    from vislint.report import report_html
+
+    dark = truth(demo_data, "dark").iloc[0].file
+    with pytest.warns(UserWarning, match="1 of 2"):
+        rescan(demo_data, tmp_path, [{"check": "dark", "verdict": "keep", "image": dark},
+                                     {"check": "blurry", "verdict": "keep", "image": "gone.jpg"}])
+    html = report_html(vislint.load(tmp_path / "out"), max_per_section=1)
+    card = html[html.index('<div id="decisions">'):]
+    card = card[:card.index("</div>")]
+    assert "<th>read</th><td>2</td>" in card and "<th>applied</th><td>1</td>" in card
+    assert "dark:keep" in card and "1 name no image of this scan" in card
+    assert "blurry:keep gone.jpg — image: no such image in this scan" in card

@@ -70,6 +70,13 @@ def test_push_creates_queues_with_the_findings(demo, ls_server, ls_client):
         scores = [t.data["score"] for t in tasks]
         assert scores == sorted(scores, reverse=True), queue  # worst first
         assert all(t.data["queue"] == queue and t.data["status"] == "open" for t in tasks)
+    # a suggested label only where it is the finding's evidence (no look-alike vote on a copy)
+    everything = project_tasks(ls_client, proj.id)
+    suggesting = {t.data["queue"] for t in everything if t.data.get("suggested_label")}
+    assert suggesting <= {"label conflicts"}
+    assert res.images["suggested_label"].notna().sum() > 0  # the vote did fill the column
+    conflict = next(t for t in everything if t.data["queue"] == "label conflicts")
+    assert "copies labelled" in conflict.data["evidence"]
     # a duplicates task: every member image, the kept one first; predictions with score etc.
     dups = vls.queue_tasks(**connect(ls_server), project="demo review", queue="duplicates")
     t = ls_client.tasks.get(str(dups[0].id))
@@ -167,15 +174,59 @@ def test_decisions_round_trip_and_the_rescan_honours_them(demo, ls_server, ls_cl
     flags = ["is_near_duplicate", "is_exact_duplicate", "is_leak", "is_label_conflict", "is_dark",
              "is_blurry", "is_outlier"]
     pd.testing.assert_frame_equal(after.loc[others, flags], before.loc[others, flags])
-    # a re-push closes the tasks whose finding is gone, and adds none
+    # a re-push closes the tasks whose finding is gone, adds none, and says so
     rescanned = vislint.load(out)
     n = len(project_tasks(ls_client, proj.id))
-    vls.push(rescanned, **connect(ls_server), project="decisions", document_root=ls_server.document_root)
+    pushed = vls.push(rescanned, **connect(ls_server), project="decisions",
+                      document_root=ls_server.document_root)
     tasks = {t.id: t for t in project_tasks(ls_client, proj.id)}
     assert len(tasks) == n
     assert tasks[dup_task.id].data["status"] == "closed" and tasks[dark_task.id].data["status"] == "closed"
+    assert pushed.new == 0 and set(pushed.closed) == {dup_task.id, dark_task.id}
+    assert pushed.decisions["applied"] == 2
+    text = pushed.text()
+    assert text.startswith("0 new tasks") and f"2 closed (tasks {min(pushed.closed)}, {max(pushed.closed)})" in text
+    assert "reviewer decisions: 2 of 2 applied" in text
     open_dark = vls.queue_tasks(**connect(ls_server), project="decisions", queue="dark")
     assert dark_task.id not in {t.id for t in open_dark}
+
+
+def test_label_studio_decisions_hold_for_a_list_of_paths_and_a_fiftyone_scan(demo, ls_server,
+                                                                            ls_client, fo_db):
+    """Decisions pulled from Label Studio name images by the content hash of their files too:
+    a scan of the same files listed by absolute path and a FiftyOne scan of a dataset of
+    them honour them, and say so."""
+    import fiftyone as fo
+
+    import vislint.integrations.fiftyone as vfo
+    import vislint.integrations.label_studio as vls
+
+    info, _, res = demo
+    proj = vls.push(res, **connect(ls_server), project="decisions by content",
+                    document_root=ls_server.document_root)
+    dark = pd.read_csv(info.root / "ground_truth.csv").query("kind == 'dark'").iloc[0].file
+    task = next(t for t in project_tasks(ls_client, proj.id)
+                if t.data["queue"] == "dark" and t.data["paths"] == [dark])
+    ls_client.annotations.create(id=task.id, result=[{
+        "from_name": "verdict", "to_name": "gallery", "type": "choices",
+        "value": {"choices": ["keep"]}}], lead_time=1.0)
+    decisions = vls.pull(**connect(ls_server), project="decisions by content")
+    row = decisions.iloc[0]
+    assert row.image == dark and row.image_hash == res.images.set_index("relpath").loc[dark, "content_hash"]
+    work = info.root.parent / "by-content"
+    work.mkdir(exist_ok=True)
+    vls.save_decisions(decisions, work)
+    paths = res.images["path"].tolist()
+    listed = vislint.scan(paths, decisions=work / "decisions.csv")
+    by_path = listed.images.set_index("path")
+    assert not by_path.loc[str(info.root / dark), "is_dark"]
+    assert listed.info["decisions"]["applied"] == 1
+    ds = fo.Dataset("decisions-by-content")
+    ds.add_samples([fo.Sample(filepath=p) for p in paths])
+    run = vfo.scan(ds, decisions=work / "decisions.csv", progress=False)
+    sample = ds.match({"filepath": str(info.root / dark)}).first()
+    assert sample.vislint.is_dark is False and sample.vislint.reviewed.startswith("dark:keep")
+    assert run.info["decisions"]["applied"] == 1
 
 
 def test_similar_content_groups_are_tasks_that_suggest_keeping(demo, ls_server, ls_client):

@@ -322,6 +322,7 @@ def summary_dict(res) -> dict:
         "leak_table": res.leak_table,
         "confused_labels": res.info.get("confused_labels", []),
         "timings": res.info.get("timings", {}),
+        "decisions": res.info.get("decisions"),
     }
 
 
@@ -353,6 +354,10 @@ def summary_text(res, out=None, seconds=None) -> str:
         lines.append("  most confused labels:")
         for pair in d["confused_labels"][:5]:
             lines.append(f"    {' ↔ '.join(pair['labels'])}: {pair['images']} images")
+    if d["decisions"]:
+        from .decisions import decisions_text
+
+        lines.append("  " + decisions_text(d["decisions"]))
     if out is not None:
         lines.append(f"results written to {out} (manifest.json and the images, groups and pairs "
                      f"tables as Parquet); see them again with: vislint show {out}")

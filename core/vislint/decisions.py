@@ -4,17 +4,28 @@
 may write or edit the file by hand too. A scan with ``out=DIR`` reads ``DIR/decisions.csv``
 when it exists (or pass ``decisions=`` a path or DataFrame). One row per decision:
 
-========== ==================================================================================
-column     meaning
-========== ==================================================================================
-check      the finding reviewed: near_duplicate, exact_duplicate, leak, label_conflict,
-           outlier, blurry, dark, bright, low_information, odd_size, grayscale
-verdict    see :data:`VERDICTS`
-image      the image decided on: its vislint id, or its path relative to the scanned folder
-partner    for pair verdicts, the other image (id or relative path); else empty
-new_label  for ``relabel``: the label the image should have
-reviewer   who decided (e-mail or name); time: when (ISO 8601); source: e.g. a task URL
-========== ==================================================================================
+============ ================================================================================
+column       meaning
+============ ================================================================================
+check        the finding reviewed: near_duplicate, exact_duplicate, leak, label_conflict,
+             outlier, blurry, dark, bright, low_information, odd_size, grayscale
+verdict      see :data:`VERDICTS`
+image        the image decided on: its vislint id, its path relative to the scanned folder, or
+             its absolute path
+partner      for pair verdicts, the other image (the same forms); else empty
+image_hash   the content hash of the image the reviewer saw (the scan's ``content_hash``:
+             blake2b of the file's bytes); may be empty in a hand-written file
+partner_hash the same for the partner
+new_label    for ``relabel``: the label the image should have
+reviewer     who decided (e-mail or name); time: when (ISO 8601); source: e.g. a task URL
+============ ================================================================================
+
+Which images a decision names (:func:`resolve`): with a content hash, the file of the scan
+that the image column names if its bytes have that hash, else every file of the scan with
+those bytes — so a decision follows the image wherever it is scanned from (another folder, a
+list of absolute paths, a FiftyOne dataset) and never applies to other content that took its
+path. Without a hash, the file the image column names. A decision that names no image of the
+scan is not applied, and the scan warns with the list.
 
 What a scan does with them:
 
@@ -43,13 +54,16 @@ do, and :func:`read_decisions` takes that quote off again.
 from __future__ import annotations
 
 import csv
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DECISIONS_FILE = "decisions.csv"
 """File name of the decisions in a work dir."""
 
-COLUMNS = ("check", "verdict", "image", "partner", "new_label", "reviewer", "time", "source")
+COLUMNS = ("check", "verdict", "image", "partner", "image_hash", "partner_hash", "new_label",
+           "reviewer", "time", "source")
 
 PAIR_VERDICTS = {"not_duplicate", "not_leak"}
 CLEAR_VERDICTS = {"keep", "label_ok"}
@@ -83,16 +97,37 @@ class Decisions:
     """Decisions resolved against one catalog (row indices).
 
     pairs: {(i, j), i < j} taken out of the similarity graph; cleared: {check: rows whose
-    flag is cleared}; labels: {row: new label}; notes: {row: ["check:verdict by reviewer"]}.
+    flag is cleared}; labels: {row: new label}; notes: {row: ["check:verdict by reviewer"]};
+    rows: decision rows read; unmatched: the rows that name no image of the scan, as
+    {"check", "verdict", "image", "partner", "why"}.
     """
 
     pairs: set = field(default_factory=set)
     cleared: dict = field(default_factory=dict)
     labels: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+    rows: int = 0
+    unmatched: list = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.pairs or self.cleared or self.labels or self.notes)
+
+    def summary(self) -> dict:
+        """What the scan did with the decisions: rows read, applied, unmatched (with the
+        first :data:`UNMATCHED_SHOWN` of them), and images each verdict applied to."""
+        verdicts: dict[str, int] = {}
+        for notes in self.notes.values():
+            for note in notes:
+                v = note.split(" by ")[0]
+                verdicts[v] = verdicts.get(v, 0) + 1
+        return {"rows": self.rows, "applied": self.rows - len(self.unmatched),
+                "unmatched": len(self.unmatched),
+                "unmatched_rows": self.unmatched[:UNMATCHED_SHOWN],
+                "images_by_verdict": dict(sorted(verdicts.items()))}
+
+
+UNMATCHED_SHOWN = 20
+"""Unmatched decisions listed in a warning and in the run's info."""
 
 
 def read_decisions(source):
@@ -190,19 +225,49 @@ def write_decisions(frame, path) -> Path:
     return path
 
 
-def resolve(frame, ids: list[str], relpaths: list[str]) -> Decisions:
-    """Map a decisions table onto catalog rows (see the module docstring)."""
-    row_of = {r: i for i, r in enumerate(relpaths)}
-    row_of.update({x: i for i, x in enumerate(ids)})
+def resolve(frame, ids: list[str], relpaths: list[str], paths: list[str] | None = None,
+            hashes: list[str | None] | None = None) -> Decisions:
+    """Map a decisions table onto catalog rows (see the module docstring): ``ids``,
+    ``relpaths``, ``paths`` (absolute) and content ``hashes`` (None where a file could not
+    be read) are aligned with the catalog."""
+    by_name = {r: i for i, r in enumerate(relpaths)}
+    by_name.update({os.path.normpath(os.path.abspath(p)): i for i, p in enumerate(paths or [])})
+    by_name.update({x: i for i, x in enumerate(ids)})
+    by_hash: dict[str, list[int]] = {}
+    for i, h in enumerate(hashes or []):
+        if h:
+            by_hash.setdefault(h, []).append(i)
+
+    def rows_of(name: str, content: str) -> tuple[list[int], str | None]:
+        """(the rows a decision's image names, or [] and why not)."""
+        i = by_name.get(name)
+        if i is None and os.path.isabs(name):
+            i = by_name.get(os.path.normpath(name))
+        if not content:
+            return ([i], None) if i is not None else ([], "no such image in this scan")
+        if hashes is not None and i is not None and hashes[i] == content:
+            return [i], None
+        if content in by_hash:
+            return by_hash[content], None
+        return [], ("its file has other content now" if i is not None
+                    else "no image of this scan has its content")
+
+    out = Decisions(rows=len(frame))
     latest = {}
     for rec in frame.sort_values("time", kind="stable").itertuples(index=False):
-        i = row_of.get(rec.image)
-        j = row_of.get(rec.partner) if rec.partner else None
-        if i is None or (rec.partner and j is None):
+        rows, why = rows_of(rec.image, rec.image_hash)
+        partners, partner_why = rows_of(rec.partner, rec.partner_hash) if rec.partner else ([None], None)
+        if why or partner_why:
+            out.unmatched.append({"check": rec.check, "verdict": rec.verdict, "image": rec.image,
+                                  "partner": rec.partner,
+                                  "why": f"image: {why}" if why else f"partner: {partner_why}"})
             continue
-        pair = tuple(sorted((i, j))) if j is not None else None
-        latest[(rec.check, i, pair)] = rec
-    out = Decisions()
+        for i in rows:
+            for j in partners:
+                if j == i:
+                    continue
+                pair = tuple(sorted((i, j))) if j is not None else None
+                latest[(rec.check, i, pair)] = rec
     clears = cleared_checks()
     for (check, i, pair), rec in latest.items():
         who = f" by {rec.reviewer}" if rec.reviewer else ""
@@ -216,14 +281,43 @@ def resolve(frame, ids: list[str], relpaths: list[str]) -> Decisions:
     return out
 
 
-def load_for_scan(decisions, out, ids: list[str], relpaths: list[str]) -> Decisions:
-    """The decisions a scan honours: ``decisions`` ("auto" = ``out/decisions.csv`` if it
-    exists, None = none, or a path / DataFrame), resolved against the catalog."""
+def read_for_scan(decisions, out):
+    """The decisions table a scan honours (validated before any image is read), or None:
+    ``decisions`` "auto" = ``out/decisions.csv`` if it exists, None = none, or a path /
+    DataFrame."""
     if decisions is None:
-        return Decisions()
+        return None
     if isinstance(decisions, str) and decisions == "auto":
         path = Path(out) / DECISIONS_FILE if out is not None else None
         if path is None or not path.is_file():
-            return Decisions()
+            return None
         decisions = path
-    return resolve(read_decisions(decisions), ids, relpaths)
+    return read_decisions(decisions)
+
+
+def for_scan(frame, ids: list[str], relpaths: list[str], paths: list[str],
+             hashes: list[str | None]) -> Decisions:
+    """:func:`resolve` a scan's decisions table (None: no decisions), warning with the rows
+    that name no image of the scan."""
+    if frame is None:
+        return Decisions()
+    out = resolve(frame, ids, relpaths, paths, hashes)
+    if out.unmatched:
+        shown = "; ".join(f"{u['check']}:{u['verdict']} {u['image']}"
+                          + (f" + {u['partner']}" if u['partner'] else "") + f" ({u['why']})"
+                          for u in out.unmatched[:UNMATCHED_SHOWN])
+        more = len(out.unmatched) - UNMATCHED_SHOWN
+        warnings.warn(f"vislint: {len(out.unmatched)} of {out.rows} reviewer decisions name no "
+                      f"image of this scan and were not applied: {shown}"
+                      + (f"; and {more} more" if more > 0 else ""), stacklevel=4)
+    return out
+
+
+def decisions_text(summary: dict) -> str:
+    """One line on what a scan did with the decisions (:meth:`Decisions.summary`)."""
+    text = f"reviewer decisions: {summary['applied']} of {summary['rows']} applied"
+    if summary["images_by_verdict"]:
+        text += " (" + ", ".join(f"{v} on {k} images" for v, k in summary["images_by_verdict"].items()) + ")"
+    if summary["unmatched"]:
+        text += f"; {summary['unmatched']} name no image of this scan"
+    return text

@@ -22,7 +22,7 @@ from ._version import __version__
 from .catalog import build_catalog
 from .checks.context import Context, Space
 from .checks.rotation import rotation_candidates
-from .decisions import load_for_scan
+from .decisions import for_scan, read_for_scan
 from .decode import REASONS, describe_all
 from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, KnnGraph, knn_graph
@@ -70,7 +70,9 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         unit of work an interrupted scan can lose (default 512).
     decisions: reviewer decisions to honour (see :mod:`vislint.decisions`): "auto" (default)
         reads ``out/decisions.csv`` when it exists; None ignores decisions; or a CSV path or
-        DataFrame.
+        DataFrame. They name images by content hash (and path or id), so they hold for any
+        scan of the same files; those naming no image of this scan are listed in a warning,
+        and ``info["decisions"]`` says how many were applied.
     offline: never download a registry model (None: the VISLINT_OFFLINE environment
         variable decides).
     features: the old name of ``embeddings`` (deprecated; "builtin" means None).
@@ -94,10 +96,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     clock = time.perf_counter()
     catalog = build_catalog(source, labels=labels, splits=splits)
     n = len(catalog)
-    reviewed = load_for_scan(decisions, out, catalog.ids, catalog.relpaths)
-    original_labels = list(catalog.labels)
-    for i, label in reviewed.labels.items():
-        catalog.labels[i] = label
+    decided = read_for_scan(decisions, out)  # a bad file fails before any image is read
     model = semantic if isinstance(semantic, Onnx) else None
     cache = FeatureCache(Path(out) / "cache" / f"{Builtin.version}-{_native.TILE_SIZE}-{CACHE_LAYOUT}"
                          if out else None)
@@ -112,6 +111,11 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                         while_waiting=lambda: _import_later_stages(write=out is not None),
                         model=model, vectors=vectors)
     timings["decode_describe"] = time.perf_counter() - clock
+    # decisions follow the content: resolved once every file's hash is known
+    reviewed = for_scan(decided, catalog.ids, catalog.relpaths, catalog.paths, meta["content_hash"])
+    original_labels = list(catalog.labels)
+    for i, label in reviewed.labels.items():
+        catalog.labels[i] = label
 
     clock = time.perf_counter()
     valid = meta["ok"]
@@ -177,6 +181,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                        "feature_model": model.describe() if model is not None else None},
         "timings": timings,
         "invalid_reasons": REASONS,
+        "decisions": reviewed.summary() if decided is not None else None,
     })
     if out is not None:
         clock = time.perf_counter()

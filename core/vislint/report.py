@@ -517,6 +517,8 @@ def _overview(res, sections: list[dict]) -> str:
     params = info.get("params", {})
     parts.append(_card("Features", _kv_table({k: str(params[k]) for k in ("features", "k", "index")
                                               if k in params})))
+    if info.get("decisions"):
+        parts.append(_decisions_card(info["decisions"]))
     parts.append("</div>")
 
     # counts per check: images and groups (never graph edges), with the threshold
@@ -548,6 +550,22 @@ def _overview(res, sections: list[dict]) -> str:
     parts.append("<details><summary>All thresholds</summary>"
                  + _kv_table({k: str(v) for k, v in th.items()}) + "</details></section>")
     return "".join(parts)
+
+
+def _decisions_card(d: dict) -> str:
+    """How many reviewer decisions the scan read and applied, per verdict, and those that
+    named no image of the scan (with why)."""
+    rows = {"read": f"{d['rows']:,}", "applied": f"{d['applied']:,}"}
+    rows.update({f"images: {v}": f"{k:,}" for v, k in d["images_by_verdict"].items()})
+    body = f"<div id=\"decisions\">{_kv_table(rows)}"
+    if d["unmatched"]:
+        items = "".join(f"<li>{_e(u['check'])}:{_e(u['verdict'])} {_e(u['image'])}"
+                        + (f" + {_e(u['partner'])}" if u["partner"] else "") + f" — {_e(u['why'])}</li>"
+                        for u in d["unmatched_rows"])
+        more = d["unmatched"] - len(d["unmatched_rows"])
+        body += (f"<p class=\"warn\">{d['unmatched']:,} name no image of this scan:</p><ul>{items}"
+                 + (f"<li>and {more:,} more</li>" if more > 0 else "") + "</ul>")
+    return _card("Reviewer decisions", body + "</div>")
 
 
 def _card(title: str, body: str) -> str:

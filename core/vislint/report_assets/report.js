@@ -1,6 +1,7 @@
 /* vislint report: draws the galleries from the embedded JSON a page at a time.
-   Each gallery scrolls in its own box; an IntersectionObserver on a sentinel at the end of
-   the box appends the next page, so only what has been scrolled to is ever in the DOM. */
+   Galleries flow with the page (no scroll box inside the scrolling page): each shows its
+   first page, and a button under it appends the next, so only what was asked for is ever
+   in the DOM and the sections after a long gallery stay a scroll away. */
 (function () {
   "use strict";
   var PAGE = 24;
@@ -77,13 +78,12 @@
     root.appendChild(h);
     root.appendChild(el("p", "note", sec.note));
     this.box = el("div", "items");
-    this.sentinel = el("div", "sentinel");
     root.appendChild(this.box);
-    this.root = root;
+    this.button = el("button", "more");
     var self = this;
-    this.observer = new IntersectionObserver(function (entries) {
-      if (entries[entries.length - 1].isIntersecting) self.more();
-    }, { root: this.box, rootMargin: "0px 0px 600px 0px" });
+    this.button.addEventListener("click", function () { self.more(); });
+    root.appendChild(this.button);
+    this.root = root;
     this.filter();
   }
 
@@ -93,7 +93,6 @@
     for (var k = 0; k < items.length; k++) if (matches(items[k])) this.list.push(items[k]);
     this.shown = 0;
     this.box.textContent = "";
-    this.box.scrollTop = 0;
     this.more();
     var listed = this.sec.items.length, total = this.sec.total;
     var text = "(" + total.toLocaleString() + " " + this.sec.unit;
@@ -110,11 +109,11 @@
     for (var k = this.shown; k < end; k++) frag.appendChild(finding(this.list[k]));
     this.shown = end;
     this.box.appendChild(frag);
-    this.box.appendChild(this.sentinel);
     this.box.dataset.shown = this.shown;
-    /* re-observing reports the sentinel's current state: if it is still in reach, more follows */
-    this.observer.unobserve(this.sentinel);
-    if (this.shown < this.list.length) this.observer.observe(this.sentinel);
+    var left = this.list.length - this.shown;
+    this.button.hidden = left === 0;
+    this.button.textContent = "show " + Math.min(PAGE, left) + " more (" +
+      left.toLocaleString() + " not shown)";
   };
 
   function fill(select, values) {
@@ -150,6 +149,14 @@
     galleries.push(g);
     main.appendChild(g.root);
   }
+  /* a section reached by a link starts below the sticky filter bar, whose height depends on
+     how its controls wrap */
+  var nav = document.getElementById("filters");
+  function navHeight() {
+    document.documentElement.style.setProperty("--nav-h", nav.offsetHeight + "px");
+  }
+  navHeight();
+  window.addEventListener("resize", navHeight);
   document.body.dataset.ready = "1";
   window.vislintReadyAt = performance.now();
 })();
