@@ -78,20 +78,31 @@ class ScanDataset(foo.Operator):
 
         inputs = types.Object()
         schema = ctx.dataset.get_field_schema()
-        label_fields = [n for n, f in schema.items()
-                        if getattr(f, "document_type", None) in
-                        (fo.Classification, fo.Detections, fo.Polylines, fo.Classifications)
-                        or (isinstance(f, fo.StringField) and n not in ("filepath", "id"))]
-        inputs.enum("label_field", [""] + label_fields, default="", label="Label field",
+        # the fields start as the run of this key last read them (running the form as shown
+        # repeats that run), else as guessed from the dataset
+        last = _vfo().run_parameters(ctx.dataset, ctx.params.get("key") or "vislint")
+
+        def start(name, choices, guess):
+            return last[name] if last.get(name) in choices else guess
+
+        label_fields = [""] + [n for n, f in schema.items()
+                               if getattr(f, "document_type", None) in
+                               (fo.Classification, fo.Detections, fo.Polylines, fo.Classifications)
+                               or (isinstance(f, fo.StringField) and n not in ("filepath", "id"))]
+        inputs.enum("label_field", label_fields, default=start("label_field", label_fields, ""),
+                    label="Label field",
                     description="Classification, Detections or string field (empty: no labels)")
-        inputs.enum("split_field", ["", "tags"] + [n for n, f in schema.items()
-                                                   if isinstance(f, fo.StringField)
-                                                   and n not in ("filepath", "id")],
-                    default="tags" if ctx.dataset.distinct("tags") else "", label="Splits from",
+        split_fields = ["", "tags"] + [n for n, f in schema.items()
+                                       if isinstance(f, fo.StringField) and n not in ("filepath", "id")]
+        inputs.enum("split_field", split_fields,
+                    default=start("split_field", split_fields,
+                                  "tags" if ctx.dataset.distinct("tags") else ""),
+                    label="Splits from",
                     description="'tags' (train/val/test sample tags), a string field, or empty")
-        inputs.enum("embeddings", [""] + [n for n, f in schema.items()
-                                          if isinstance(f, (fo.VectorField, fo.ArrayField))],
-                    default="", label="Embeddings",
+        vector_fields = [""] + [n for n, f in schema.items()
+                                if isinstance(f, (fo.VectorField, fo.ArrayField))]
+        inputs.enum("embeddings", vector_fields, default=start("embeddings_field", vector_fields, ""),
+                    label="Embeddings",
                     description="a model's embeddings field, for the label vote and outliers "
                                 "(copies are always judged by vislint's own descriptor); "
                                 "empty: none")

@@ -154,11 +154,11 @@ def test_rescan_replaces_new_key_coexists_delete_cleans_up(demo_ds):
         vfo.delete_run(demo_ds, "second")
 
 
-def test_written_documents_hold_the_values_and_leave_out_missing_ones(demo_ds):
+def test_written_documents_hold_the_values_and_null_for_missing_ones(demo_ds):
     """What lands in the database for every scanned sample: the embedded document with the
-    "_cls" FiftyOne itself writes for its class, each result value that exists (NaN floats,
-    negative groups and missing text or lists left out, so FiftyOne reads None), ids as
-    FiftyOne sample ids, the new tag list and a fresh ``last_modified_at``."""
+    "_cls" FiftyOne itself writes for its class, every subfield (NaN floats, negative groups
+    and missing text or lists as null, so that FiftyOne reads None, also as an attribute),
+    ids as FiftyOne sample ids, the new tag list and a fresh ``last_modified_at``."""
     import math
     from datetime import datetime, timedelta, timezone
     from types import SimpleNamespace
@@ -202,12 +202,13 @@ def test_written_documents_hold_the_values_and_leave_out_missing_ones(demo_ds):
     columns = [c for check in vocabulary.checks()
                for c in [check.score, check.flag] + [col for col, kind in check.evidence
                                                      if kind in ("float", "int", "bool", "str")] if c]
+    columns += ["split", "reviewed", "label_original"]
     docs = {d["_id"]: d for d in coll.find({}, {KEY: 1, "tags": 1, "last_modified_at": 1})}
     assert len(docs) == len(oids)
     for oid, r, old in zip(oids, rows, old_tags):
         doc, row = docs[oid], df.iloc[r]
         got = doc[KEY]
-        want = {"_cls": fo_cls}
+        want = {"_cls": fo_cls, **{c: None for c in vfo._subfields()}}
         for c in columns:
             v = row[c]
             if isinstance(v, str) or (v is not None and not pd.isna(v)
@@ -240,6 +241,9 @@ def test_written_documents_hold_the_values_and_leave_out_missing_ones(demo_ds):
     assert read("conflict_labels", 1) == ["a", "ü"]
     assert read("leak_partners", 2) == [sid_of_id[ids[0]], sid_of_id[ids[1]]]
     assert read("nearest_id", 2) is None and read("suggested_label", 2) is None
+    # and as attributes of the sample's document (they used to raise AttributeError)
+    doc = demo_ds.one(fo.ViewField("filepath") == df["path"][2])[KEY]
+    assert doc.suggested_label is None and doc.reviewed is None and doc.nearest_id is None
 
 
 def test_updates_beyond_the_command_size_limit_are_split(demo_ds, monkeypatch):
@@ -317,8 +321,9 @@ def test_view_scan_label_and_split_variants(demo_ds, fo_db):
     one = demo_ds.first()
     one["boxes"] = fo.Detections(detections=[fo.Detection(label="x", bounding_box=[0, 0, 1, 1])])
     one.save()
-    with pytest.raises(ValueError, match="not a PatchesView"):
-        vfo.scan(demo_ds.to_patches("boxes"), key="patches", progress=False)
+    with pytest.raises(ValueError, match="not a PatchesView.*Object-level checks .* not in vislint "
+                                         "yet; a whole-image scan with label_field"):
+        vfo.scan(demo_ds.to_patches("boxes"), label_field="boxes", key="patches", progress=False)
     assert not demo_ds.has_sample_field("patches")
     paths = view.values("filepath")
     labels = dict(zip(res.images.path, res.images.label))
@@ -460,21 +465,29 @@ def test_intel_sample_in_fiftyone(fo_db):
 
 def check_duplicates_view_in_the_app(ds, fo_app, png):
     """Open "vislint: duplicates" of a scanned persistent dataset in the App (headless
-    chromium) and check what a reviewer sees: the view, its sample count, the vislint fields."""
+    chromium) and check what a reviewer sees: the view and its sample count; the vislint
+    sidebar group open below the labels, flags first; and on each tile its duplicate group,
+    whether it is the kept member, and its split, so that groups can be told apart."""
     from fo_services import open_in_browser
 
     name = f"{KEY}: duplicates"
-    count = len(ds.load_saved_view(name))
+    view = ds.load_saved_view(name)
+    count = len(view)
     app = fo_app(ds.name, view=name)
-    page = open_in_browser(app.view_url, png, min_tiles=min(count, 4), expand=(KEY,))
+    page = open_in_browser(app.view_url, png, min_tiles=min(count, 4))
     assert page.saved_view == name
     assert page.sample_count == count > 0
     assert page.tiles >= min(count, 4)
-    # the vislint group is open, its first fields on screen, the rest further down the sidebar
-    assert {f"{KEY}.exact_duplicate_score", f"{KEY}.near_duplicate_score"} <= set(page.shown_fields)
-    assert {f"{KEY}.duplicate_group", f"{KEY}.is_representative", f"{KEY}.is_leak",
-            f"{KEY}.leak_partners"} <= set(page.sidebar_fields)
-    assert KEY.upper() in page.sidebar_groups
+    groups = page.sidebar_groups
+    assert groups.index(KEY.upper()) == groups.index("LABELS") + 1
+    assert {f"{KEY}.is_exact_duplicate", f"{KEY}.is_near_duplicate"} <= set(page.shown_fields)
+    assert {f"{KEY}.near_duplicate_score", f"{KEY}.duplicate_group", f"{KEY}.leak_partners"} <= set(
+        page.sidebar_fields)
+    tiles = page.text.split("\nSamples\n", 1)[1]
+    first = view.limit(4)
+    for kept, group, split in zip(first.values(f"{KEY}.is_representative"),
+                                  first.values(f"{KEY}.duplicate_group"), first.values(f"{KEY}.split")):
+        assert f"{kept}{group}{split or ''}" in tiles, (kept, group, split, tiles[:300])
     assert page.screenshot.stat().st_size > 10_000
     return page
 
@@ -523,7 +536,8 @@ def snapshot(ds):
     return {"labels": ds.count_values("ground_truth.label"),
             "tags": dict(zip(ds.values("id"), ds.values("tags"))),
             "views": sorted(ds.list_saved_views()),
-            "fields": sorted(ds.get_field_schema())}
+            "fields": sorted(ds.get_field_schema()),
+            "app": ds.app_config.to_dict()}
 
 
 def test_scan_refuses_a_key_or_embeddings_field_naming_a_user_field(demo_ds):
@@ -603,6 +617,36 @@ def test_delete_run_removes_only_what_the_run_recorded(demo_ds):
     assert after == before
 
 
+def test_scan_opens_its_sidebar_group_and_tile_fields_and_keeps_the_users_app_config(demo_ds):
+    """The run's sidebar group is open with flags and scores first, and the tiles show each
+    copy's group, kept member and split; a sidebar group and active fields of the user's stay,
+    and delete_run puts the App config back as it was."""
+    import fiftyone as fo
+    import vislint.integrations.fiftyone as vfo
+
+    groups = fo.DatasetAppConfig.default_sidebar_groups(demo_ds)
+    groups.append(fo.SidebarGroupDocument(name=KEY, paths=["ground_truth"], expanded=False))
+    demo_ds.app_config.sidebar_groups = groups  # the user's group, named like the run key
+    demo_ds.app_config.active_fields = fo.ActiveFields(paths=["ground_truth", "filepath"])
+    demo_ds.save()
+    before = demo_ds.app_config.to_dict()
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)
+    config = demo_ds.app_config
+    by_name = {g.name: g for g in config.sidebar_groups}
+    assert by_name[KEY].paths == ["ground_truth"] and not by_name[KEY].expanded  # the user's
+    mine = by_name[f"{KEY} (vislint)"]
+    assert mine.expanded
+    flags = [p for p in mine.paths if p.split(".")[1].startswith("is_")]
+    scores = [p for p in mine.paths if p.endswith("_score")]
+    assert mine.paths[:len(flags) + len(scores)] == flags + scores and len(flags) >= 10
+    assert config.active_fields.paths == ["ground_truth", "filepath", f"{KEY}.duplicate_group",
+                                          f"{KEY}.is_representative", f"{KEY}.split"]
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)  # again
+    assert [g.name for g in demo_ds.app_config.sidebar_groups].count(f"{KEY} (vislint)") == 1
+    vfo.delete_run(demo_ds, KEY)
+    assert demo_ds.app_config.to_dict() == before
+
+
 def test_resolve_duplicates_leaves_groups_that_changed_since_the_scan(demo_ds):
     import fiftyone as fo
     import vislint.integrations.fiftyone as vfo
@@ -665,6 +709,36 @@ def resolve_form(ds, name: str, params: dict) -> str:
         dataset_name=ds.name, view=ds.view()._serialize(), params=params)))
     assert hasattr(form, "to_json"), getattr(form, "error", form)
     return json.dumps(form.to_json())
+
+
+def _defaults(form: str) -> dict:
+    """{input: its default} of a resolved operator form."""
+    import json
+
+    props = json.loads(form)["type"]["properties"]
+    return {name: p.get("default") for name, p in props.items()}
+
+
+def test_scan_form_starts_from_the_last_run_of_its_key(demo_ds, fo_db):
+    """The scan form's fields start as the run of the key last read them, so running it as
+    shown repeats that run (it used to start with no label field, and replaced a run with
+    labels by one without)."""
+    import fiftyone as fo
+    import vislint.integrations.fiftyone as vfo
+
+    install_plugin(fo_db)
+    demo_ds.add_sample_field("where", fo.StringField)
+    fresh = _defaults(resolve_form(demo_ds, "scan_dataset", {}))
+    assert fresh["label_field"] == "" and fresh["split_field"] == "tags"
+    vecs = np.random.default_rng(0).normal(size=(len(demo_ds), 8))
+    demo_ds.set_values("vec", list(vecs))
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="where", embeddings="vec",
+             progress=False)
+    again = _defaults(resolve_form(demo_ds, "scan_dataset", {}))
+    assert (again["label_field"], again["split_field"], again["embeddings"]) == (
+        "ground_truth", "where", "vec")
+    other = _defaults(resolve_form(demo_ds, "scan_dataset", {"key": "other"}))
+    assert other["label_field"] == "" and other["split_field"] == "tags"
 
 
 def test_plugin_refuses_a_taken_key_and_warns_of_changed_groups(demo_ds, fo_db):
