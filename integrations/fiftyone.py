@@ -9,6 +9,7 @@ views, and keep the run so it can be listed, reloaded and deleted.
     run.summary()
     ds.load_saved_view("vislint: leaks")
     vfo.resolve_duplicates(ds, key="vislint", action="tag")
+    vfo.related(ds, [sample_id])       # a sample's copies, scene shots and partners
     vfo.list_runs(ds); vfo.load_run(ds, "vislint"); vfo.delete_run(ds, "vislint")
 
 What a scan with key ``K`` writes on the dataset:
@@ -358,6 +359,31 @@ def delete_run(dataset, key: str = "vislint", *, missing_ok: bool = False) -> No
             dataset.delete_saved_view(name)
     _hide_from_app(dataset, info.get("active_paths", []), info.get("sidebar_group"))
     dataset.delete_run(key)
+
+
+def related(dataset, sample_ids, key: str = "vislint"):
+    """The samples the run ``key`` relates to ``sample_ids``, as a view: those sharing one of
+    their groups (duplicate, same-scene, similar content: each check's group column) or
+    named by their evidence (the kept copy, leak partners, the nearest image...: the checks'
+    id columns), the given samples included; group by group, the kept member first. What a
+    reviewer opens from a selected sample instead of following sample ids by hand."""
+    from bson import ObjectId
+
+    checks = vocabulary.checks()
+    group_columns = sorted({c.group_column for c in checks if c.unit == "group"})
+    id_columns = [col for c in checks for col, kind in c.evidence if kind in ("id", "ids")]
+    chosen = dataset.select(list(sample_ids))
+    ids = set(sample_ids)
+    for col in id_columns:
+        for v in chosen.values(f"{key}.{col}"):
+            ids.update(v if isinstance(v, list) else [v] if v else [])
+    condition = F("_id").is_in([ObjectId(i) for i in ids])
+    for col in group_columns:
+        groups = [g for g in chosen.distinct(f"{key}.{col}") if g is not None and g >= 0]
+        if groups:
+            condition = condition | F(f"{key}.{col}").is_in(groups)
+    return dataset.match(condition).sort_by([(f"{key}.duplicate_group", 1),
+                                              (f"{key}.is_representative", -1), ("filepath", 1)])
 
 
 def resolve_duplicates(dataset, key: str = "vislint", *, policy: str = "keep-representative",

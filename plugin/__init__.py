@@ -183,6 +183,42 @@ class ShowIssues(foo.Operator):
         return {"view": name, "count": count}
 
 
+class ShowRelated(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="show_related", label="vislint: show related samples",
+            description="Show the selected samples (or the one open) with their copies, "
+                        "same-scene shots, leak partners and nearest images",
+            dynamic=True, allow_immediate_execution=True, risk_level="low")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        if _key_input(inputs, ctx) is None:
+            return types.Property(inputs)
+        if not _chosen(ctx):
+            inputs.view("none", types.Warning(
+                label="No sample selected",
+                description="Select samples in the grid, or open one, first."))
+        return types.Property(inputs, view=types.View(label="vislint: show related samples"))
+
+    def execute(self, ctx):
+        chosen = _chosen(ctx)
+        if not chosen:
+            raise ValueError("select samples in the grid, or open one, first")
+        view = _vfo().related(ctx.dataset, chosen, ctx.params["key"])
+        ctx.ops.set_view(view=view)
+        return {"count": len(view)}
+
+
+def _chosen(ctx) -> list[str]:
+    """The selected samples' ids, else the open sample's, else []."""
+    if ctx.selected:
+        return list(ctx.selected)
+    current = getattr(ctx, "current_sample", None)
+    return [current] if current else []
+
+
 class ResolveDuplicates(foo.Operator):
     @property
     def config(self):
@@ -283,5 +319,6 @@ class DeleteRun(foo.Operator):
 def register(p):
     p.register(ScanDataset)
     p.register(ShowIssues)
+    p.register(ShowRelated)
     p.register(ResolveDuplicates)
     p.register(DeleteRun)

@@ -355,7 +355,7 @@ def test_operators_immediate_and_delegated(demo_ds, fo_db):
 
     install_plugin(fo_db)
     uris = {o.uri for o in foo.list_operators()}
-    for name in ("scan_dataset", "show_issues", "resolve_duplicates", "delete_run"):
+    for name in ("scan_dataset", "show_issues", "show_related", "resolve_duplicates", "delete_run"):
         assert f"{PLUGIN}/{name}" in uris
 
     def run(name, params, delegated=False):
@@ -709,6 +709,37 @@ def resolve_form(ds, name: str, params: dict) -> str:
         dataset_name=ds.name, view=ds.view()._serialize(), params=params)))
     assert hasattr(form, "to_json"), getattr(form, "error", form)
     return json.dumps(form.to_json())
+
+
+def test_show_related_opens_a_samples_copies_and_partners(demo_ds, fo_db):
+    """From a selected sample (or the one open in the modal) the operator shows its duplicate
+    group and what its evidence names, group by group: what a reviewer would otherwise find
+    by copying sample ids from duplicate_of / leak_partners."""
+    import fiftyone.operators as foo
+    from fiftyone import ViewField as F
+    from fiftyone.operators.executor import ExecutionError
+
+    import vislint.integrations.fiftyone as vfo
+
+    install_plugin(fo_db)
+    vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)
+    leak = demo_ds.match(F(f"{KEY}.is_leak")).first()
+    group = leak[KEY].duplicate_group
+    members = set(demo_ds.match(F(f"{KEY}.duplicate_group") == group).values("id"))
+    assert set(leak[KEY].leak_partners) <= members and len(members) >= 2
+    for ctx in (dict(selected=[leak.id]), dict(current_sample=leak.id)):
+        r = foo.execute_operator(f"{PLUGIN}/show_related", ctx=dict(
+            dataset=demo_ds, params={"key": KEY}, **ctx))
+        assert r.error is None and r.result["count"] >= len(members)
+    view = vfo.related(demo_ds, [leak.id], KEY)
+    assert members <= set(view.values("id"))
+    groups = view.values(f"{KEY}.duplicate_group")
+    at = groups.index(group)
+    assert view.values(f"{KEY}.is_representative")[at]  # the kept member first in its group
+    others = set(view.values("id")) - members  # e.g. its nearest image, named by its evidence
+    assert others <= {leak[KEY].nearest_id}
+    with pytest.raises(ExecutionError, match="select samples"):
+        foo.execute_operator(f"{PLUGIN}/show_related", ctx=dict(dataset=demo_ds, params={"key": KEY}))
 
 
 def _defaults(form: str) -> dict:
