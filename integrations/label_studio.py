@@ -12,11 +12,14 @@ image — with the evidence (scores, similarities, labels, splits) and the verdi
 check (:data:`GROUP_VERDICTS`; keep / remove for an image). Task data carries ``vislint_id`` (stable: the check and the member
 images), so pushing again updates tasks in place, adds only new findings, and closes
 (``status = "closed"``) tasks whose finding is gone; a push cut off midway and run again ends
-with exactly one task per finding. One Data Manager view per queue shows its open tasks, worst
-first; task data fields ``queue, score, group, label, suggested_label, split, status`` can be
-filtered on. Predictions (imported with the tasks) carry vislint's suggested verdict, ``score``,
-``cluster`` (the group), ``neighbors`` (the other images) and ``mislabeling`` (the label
-conflict score); the project's ``model_version`` is set so score filters work.
+with exactly one task per finding. One Data Manager view (tab) per queue with findings shows
+its open tasks, worst first, with vislint's columns and a thumbnail (:data:`VIEW_COLUMNS`; its
+grid view shows the images); a queue gets its view at the first push that finds something in
+it. Task data fields ``queue, score, group, label, suggested_label, split, status`` can be
+filtered on, ``score`` and ``group`` (-1 for a finding in no group) as numbers. Predictions
+(imported with the tasks) carry vislint's suggested verdict, ``score``, ``cluster`` (the
+group), ``neighbors`` (the other images) and ``mislabeling`` (the label conflict score); the
+project's ``model_version`` is set so score filters work.
 
 Images: ``images_via="local-files"`` (default) serves them through Label Studio's local-files
 storage — the server must run with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and
@@ -397,12 +400,15 @@ def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
     elif item["queue"] == "label conflicts":
         evidence += (f"; copies labelled {val('conflict_labels', first).replace('|', ', ')}"
                      + (f", most of them {sugg}" if sugg else ", no majority"))
+    # the keys the queue views show first, in their order: the Data Manager lists a project's
+    # data columns in the order their keys first arrived (VIEW_COLUMNS). No group is -1, not
+    # null: the Data Manager's "is empty" finds no null of a Number column, "group < 0" finds -1
     return {
-        "vislint_id": item["vislint_id"], "queue": item["queue"], "status": "open",
+        "image": urls[first], "title": f"{item['queue']} — {df['relpath'].iat[first]}",
         "score": round(item["score"], 5), "group": item["group"],
         "label": val("label", first), "suggested_label": sugg, "split": ";".join(splits),
-        "title": f"{item['queue']} — {df['relpath'].iat[first]}", "evidence": evidence,
-        "gallery": "<div>" + "".join(cells) + "</div>", "image": urls[first],
+        "vislint_id": item["vislint_id"], "queue": item["queue"], "status": "open",
+        "evidence": evidence, "gallery": "<div>" + "".join(cells) + "</div>",
         "images": [df["id"].iat[r] for r in rows], "paths": [df["relpath"].iat[r] for r in rows],
         "hashes": [val("content_hash", r) or "" for r in rows],
         "labels": [val("label", r) for r in rows],
@@ -519,7 +525,7 @@ def push(results: ScanResults | str | os.PathLike, *, url: str, api_key: str, pr
         for tid, data in updates:
             ls.call(ls.client.tasks.update, str(tid), data=data)
         ls.call(ls.client.projects.update, proj.id, model_version=MODEL_VERSION)
-        _ensure_views(ls, proj.id)
+        _ensure_views(ls, proj.id, {data["queue"] for data in tasks.values()})
     report.decisions = results.info.get("decisions")
     return report
 
@@ -629,28 +635,102 @@ def _ensure_storage(ls: _Retrying, pid: int, root: Path, paths: list[str]) -> No
             title="vislint images", use_blob_urls=False)
 
 
-def _ensure_views(ls: _Retrying, pid: int) -> None:
+VIEW_COLUMNS = ("image", "title", "score", "group", "label", "suggested_label", "split")
+"""Task data fields a queue's Data Manager view shows, after the task ID (every other column,
+Label Studio's ~15 own included, is hidden; a reviewer can show them again from "Columns").
+``group`` is left out of the image queues (always -1 there) and ``suggested_label`` out of all
+but the label conflicts (empty elsewhere). Label Studio lists data columns in the order their
+keys first reached the project, after those of the labeling config: :func:`_task` puts these
+first."""
+LABELING_COLUMNS = ("image", "score")
+"""Task data fields the narrow task list beside an open task shows, after the ID."""
+VIEW_TYPES = {"image": "Image", "score": "Number", "group": "Number"}
+"""Column types each view sets (``columnsDisplayType``). Label Studio types a data column from
+the labeling config alone (``$image`` is in no <Image> tag, the gallery shows the images), so
+every other data column is "Unknown": no thumbnail, and the Data Manager's filters compare as
+text ("score > 0.9" typed in matched nothing) and the server orders by the JSON value's text
+(PostgreSQL: "10" before "9"). With Number the server casts the field to a float for filters
+and ordering; with Image the list shows a thumbnail and the grid view the image."""
+VIEW_WIDTHS = {"image": 120, "title": 360}
+"""Column widths each view sets (CSS px)."""
+
+
+def _column_ids(ls: _Retrying, pid: int) -> list[str]:
+    """The ids of the project's task columns in the Data Manager (``tasks:id``,
+    ``tasks:data.score``, ...): what a view's ``hiddenColumns`` name. The SDK has no call for
+    ``/api/dm/columns``; it is read through the SDK's own HTTP client (its authentication)."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    def get():
+        r = ls.client._client_wrapper.httpx_client.request(
+            "api/dm/columns/", method="GET", params={"project": pid})
+        if not 200 <= r.status_code < 300:
+            raise ApiError(status_code=r.status_code, headers=dict(r.headers), body=r.text)
+        return r.json()["columns"]
+
+    return [f"tasks:{c['parent'] + '.' if c.get('parent') else ''}{c['id']}"
+            for c in ls.call(get) if c.get("target") == "tasks" and not c.get("children")]
+
+
+def _view_columns(queue: str, columns: list[str]) -> dict:
+    """The column settings of ``queue``'s view (``hiddenColumns``, ``columnsDisplayType``,
+    ``columnsWidth``; see :data:`VIEW_COLUMNS`), given the project's column ids."""
+    from label_studio_sdk.data_manager import Column
+
+    shown = [f for f in VIEW_COLUMNS
+             if not (f == "group" and queue in _image_queues())
+             and not (f == "suggested_label" and queue != "label conflicts")]
+    keep = lambda fields: {"tasks:id"} | {Column.data(f) for f in fields}  # noqa: E731
+    return {"hiddenColumns": {"explore": [c for c in columns if c not in keep(shown)],
+                              "labeling": [c for c in columns if c not in keep(LABELING_COLUMNS)]},
+            "columnsDisplayType": {Column.data(f): t for f, t in VIEW_TYPES.items()},
+            "columnsWidth": {Column.data(f): w for f, w in VIEW_WIDTHS.items()}}
+
+
+def _ensure_views(ls: _Retrying, pid: int, open_queues: set[str]) -> None:
+    """One Data Manager view (tab) per queue in ``open_queues`` (the queues with open tasks
+    after this push): its open tasks, worst first, vislint's columns shown (:func:`_view_columns`).
+
+    A queue with no findings gets no tab; a push that brings it findings creates it then. A tab
+    whose queue has become empty stays: it shows the queue done, and a reviewer may have set
+    it up. A view vislint made earlier that the Data Manager never saved (it always saves
+    ``hiddenColumns``) gets the columns and the ordering of a new one; views a reviewer
+    changed are left alone."""
     from label_studio_sdk.data_manager import Column, Filters, Operator, Type
 
-    have = {v.data.get("title") for v in ls.call(lambda: list(ls.client.views.list(project=pid)))}
+    views = {v.data.get("title"): v
+             for v in ls.call(lambda: list(ls.client.views.list(project=pid)))}
+    columns = None
     for queue in queues():
-        if queue in have:
+        view = views.get(queue)
+        if (view is None and queue not in open_queues) or (view and "hiddenColumns" in view.data):
             continue
+        columns = columns if columns is not None else _column_ids(ls, pid)
         filters = Filters.create(Filters.AND, [
             Filters.item(Column.data("queue"), Operator.EQUAL, Type.String, Filters.value(queue)),
             Filters.item(Column.data("status"), Operator.EQUAL, Type.String, Filters.value("open"))])
-        ls.call(ls.client.views.create, project=pid, data={
-            "title": queue, "filters": filters,
-            "ordering": ["-" + Column.data("score"), Column.data("group")]})
+        # one field: the server orders by the first alone, while the Data Manager shows the last
+        # as the tab's order (["-score", "group"] read "ordered by group")
+        data = {"title": queue, "filters": filters, "ordering": ["-" + Column.data("score")],
+                **_view_columns(queue, columns)}
+        if view is None:
+            ls.call(ls.client.views.create, project=pid, data=data)
+        else:
+            ls.call(ls.client.views.update, str(view.id), project=pid, data=data)
 
 
 def queue_tasks(*, url: str, api_key: str, project, queue: str, retries: int = 4) -> list:
-    """The open tasks of one queue, in the queue view's order (worst first)."""
+    """The open tasks of one queue, in the queue view's order (worst first); none for a queue
+    that has no view (a tab is made only once the queue has findings). Raises
+    :class:`LabelStudioError` for a name that is no queue (:func:`queues`)."""
+    if queue not in queues():
+        raise LabelStudioError(f"no review queue {queue!r}; the queues are "
+                               f"{', '.join(queues())}")
     ls = _client(url, api_key, retries, 1.0)
     proj = _find_project(ls, project, create=False)
     views = {v.data.get("title"): v for v in ls.call(lambda: list(ls.client.views.list(project=proj.id)))}
     if queue not in views:
-        raise LabelStudioError(f"project {proj.title!r} has no view {queue!r}")
+        return []
     return ls.call(lambda: list(ls.client.tasks.list(project=proj.id, view=views[queue].id,
                                                      fields="all", page_size=1000)))
 

@@ -10,7 +10,9 @@ by PID on 127.0.0.1, and headless chromium (Playwright) to look at a task as a r
 * ``with start_label_studio(workdir, document_root) as ls:`` -> :class:`LabelStudioServer`
   (``url``, ``api_key``, ``pid``, ``data_dir``, ``document_root``, ``log``; ``stop()``,
   ``restart()`` on the same data dir and port).
-* ``open_in_browser(url, png, login=(EMAIL, PASSWORD))`` logs in through the UI and opens a page.
+* ``open_in_browser(url, png, login=(EMAIL, PASSWORD))`` logs in through the UI and opens a page;
+  ``log_in(page, url)`` logs a Playwright page of ``browser.chromium_page()`` in, for tests that
+  drive the page themselves.
 
 Run ``python tests/ls_services.py install`` to prepare the venv and the template ahead of tests.
 
@@ -396,6 +398,24 @@ _IMAGES = """(sel) => Array.from(document.querySelectorAll(sel)).map(i => ({
   height: i.complete ? i.naturalHeight : 0}))"""
 
 
+def log_in(page, base_url: str, login: tuple[str, str] = (EMAIL, PASSWORD),
+           timeout: float = 60.0) -> None:
+    """Log a Playwright ``page`` in to the Label Studio at ``base_url`` as ``login`` (email,
+    password) through its form at ``/user/login/``, within ``timeout`` s; ``RuntimeError`` if
+    it refuses. For tests that drive a page themselves: ``with chromium_page() as page:
+    log_in(page, ls_server.url)``."""
+    deadline = time.monotonic() + timeout
+    left = lambda: max(1.0, deadline - time.monotonic()) * 1000  # noqa: E731
+    page.goto(base_url.rstrip("/") + "/user/login/", wait_until="domcontentloaded", timeout=left())
+    page.fill("#email", login[0], timeout=left())
+    page.fill("#password", login[1], timeout=left())
+    with page.expect_navigation(wait_until="domcontentloaded", timeout=left()):
+        page.click("button[type=submit]", timeout=left())
+    if "/user/login" in page.url:
+        raise RuntimeError(f"login as {login[0]} failed; page says:\n"
+                           f"{page.inner_text('body')[:1000]}")
+
+
 def open_in_browser(url: str, screenshot_path: str | os.PathLike,
                     login: tuple[str, str] | None = (EMAIL, PASSWORD), min_images: int = 1,
                     image_selector: str = "img", wait_for_text: str | None = None,
@@ -434,15 +454,7 @@ def open_in_browser(url: str, screenshot_path: str | os.PathLike,
     with chromium_page(viewport) as page:
         try:
             if login:
-                page.goto(base + "/user/login/", wait_until="domcontentloaded",
-                          timeout=left())
-                page.fill("#email", login[0], timeout=left())
-                page.fill("#password", login[1], timeout=left())
-                with page.expect_navigation(wait_until="domcontentloaded", timeout=left()):
-                    page.click("button[type=submit]", timeout=left())
-                if "/user/login" in page.url:
-                    raise RuntimeError(f"login as {login[0]} failed; page says:\n"
-                                       f"{page.inner_text('body')[:1000]}")
+                log_in(page, base, login, timeout=left() / 1000)
             page.goto(url, wait_until="domcontentloaded", timeout=left())
             page.wait_for_function(
                 """([sel, n, text]) => Array.from(document.querySelectorAll(sel)).filter(

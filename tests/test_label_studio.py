@@ -62,8 +62,8 @@ def test_push_creates_queues_with_the_findings(demo, ls_server, ls_client):
                     document_root=ls_server.document_root)
     counts = expected_counts(res)
     assert counts["duplicates"] >= 5 and counts["dark"] == 1
-    titles = {v.data["title"]: v for v in ls_client.views.list(project=proj.id)}
-    assert set(vls.queues()) <= set(titles)
+    titles = [v.data["title"] for v in ls_client.views.list(project=proj.id)]
+    assert sorted(titles) == sorted(counts)  # a tab per queue with findings, once
     for queue in vls.queues():
         tasks = vls.queue_tasks(**connect(ls_server), project="demo review", queue=queue)
         assert len(tasks) == counts.get(queue, 0), queue
@@ -99,6 +99,7 @@ def test_push_creates_queues_with_the_findings(demo, ls_server, ls_client):
     n = len(project_tasks(ls_client, proj.id))
     vls.push(res, **connect(ls_server), project="demo review", document_root=ls_server.document_root)
     assert len(project_tasks(ls_client, proj.id)) == n == sum(counts.values())
+    assert sorted(v.data["title"] for v in ls_client.views.list(project=proj.id)) == sorted(titles)
 
 
 def test_interrupted_push_resumes_to_one_task_per_finding(demo, ls_server, ls_client):
@@ -306,6 +307,161 @@ def test_browser_shows_both_images_of_a_duplicates_task(demo, ls_server, ls_clie
                            image_selector="figure img", min_images=n)
     assert len(page["selected_loaded"]) >= n
     assert task.data["paths"][0] in page["text"]
+
+
+def dm_columns(ls_server, pid):
+    """{column id ("tasks:data.score"): type} of the project's Data Manager columns, as the
+    server describes them (GET /api/dm/columns)."""
+    import json
+
+    _, body = fetch(ls_server, f"/api/dm/columns/?project={pid}")
+    cols = json.loads(body)["columns"]
+    return {f"tasks:{c['parent'] + '.' if c.get('parent') else ''}{c['id']}": c["type"]
+            for c in cols if c.get("target") == "tasks"}
+
+
+def dm_type(view, columns, column):
+    """The type the Data Manager gives ``column`` in ``view`` (which filter inputs and operators
+    it offers): the view's display type for it, else the server's column type."""
+    return (view.data.get("columnsDisplayType") or {}).get(column) or columns[column]
+
+
+def header_boxes(page):
+    """{column title: (left, right) in CSS px} of the Data Manager table's header cells."""
+    return {h["text"]: (h["left"], h["right"]) for h in page.evaluate(
+        """() => Array.from(document.querySelectorAll('.lsf-th-content')).map(e => {
+               const r = e.getBoundingClientRect();
+               return {text: e.innerText.trim(), left: r.left, right: r.right}; })""")}
+
+
+def test_queue_views_show_vislint_columns_with_thumbnails_and_images_in_grid_view(
+        demo, ls_server, ls_client, artifacts):
+    """A queue's tab at 1,400 px shows the task ID, then vislint's columns -- a thumbnail,
+    title, score, group, label, split -- and none of Label Studio's own; its grid view shows
+    each task's first image, not the gallery's HTML."""
+    from browser import chromium_page
+    from ls_services import log_in
+
+    import vislint.integrations.label_studio as vls
+
+    _, _, res = demo
+    title = "queue columns"
+    proj = vls.push(res, **connect(ls_server), project=title, document_root=ls_server.document_root)
+    view = next(v for v in ls_client.views.list(project=proj.id) if v.data["title"] == "duplicates")
+    tasks = vls.queue_tasks(**connect(ls_server), project=title, queue="duplicates")
+    shown = ["ID", "image", "title", "score", "group", "label", "split"]
+    with chromium_page((1400, 900)) as page:
+        log_in(page, ls_server.url)
+        page.goto(f"{ls_server.url}/projects/{proj.id}/data?tab={view.id}")
+        # a thumbnail per visible row: the task's image, decoded
+        page.wait_for_function(
+            """n => Array.from(document.querySelectorAll('.lsf-table__cell img[alt=Data]'))
+                        .filter(i => i.complete && i.naturalWidth > 0).length >= n""",
+            arg=min(len(tasks), 5), timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(artifacts / "label-studio-queue-columns-1400.png"))
+        boxes = header_boxes(page)
+        thumbs = page.evaluate("""() => Array.from(document.querySelectorAll(
+            '.lsf-table__cell img[alt=Data]')).map(i => i.getAttribute('src'))""")
+        # vislint's columns, in this order, all inside the 1,400 px window; nothing else
+        assert list(boxes) == shown, boxes
+        assert all(boxes[a][1] <= boxes[b][0] for a, b in zip(shown, shown[1:])), boxes
+        assert boxes["split"][1] <= 1400, boxes
+        assert thumbs[:5] == [t.data["image"] for t in tasks[:5]]  # worst first, the kept image
+        # the grid view: the images, and no gallery HTML
+        page.click('[aria-label="Switch to grid view"]')
+        page.wait_for_function(
+            """n => Array.from(document.querySelectorAll('.lsf-grid-image-wrapper img'))
+                        .filter(i => i.complete && i.naturalWidth > 0).length >= n""",
+            arg=min(len(tasks), 4), timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(artifacts / "label-studio-queue-grid-1400.png"))
+        grid = page.evaluate("""() => Array.from(document.querySelectorAll('.lsf-grid-view__cell'))
+            .map(c => ({text: c.innerText, images: Array.from(c.querySelectorAll('img'))
+                        .map(i => i.getAttribute('src'))}))""")
+    assert grid and all("<figure" not in c["text"] and "<img" not in c["text"] for c in grid)
+    assert [c["images"] for c in grid[:4]] == [[t.data["image"]] for t in tasks[:4]]
+
+
+def test_score_and_group_filter_as_numbers_in_the_data_manager(demo, ls_server, ls_client):
+    """The Data Manager types score and group as numbers in every queue's tab: a filter
+    "score > 0.9" made there returns exactly the tasks scoring above 0.9 (typed as text, the
+    value 0.9 matched nothing), "group >= 5" the groups from 5 on, and "group < 0" the findings
+    in no group (-1)."""
+    import json
+
+    from label_studio_sdk.data_manager import Column, Filters, Operator
+
+    import vislint.integrations.label_studio as vls
+
+    _, _, res = demo
+    proj = vls.push(res, **connect(ls_server), project="numeric filters",
+                    document_root=ls_server.document_root)
+    columns = dm_columns(ls_server, proj.id)
+    everything = project_tasks(ls_client, proj.id)
+    views = list(ls_client.views.list(project=proj.id))
+
+    def matching(column, operator, value):
+        # the filter as the Data Manager sends it: a number from a Number input, else text
+        kind = dm_type(views[0], columns, column)
+        item = Filters.item(column, operator, kind,
+                            Filters.value(value if kind == "Number" else str(value)))
+        query = json.dumps({"filters": Filters.create(Filters.AND, [item])})
+        return {t.id for t in ls_client.tasks.list(project=proj.id, query=query, page_size=1000)}
+
+    high = {t.id for t in everything if t.data["score"] > 0.9}
+    assert 0 < len(high) < len(everything)  # the demo's scores straddle 0.9
+    assert matching(Column.data("score"), Operator.GREATER, 0.9) == high
+    late = {t.id for t in everything if t.data["group"] >= 5}
+    assert 0 < len(late) < len(everything)
+    assert matching(Column.data("group"), Operator.GREATER_OR_EQUAL, 5) == late
+    # a finding in no group (-1; the number input drops a typed minus sign, "< 0" finds them)
+    alone = {t.id for t in everything if t.data["group"] == -1}
+    assert alone and matching(Column.data("group"), Operator.LESS, 0) == alone
+    assert views
+    for view in views:  # every tab, and its image column shows the images
+        for field in ("score", "group"):
+            assert dm_type(view, columns, Column.data(field)) == "Number", (view.data["title"],
+                                                                            field)
+        assert dm_type(view, columns, Column.data("image")) == "Image"
+
+
+def test_a_queue_gets_its_tab_once_it_has_findings(demo, ls_server, ls_client):
+    """No tab for a queue without findings; a push that brings the queue findings makes its
+    tab; a tab whose queue empties stays (showing nothing open); a tab an older vislint made
+    without column settings gets them."""
+    import vislint.integrations.label_studio as vls
+
+    _, _, res = demo
+    title = "tabs with findings"
+    counts = expected_counts(res)
+    empty = [q for q in vls.queues() if q not in counts]
+    assert empty and "blurry" in counts  # the demo leaves some queues empty
+
+    def tabs(pid):
+        return sorted(v.data["title"] for v in ls_client.views.list(project=pid))
+
+    proj = vls.push(res, **connect(ls_server), project=title, checks=["dark"],
+                    document_root=ls_server.document_root)
+    assert tabs(proj.id) == ["dark"]
+    assert vls.queue_tasks(**connect(ls_server), project=title, queue="blurry") == []
+    with pytest.raises(vls.LabelStudioError, match="no review queue 'blury'"):
+        vls.queue_tasks(**connect(ls_server), project=title, queue="blury")
+    # a view as vislint made it before column settings existed
+    dark = next(v for v in ls_client.views.list(project=proj.id))
+    bare = {k: dark.data[k] for k in ("title", "filters", "ordering")}
+    ls_client.views.update(str(dark.id), project=proj.id, data=bare)
+    assert "hiddenColumns" not in ls_client.views.get(str(dark.id)).data
+    vls.push(res, **connect(ls_server), project=title, document_root=ls_server.document_root)
+    assert tabs(proj.id) == sorted(counts)  # the queues with findings, each once
+    updated = ls_client.views.get(str(dark.id)).data
+    assert updated["hiddenColumns"]["explore"] and updated["columnsDisplayType"]
+    # the blurry findings go (another push of the dark queue alone): the tab stays, empty
+    vls.push(res, **connect(ls_server), project=title, checks=["dark"],
+             document_root=ls_server.document_root)
+    assert tabs(proj.id) == sorted(counts)
+    assert vls.queue_tasks(**connect(ls_server), project=title, queue="blurry") == []
+    assert len(vls.queue_tasks(**connect(ls_server), project=title, queue="dark")) == counts["dark"]
 
 
 def test_cli_push_and_pull(demo, ls_server, ls_client, tmp_path):
