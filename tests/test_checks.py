@@ -185,6 +185,47 @@ def test_a_group_with_two_labels_is_a_conflict_and_the_vote_flags_only_semantica
     assert not unflagged.flag.any() and unflagged.columns["suggested_label"][7] == "cat"
 
 
+def test_labels_the_predictions_contradict_are_conflicts_with_the_predicted_class():
+    from vislint.predictions import Predictions
+
+    labels = ["cat", "dog", "cat", "bird", "dog", "cat"]
+    probs = np.array([[0.9, 0.05, 0.05],   # cat: agrees
+                      [0.2, 0.7, 0.1],     # dog: agrees
+                      [0.1, 0.8, 0.1],     # cat, but dog is likelier: flagged, suggests dog
+                      [0.4, 0.2, 0.4],     # bird: tied with cat, margin 0: score 0.5, flagged
+                      [0.05, 0.9, 0.05],   # dog: agrees
+                      [0.55, 0.45, 0.0]])  # cat: agrees
+    classes = ["cat", "dog", "bird"]
+    ctx = context(far(6), labels=labels)
+    ctx.predictions = Predictions(probs, classes)
+    r = label_conflict(ctx)
+    assert r.flag.tolist() == [False, False, True, True, False, False]
+    assert r.columns["suggested_label"][2] == "dog"
+    assert r.columns["predicted_label"] == ["cat", "dog", "dog", "cat", "dog", "cat"]
+    np.testing.assert_allclose(r.columns["predicted_probability"], probs.max(axis=1))
+    np.testing.assert_allclose(r.score, [0.075, 0.25, 0.85, 0.5, 0.075, 0.45])
+    assert r.columns["label_sources"] == [None, None, "prediction", "prediction", None, None]
+    strict = context(far(6), labels=labels, label_prediction=0.6)
+    strict.predictions = Predictions(probs, classes)
+    assert label_conflict(strict).flag.tolist() == [False, False, True, False, False, False]
+
+
+def test_confident_learning_counts_the_confident_joint_and_prunes_by_margin():
+    """Worked by hand. Thresholds: class 0 the mean p0 of images 0-3, (0.9 + 0.9 + 0.3 + 0.1) / 4
+    = 0.55; class 1 the mean p1 of images 4-6, 0.8. Confident joint: images 0, 1 at (0, 0);
+    image 2 nowhere (p0 0.3 < 0.55, p1 0.7 < 0.8); image 3 at (0, 1); images 4-6 at (1, 1).
+    Calibrated, row 0 (4 images) is [2.67, 1.33]: one 0 → 1 error, the labelled-0 image with
+    the largest p1 - p0 — image 3 (0.8; image 2: 0.4)."""
+    from vislint.checks.labels import confident_learning
+
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.3, 0.7], [0.1, 0.9], [0.2, 0.8], [0.2, 0.8],
+                      [0.2, 0.8]])
+    given = np.array([0, 0, 0, 0, 1, 1, 1])
+    assert confident_learning(probs, given).tolist() == [False, False, False, True, False,
+                                                         False, False]
+    assert not confident_learning(probs, np.array([0, 0, 1, 1, 1, 1, 1])).any()
+
+
 def test_an_image_far_from_the_rest_is_an_outlier_in_the_semantic_space():
     rng = np.random.default_rng(3)
     cluster = np.eye(8)[0] + rng.normal(0, 0.3, (30, 8))

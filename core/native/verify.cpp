@@ -25,6 +25,11 @@ constexpr float kStdFloor = 1.0f;    // std(a) floor (grey levels): flat images 
 constexpr float kNoise = 4.0f;       // grey levels added to std(a) when scaling residuals: JPEG noise
                                      // weighs less in a dark or low-contrast image
 constexpr float kNoEvidence = 9.0f;  // residual reported when nothing can be compared
+constexpr float kCellContent = 0.2f;  // share of std(a) the grey-level std of a cell of a or of
+                                      // b (mapped onto a) must reach for the cell to be evidence:
+                                      // cells (nearly) flat in both, like the black ground around
+                                      // digits or strokes, match whatever the images show
+constexpr int kMinCells = 3;          // cells with content below which nothing is measured
 constexpr double kCoarseFloor = 0.95;  // coarse correlation below which a pair is not looked
                                        // at further (no copy or same-scene shot measured
                                        // below 0.967 after the 16 px alignment)
@@ -340,27 +345,35 @@ void evidence(const Image& a, const Image& b, const Warp& w, PairEvidence& out) 
     fit_curve(a, warped, valid, nullptr, 0.0f, rough);
     fit_curve(a, warped, valid, rough, kTrim * std_a, curve);
     constexpr int cell = N / kVerifyCells;
-    double ss[kVerifyCells * kVerifyCells] = {};
-    int cn[kVerifyCells * kVerifyCells] = {};
+    constexpr int kCells = kVerifyCells * kVerifyCells;
+    // per cell: squared residuals, and the sums of a and of b mapped onto a (their spread)
+    double ss[kCells] = {}, a1[kCells] = {}, a2[kCells] = {}, b1[kCells] = {}, b2[kCells] = {};
+    int cn[kCells] = {};
     for (int y = 0; y < N; ++y) {
-        float row[kVerifyCells] = {};  // this row's sums per cell
         for (int x = 0; x < N; ++x) {
             const int i = y * N + x;
             if (!valid[i]) continue;
             const float t = std::clamp(warped[i], 0.0f, 255.0f) * kLut;
             const int j = std::min(static_cast<int>(t), kLutSize - 2);
-            const float r = curve[j] + (t - j) * (curve[j + 1] - curve[j]) - a[i];
-            row[x / cell] += r * r;
-            ++cn[(y / cell) * kVerifyCells + x / cell];
+            const float mapped = curve[j] + (t - j) * (curve[j + 1] - curve[j]);
+            const float r = mapped - a[i];
+            const int id = (y / cell) * kVerifyCells + x / cell;
+            ss[id] += r * r;
+            a1[id] += a[i], a2[id] += a[i] * a[i], b1[id] += mapped, b2[id] += mapped * mapped;
+            ++cn[id];
         }
-        for (int k = 0; k < kVerifyCells; ++k) ss[(y / cell) * kVerifyCells + k] += row[k];
     }
-    float cells[kVerifyCells * kVerifyCells];
+    const auto spread = [](double s1, double s2, int k) {
+        return std::sqrt(std::max(0.0, s2 / k - (s1 / k) * (s1 / k)));
+    };
+    float cells[kCells];
     int m = 0;
-    for (int id = 0; id < kVerifyCells * kVerifyCells; ++id)
-        if (cn[id] * 2 >= cell * cell)
+    for (int id = 0; id < kCells; ++id)
+        if (cn[id] * 2 >= cell * cell &&
+            std::max(spread(a1[id], a2[id], cn[id]), spread(b1[id], b2[id], cn[id])) >=
+                kCellContent * std_a)
             cells[m++] = static_cast<float>(std::sqrt(ss[id] / cn[id])) / (std_a + kNoise);
-    if (m == 0) return;
+    if (m < kMinCells) return;
     std::sort(cells, cells + m);
     out.residual_min = cells[0];
     out.residual_median = m % 2 ? cells[m / 2] : 0.5f * (cells[m / 2 - 1] + cells[m / 2]);

@@ -25,9 +25,12 @@
 //    without the pixels the first fit misses by over a quarter of std(a): brightness,
 //    contrast, gamma, saturation and clipping are photometric edits of a copy, a changed
 //    region is not), and the residual is measured per cell of a 4 x 4 grid as
-//    RMS(mapped b - a) / (std(a) + 4 grey levels). residual_median (the median cell) is small when both
-//    show the same photograph; residual_max (the worst cell) is large where something
-//    changed: a moved subject in a burst, an overlay.
+//    RMS(mapped b - a) / (std(a) + 4 grey levels), over the cells with content (a grey-level
+//    std of 2 in a or in mapped b: two flat cells, like the black ground around two
+//    different digits, match whatever the images show; fewer than 3 such cells: no
+//    evidence). residual_median (the median cell) is small when both show the same
+//    photograph; residual_max (the worst cell) is large where something changed: a moved
+//    subject in a burst, an overlay.
 #pragma once
 
 #include <cstddef>

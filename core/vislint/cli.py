@@ -161,6 +161,11 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
                         "onnx:PATH/model.onnx (any ONNX image model; preprocessing from "
                         "PATH/model.onnx.json when present), or a registry model name "
                         "(downloaded once and verified; see `vislint models`); default none")
+    s.add_argument("--predictions", default=None, metavar="FILE",
+                   help="a model's class probabilities per image (ideally cross-validated), "
+                        "for label conflicts: .csv or .parquet with a column per class and a "
+                        "'path' column (relative to the folder, or absolute), or .npy rows in "
+                        "the scan's image order with the sorted labels as columns; default none")
     s.add_argument("--features", default=None, metavar="SPEC",
                    help="deprecated: the old name of --embeddings")
     s.add_argument("--offline", action="store_true",
@@ -233,6 +238,7 @@ def _cmd_scan(args) -> int:
                    splits=None if args.no_splits else "auto", threads=args.threads,
                    index=args.index, thresholds=changes or None, batch_size=args.batch_size,
                    embeddings=_embeddings_arg(args), offline=True if args.offline else None,
+                   predictions=args.predictions,
                    decisions=None if args.decisions == "none" else args.decisions,
                    progress=not args.quiet and not args.json, **kwargs)
         _print(res, args.json, args.out, time.perf_counter() - start)

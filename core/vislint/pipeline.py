@@ -27,6 +27,7 @@ from .decode import REASONS, describe_all
 from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, KnnGraph, knn_graph
 from .results import ScanResults
+from .predictions import read_predictions
 from .thresholds import Thresholds
 from .tuning import tuned
 from .vocabulary import checks
@@ -34,7 +35,7 @@ from .workdir import CACHE_LAYOUT, FeatureCache, open_work_dir
 
 
 def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
-         embeddings=None, k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
+         embeddings=None, predictions=None, k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
          thresholds: Thresholds | dict | None = None, progress: bool | Callable = False,
          min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512,
          decisions="auto", offline: bool | None = None, features=None) -> ScanResults:
@@ -57,6 +58,11 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         (default): no semantic space; those checks read the copy space. Copies (exact and
         near duplicates, leaks) are always judged by the built-in descriptor: embeddings never
         change them. Model vectors are cached per image and per model (its file's SHA-256).
+    predictions: a model's class probabilities per image, ideally out-of-sample (see
+        :mod:`vislint.predictions`: a DataFrame with a column per class and optionally a
+        ``path`` column, ``(array, class_names)``, or a .npy/.csv/.parquet file): labels they
+        contradict become label conflicts (confident learning), with the predicted class
+        and its probability. They never change copies, leaks or outliers.
     k: neighbours per image in each kNN graph (default 10).
     index: "auto", "exact" or "ivf" (see :mod:`vislint.knn`).
     threads: worker processes for decoding and describing (1 = decode in this process),
@@ -87,16 +93,18 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     semantic = resolve(embeddings, offline=offline) if embeddings is not None else None
     with tuned(), open_work_dir(out) if out is not None else nullcontext():
         return _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
-                     min_side, max_pixels, batch_size, decisions)
+                     min_side, max_pixels, batch_size, decisions, predictions)
 
 
 def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress, min_side,
-          max_pixels, batch_size, decisions) -> ScanResults:
+          max_pixels, batch_size, decisions, predictions) -> ScanResults:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     catalog = build_catalog(source, labels=labels, splits=splits)
     n = len(catalog)
     decided = read_for_scan(decisions, out)  # a bad file fails before any image is read
+    predicted = (read_predictions(predictions, relpaths=catalog.relpaths, paths=catalog.paths,
+                                  labels=catalog.labels) if predictions is not None else None)
     model = semantic if isinstance(semantic, Onnx) else None
     cache = FeatureCache(Path(out) / "cache" / f"{Builtin.version}-{_native.TILE_SIZE}-{CACHE_LAYOUT}"
                          if out else None)
@@ -137,7 +145,8 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     background = ThreadPoolExecutor(1)
     rot_candidates = background.submit(
         rotation_candidates, retrieval=rotation["retrieval"], info=rotation["info"], valid=valid,
-        grayscale=gray, threads=max(1, threads // 2))
+        entropy=stats[:, _native.STAT_NAMES.index("entropy")], grayscale=gray,
+        threads=max(1, threads // 2))
     background.shutdown(wait=False)
 
     builtin = Builtin()
@@ -164,6 +173,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     rotation["candidates"] = rot_candidates.result()
     ctx = Context(catalog=catalog, meta=meta, valid=valid, stats=stats, spaces=spaces,
                   rotation=rotation, thresholds=t, reviewed=reviewed, threads=threads,
+                  predictions=predicted,
                   thumbs=lambda rows: thumb_cache.gather([hashes[r] for r in rows])["thumb"])
     for check in checks():
         ctx.results[check.name] = check.function()(ctx)
@@ -173,6 +183,8 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
         "params": {"k": k, "index": spaces["copy"].graph.method,
                    "features": spaces["copy"].source,
                    "embeddings": spaces["semantic"].source if "semantic" in spaces else None,
+                   "predictions": (f"{len(predicted.classes)} classes" if predicted is not None
+                                   else None),
                    "threads": threads, "min_side": min_side, "max_pixels": max_pixels,
                    "batch_size": batch_size, "source": str(catalog.root) if catalog.root else None},
         "thresholds": t.to_dict(),

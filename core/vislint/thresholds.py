@@ -37,6 +37,9 @@ class Thresholds:
                                      "at or under which it is a label conflict (another label "
                                      "winning; semantic features only)")
     label_min_support: float = _t(2.0, "summed neighbour similarity a label vote needs to count")
+    label_prediction: float = _t(0.5, "with predictions: the label score (1 - the given label's "
+                                 "probability margin over the likeliest other class) / 2 from "
+                                 "which a label is a conflict; 0.5: another class is likelier")
     outlier_z: float = _t(6.0, "robust z-score (median/MAD) of the distance to the nearest "
                                "neighbours from which an image is an outlier")
     similar_content: float | None = _t(None, "semantic cosine similarity from which images share "

@@ -195,13 +195,16 @@ _BUILTIN = [
           gallery="group", order=30),
     Check("label_conflict", "label conflicts",
           "a duplicate group holding several labels; with semantic features, also neighbours "
-          "voting for another label",
-          "group with several labels, or neighbour agreement ≤ {label_agreement}",
+          "voting for another label; with predictions, labels they contradict (confident "
+          "learning)",
+          "group with several labels, neighbour agreement ≤ {label_agreement}, or a label "
+          "the predictions contradict",
           ".checks.labels:label_conflict",
           why="the vote flags only in the semantic space (docs/defaults.md)", unit="group",
           space="semantic", threshold="label_agreement",
           evidence=(("suggested_label", "str"), ("label_agreement", "float"),
-                    ("conflict_labels", "labels")),
+                    ("conflict_labels", "labels"), ("predicted_label", "str"),
+                    ("predicted_probability", "float"), ("label_sources", "str")),
           view="label conflicts", verdicts=("label_ok", "relabel", "remove"),
           gallery="conflict", order=40),
     Check("outlier", "outliers", "far from everything else (robust z of neighbour distance)",

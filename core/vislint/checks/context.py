@@ -14,6 +14,7 @@ from .. import _native
 from ..catalog import Catalog
 from ..decisions import Decisions
 from ..knn import KnnGraph
+from ..predictions import Predictions
 from ..thresholds import Thresholds
 
 
@@ -50,6 +51,8 @@ class Context:
     thresholds: Thresholds
     reviewed: Decisions
     threads: int = 1
+    predictions: Predictions | None = None
+    """A model's class probabilities per image (:mod:`vislint.predictions`), if given."""
     thumbs: Callable[[list[int]], np.ndarray] | None = None
     """``thumbs(rows)``: uint8[len(rows), 64, 64], the grey thumbnails of those valid rows,
     which verify near-duplicate candidates."""

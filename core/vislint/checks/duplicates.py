@@ -248,7 +248,8 @@ def find_duplicates_in(ctx) -> Duplicates:
 
     graph = copy.graph.without_pairs(ctx.reviewed.pairs)
     rot = judge_rotations(candidates=ctx.rotation["candidates"], polar=ctx.rotation["polar"],
-                          info=ctx.rotation["info"], valid=ctx.valid, graph=graph,
+                          info=ctx.rotation["info"], valid=ctx.valid,
+                          entropy=ctx.stat("entropy"), graph=graph,
                           near_threshold=t.copy_candidate, veto_padded=True, threads=ctx.threads)
     judged = {(int(i), int(j)): (float(s), float(a)) for (i, j), s, a
               in zip(rot.pairs.tolist(), rot.similarity, rot.angle)

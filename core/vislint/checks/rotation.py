@@ -11,7 +11,8 @@ every image also has a rotation-invariant description of its content disk
 2. Verification (:func:`vislint._native.rotation_verify`): the correlation of
    the two images' band-pass polar grids at the best rotation angle and mirror,
    v in [-1, 1]. Only images with texture (band-pass std ≥
-   :data:`TEXTURE_FLOOR` grey levels) are verified: a flat image correlates
+   :data:`TEXTURE_FLOOR` grey levels) and content (entropy ≥ :data:`MIN_ENTROPY`
+   bits) are verified: a flat image, or strokes on a flat ground, correlates
    with anything.
 3. The pair's rotation similarity ``0.6 + 0.4 v`` (0.9 at the measured acceptance point
    v = 0.75, 1 at v = 1): :mod:`vislint.checks.verification` takes it as the copy
@@ -47,6 +48,13 @@ CANDIDATE_SIM = 0.85
 TEXTURE_FLOOR = 1.0
 """Band-pass std (grey levels) both images need for a verification."""
 
+MIN_ENTROPY = 3.0
+"""Luminance entropy (bits) both images need for the rotation rule. Strokes on a flat ground
+(digits, line drawings: MNIST 1-4 bits) correlate under some rotation and mirror whatever
+they show: on the MNIST test set the rule called 13 different digits copies (a 2 and a
+mirrored, turned 5; a 1 and a 7). Photographs have 5-8 bits. Small turns of such images are
+still judged by the aligned residual (:mod:`vislint.checks.verification`)."""
+
 PADDED = 0.95
 """Content radius / canvas inradius below which an image counts as padded."""
 
@@ -76,16 +84,24 @@ class RotationPairs:
     decides: np.ndarray
 
 
-def rotation_candidates(*, retrieval, info, valid, grayscale, threads: int = 0) -> np.ndarray:
-    """Step 1: int64[P, 2] row pairs of textured images, each image with those of its
+def judged(valid, info, entropy) -> np.ndarray:
+    """bool[N]: the images the rotation rule may judge: valid, with texture (band-pass std ≥
+    :data:`TEXTURE_FLOOR`) and content (entropy ≥ :data:`MIN_ENTROPY`)."""
+    return valid & (info[:, 1] >= TEXTURE_FLOOR) & (np.nan_to_num(entropy) >= MIN_ENTROPY)
+
+
+def rotation_candidates(*, retrieval, info, valid, entropy, grayscale,
+                        threads: int = 0) -> np.ndarray:
+    """Step 1: int64[P, 2] row pairs of :func:`judged` images, each image with those of its
     :data:`CANDIDATES` nearest neighbours in the retrieval vectors at cosine ≥
     :data:`CANDIDATE_SIM` (a pair may appear twice, in either order).
 
     retrieval: float32[N, 160] raw retrieval vectors; info: float32[N, 2] (see
     :func:`vislint._native.rotation_features`); rows that are not ``valid`` are ignored.
-    grayscale: bool[N]. Needs no other feature: a scan runs it beside the descriptor's graph.
+    entropy: float[N] luminance entropy (bits); grayscale: bool[N]. Needs no other feature:
+    a scan runs it beside the descriptor's graph.
     """
-    textured = valid & (info[:, 1] >= TEXTURE_FLOOR)
+    textured = judged(valid, info, entropy)
     tidx = np.flatnonzero(textured)
     if len(tidx) < 2:
         return np.empty((0, 2), np.int64)
@@ -95,16 +111,16 @@ def rotation_candidates(*, retrieval, info, valid, grayscale, threads: int = 0) 
     return np.stack([tidx[r], tidx[g.neighbors[r, c]]], axis=1)
 
 
-def judge_rotations(*, candidates, polar, info, valid, graph: KnnGraph, near_threshold: float,
-                    veto_padded: bool, threads: int = 0) -> RotationPairs:
+def judge_rotations(*, candidates, polar, info, valid, entropy, graph: KnnGraph,
+                    near_threshold: float, veto_padded: bool, threads: int = 0) -> RotationPairs:
     """Step 2: verify the :func:`rotation_candidates` and the shared graph's padded pairs.
 
-    polar: int8[N, 16, 128]; info, valid as in :func:`rotation_candidates`. graph: the
-    shared kNN graph; its pairs at or above ``near_threshold`` between two padded images
-    are verified too when ``veto_padded``.
+    polar: int8[N, 16, 128]; info, valid, entropy as in :func:`rotation_candidates`. graph:
+    the shared kNN graph; its pairs at or above ``near_threshold`` between two padded
+    :func:`judged` images are verified too when ``veto_padded``.
     """
     n = len(valid)
-    padded = valid & (info[:, 1] >= TEXTURE_FLOOR) & (info[:, 0] < PADDED)
+    padded = judged(valid, info, entropy) & (info[:, 0] < PADDED)
     cand = [np.asarray(candidates, np.int64).reshape(-1, 2)]
     if veto_padded:
         nbr = graph.neighbors
