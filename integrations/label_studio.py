@@ -250,7 +250,10 @@ def _suggested(queue: str, sims: list[float]) -> str | None:
     :data:`STRONG_COPY`), else keeping them all; a leak pre-selects nothing (which side to
     drop is the reviewer's call). Nothing destructive is pre-selected anywhere else either:
     label conflicts and image findings (blurry, dark, ...) pre-select nothing, other group
-    queues "keep all"."""
+    queues "keep all". A model's prediction is not strong enough to pre-select a relabel: of
+    the MNIST candidates whose likeliest class had probability ≥ 0.99 and was not the given
+    label, people agreed with the model on 4 of 12 (docs/defaults.md); the task shows the
+    predicted class and its probability instead."""
     if queue == "duplicates":
         return GROUP_VERDICTS[queue][0] if min(sims[1:], default=0.0) >= STRONG_COPY else "keep all"
     return None
@@ -309,9 +312,10 @@ def findings(results: ScanResults, checks=None) -> list[dict]:
                 item["suggested"] = _suggested(queue, item["sims"])
             item["vislint_id"] = _vid(queue, [ids[r] for r in rows])
             out.append(item)
-        if queue == "label conflicts":  # neighbour-vote conflicts outside duplicate groups
-            vote = df["is_label_conflict"].to_numpy(bool) & (df["duplicate_group"].to_numpy() < 0)
-            for r in np.flatnonzero(vote).tolist():
+        if queue == "label conflicts":  # an image's own conflict (the vote, a prediction)
+            grouped = {r for key in seen for r in key}
+            single = df["is_label_conflict"].to_numpy(bool)
+            for r in [r for r in np.flatnonzero(single).tolist() if r not in grouped]:
                 sugg = df["suggested_label"].iat[r]
                 sugg = sugg if isinstance(sugg, str) else None
                 verdicts = ["label is right"] + ([f"change to {sugg}"] if sugg else [])
@@ -394,12 +398,8 @@ def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
     # (the neighbour vote in the semantic space, or a clear majority among copies); elsewhere
     # it would be the built-in look-alike vote, which is no evidence of a class
     sugg = val("suggested_label", first) if item["queue"] == "label conflicts" else None
-    if item["queue"] == "label conflicts" and len(rows) == 1:
-        evidence += (f"; label {val('label', first)}, neighbours suggest {sugg} "
-                     f"(agreement {df['label_agreement'].iat[first]:.2f})")
-    elif item["queue"] == "label conflicts":
-        evidence += (f"; copies labelled {val('conflict_labels', first).replace('|', ', ')}"
-                     + (f", most of them {sugg}" if sugg else ", no majority"))
+    if item["queue"] == "label conflicts":
+        evidence += _label_evidence(df, rows, sugg)
     # the keys the queue views show first, in their order: the Data Manager lists a project's
     # data columns in the order their keys first arrived (VIEW_COLUMNS). No group is -1, not
     # null: the Data Manager's "is empty" finds no null of a Number column, "group < 0" finds -1
@@ -414,6 +414,29 @@ def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
         "labels": [val("label", r) for r in rows],
         "verdicts": [{"value": v} for v in item["verdicts"]],
     }
+
+
+def _label_evidence(df, rows: list[int], suggested: str | None) -> str:
+    """What a label-conflict task rests on, source by source (``label_sources``): the labels of
+    a copy group, the neighbours' vote, the model's prediction with its probability."""
+    def val(col, r):
+        v = df[col].iat[r] if col in df.columns else None
+        return v if isinstance(v, str) else None
+
+    parts, first = [], rows[0]
+    if val("conflict_labels", first):
+        parts.append(f"copies labelled {val('conflict_labels', first).replace('|', ', ')}"
+                     + (f", most of them {suggested}" if suggested else ", no majority"))
+    for r in rows:
+        sources = val("label_sources", r) or ""
+        name = df["relpath"].iat[r] if len(rows) > 1 else f"label {val('label', r)}"
+        if "neighbours" in sources:
+            parts.append(f"{name}: neighbours suggest {val('suggested_label', r)} "
+                         f"(agreement {df['label_agreement'].iat[r]:.2f})")
+        if "prediction" in sources:
+            parts.append(f"{name}: the model predicts {val('predicted_label', r)} "
+                         f"(probability {df['predicted_probability'].iat[r]:.2f})")
+    return "".join(f"; {p}" for p in parts)
 
 
 def _prediction(item: dict, results: ScanResults) -> dict:

@@ -959,3 +959,28 @@ def test_apply_never_writes_a_label_field_it_did_not_create(fo_db, tmp_path):
     assert ds.values("vislint_label.label") == ["mine", "mine"]
     assert ds.count_sample_tags() == {}  # refused before any change
     ds.delete()
+
+
+def test_a_label_conflict_from_predictions_shows_the_predicted_class_and_preselects_nothing(
+        demo, ls_server, ls_client):
+    """Issue 17: the task of a label the model contradicts says what the model predicts, with
+    its probability; no relabel is pre-selected (a prediction is not evidence enough)."""
+    import vislint.integrations.label_studio as vls
+
+    info, _, base = demo
+    df = base.images
+    names = sorted(set(df.label.dropna()))
+    row = int(df.index[df.label.notna() & ~df.is_label_conflict & ~df.is_invalid][0])
+    other = next(n for n in names if n != df.label[row])
+    probs = np.array([[0.96 if n == lab else 0.04 / (len(names) - 1) for n in names]
+                      if isinstance(lab, str) else [1 / len(names)] * len(names) for lab in df.label])
+    probs[row] = [0.9 if n == other else 0.1 / (len(names) - 1) for n in names]
+    frame = pd.DataFrame(probs, columns=names).assign(path=df.path)
+    res = vislint.scan(info.root, predictions=frame)
+    assert res.images.is_label_conflict[row] and res.images.label_sources[row] == "prediction"
+    proj = vls.push(res, **connect(ls_server), project="predicted", checks=["label_conflict"],
+                    document_root=ls_server.document_root)
+    task = next(t for t in project_tasks(ls_client, proj.id) if t.data["paths"] == [df.relpath[row]])
+    assert f"the model predicts {other} (probability 0.90)" in task.data["evidence"]
+    full = ls_client.tasks.get(str(task.id))
+    assert full.predictions and not full.predictions[0].result  # nothing pre-selected
