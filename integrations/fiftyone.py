@@ -170,8 +170,8 @@ def view_name(key: str, title: str) -> str:
 
 def scan(collection, *, label_field: str | None = None, split_field=None, embeddings=None,
          key: str = "vislint", out=None, thresholds=None, threads: int = 0,
-         embeddings_field: str | None = None, progress: bool = True, features=None,
-         **scan_kwargs) -> VislintRun:
+         embeddings_field: str | None = None, predictions_field: str | None = None,
+         progress: bool = True, features=None, **scan_kwargs) -> VislintRun:
     """Scan the images of a dataset or view and write the findings onto the dataset.
 
     collection: a ``fo.Dataset`` or any view of its samples (image media only; not a
@@ -191,6 +191,13 @@ def scan(collection, *, label_field: str | None = None, split_field=None, embedd
     embeddings_field: also write the vectors the scan used to this field (so FiftyOne Brain's
         visualisation and similarity can use them); None (default) = don't. It must be a new
         field, or one that an earlier scan with this key created.
+    predictions_field: a Classification field of a model's predictions, for label conflicts
+        (:mod:`vislint.predictions`): its ``logits`` (softmaxed; the class of each logit from
+        ``dataset.classes[field]`` or ``dataset.default_classes``), or, where it has none, its
+        ``label`` and ``confidence`` — then the other classes share the rest of the
+        probability equally, so only "the model prefers another class" is known, not by how
+        much over the runner-up. None (default) = none; or ``predictions=`` as
+        :func:`vislint.scan` takes.
     progress: show progress bars.
     features: the old name of ``embeddings`` (deprecated; "builtin" = None).
     """
@@ -224,6 +231,9 @@ def scan(collection, *, label_field: str | None = None, split_field=None, embedd
                              f"{embeddings.shape}")
         embeddings = embeddings[first]
 
+    if predictions_field is not None:
+        scan_kwargs["predictions"] = _predictions(collection, predictions_field, paths,
+                                                  frame["label"].tolist())
     res = vislint.scan(frame.iloc[first].reset_index(drop=True), out=out, embeddings=embeddings,
                        thresholds=thresholds, threads=threads, progress=progress, **scan_kwargs)
     # every sample gets its file's row (samples sharing a file share its findings)
@@ -253,7 +263,7 @@ def scan(collection, *, label_field: str | None = None, split_field=None, embedd
         method="vislint", vislint_version=vislint.__version__, fiftyone_version=fo.__version__,
         label_field=label_field,
         split_field=split_field if isinstance(split_field, (str, type(None))) else sorted(split_field),
-        embeddings_field=source_field,
+        embeddings_field=source_field, predictions_field=predictions_field,
         params=res.info.get("params", {}), thresholds=res.info.get("thresholds", {}),
         out=str(out) if out is not None else None)
     collection.register_run(key, config, overwrite=True)
@@ -310,14 +320,14 @@ def list_runs(dataset) -> list[str]:
 
 def run_parameters(dataset, key: str = "vislint") -> dict:
     """What the vislint run ``key`` was asked to read: ``label_field``, ``split_field`` (a
-    string, a list of split names for a dict of views, or None) and ``embeddings_field`` (the
-    vector field its embeddings came from, or None); {} when there is no such run. Forms
+    string, a list of split names for a dict of views, or None), ``embeddings_field`` (the
+    vector field its embeddings came from, or None) and ``predictions_field``; {} when there is no such run. Forms
     start from these, so that running one again as shown repeats it."""
     if key not in list_runs(dataset):
         return {}
     config = dataset.get_run_info(key).config
     return {name: getattr(config, name, None)
-            for name in ("label_field", "split_field", "embeddings_field")}
+            for name in ("label_field", "split_field", "embeddings_field", "predictions_field")}
 
 
 def load_run(dataset, key: str = "vislint") -> VislintRun:
@@ -615,6 +625,43 @@ def _splits(collection, sample_ids, tags, split_field) -> list[str | None]:
     raise ValueError("split_field must be 'tags', a field name, or a dict {split: view}")
 
 
+def _predictions(collection, field: str, paths: list[str], labels: list):
+    """A Classification field's class probabilities per sample, as the DataFrame
+    :func:`vislint.scan` takes (``path`` and one column per class); see :func:`scan`."""
+    import pandas as pd
+
+    if not collection.has_sample_field(field):
+        raise ValueError(f"predictions_field {field!r} is not a field of this dataset")
+    if getattr(collection.get_field(field), "document_type", None) is not fo.Classification:
+        raise ValueError(f"predictions_field {field!r} must be a Classification field (a "
+                         f"model's prediction: logits, or a label with its confidence)")
+    predicted, logits, confidence = collection.values(
+        [f"{field}.label", f"{field}.logits", f"{field}.confidence"])
+    missing = [i for i, p in enumerate(predicted) if p is None]
+    if missing:
+        raise ValueError(f"predictions_field {field!r} is empty on {len(missing)} samples; "
+                         f"predict every sample, or scan a view without those samples")
+    if all(v is not None for v in logits):
+        classes = collection.classes.get(field) or collection.default_classes
+        if not classes or any(len(v) != len(classes) for v in logits):
+            raise ValueError(f"predictions_field {field!r}: its logits need the class of each "
+                             f"position: set dataset.classes[{field!r}] (or default_classes) "
+                             f"to the {len(logits[0])} class names in the model's order")
+        z = np.asarray(logits, np.float64)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        probs = z / z.sum(axis=1, keepdims=True)
+    else:
+        if any(c is None for c in confidence):
+            raise ValueError(f"predictions_field {field!r} has neither logits nor a confidence "
+                             f"on some samples: vislint needs one or the other on every sample")
+        classes = sorted({*predicted, *(x for x in labels if isinstance(x, str))})
+        col = {c: k for k, c in enumerate(classes)}
+        rest = (1.0 - np.asarray(confidence, np.float64)) / max(len(classes) - 1, 1)
+        probs = np.repeat(rest[:, None], len(classes), axis=1)
+        probs[np.arange(len(predicted)), [col[p] for p in predicted]] = confidence
+    return pd.DataFrame(probs, columns=[str(c) for c in classes]).assign(path=paths)
+
+
 def _vector_field(collection, field: str) -> np.ndarray:
     if not collection.has_sample_field(field):
         raise ValueError(f"embeddings={field!r}: no such field; pass a vector field "
@@ -787,11 +834,13 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
     return updates.tags
 
 
-TILE_FIELDS = ("duplicate_group", "is_representative", "split")
+TILE_FIELDS = ("duplicate_group", "is_representative", "split", "predicted_label",
+               "predicted_probability")
 """Subfields of the run's field shown on the App's grid tiles: in the group-by-group views
 each copy shows its group's number, which one the keep policy keeps (True) and its split, so
 a reviewer sees where one group ends (FiftyOne's dynamic groups were tried: the grid then
-shows one tile per group, and the copies only one group at a time in the sample modal)."""
+shows one tile per group, and the copies only one group at a time in the sample modal); with
+predictions, the model's class and its probability (absent values are not drawn)."""
 
 
 def _sidebar_paths(key: str) -> list[str]:

@@ -101,6 +101,13 @@ class ScanDataset(foo.Operator):
                     description="'tags' (train/val/test sample tags), a string field, or empty")
         vector_fields = [""] + [n for n, f in schema.items()
                                 if isinstance(f, (fo.VectorField, fo.ArrayField))]
+        predictions = [""] + [n for n, f in schema.items()
+                              if getattr(f, "document_type", None) is fo.Classification]
+        inputs.enum("predictions", predictions,
+                    default=start("predictions_field", predictions, ""), label="Predictions",
+                    description="a model's Classification field (logits, or label and "
+                                "confidence): labels it contradicts become label conflicts; "
+                                "empty: none")
         inputs.enum("embeddings", vector_fields, default=start("embeddings_field", vector_fields, ""),
                     label="Embeddings",
                     description="a model's embeddings field, for the label vote and outliers "
@@ -139,6 +146,7 @@ class ScanDataset(foo.Operator):
         run = vfo.scan(target, label_field=ctx.params.get("label_field") or None,
                        split_field=ctx.params.get("split_field") or None,
                        embeddings=ctx.params.get("embeddings") or None,
+                       predictions_field=ctx.params.get("predictions") or None,
                        key=ctx.params.get("key") or "vislint", progress=progress)
         if not ctx.delegated:
             ctx.ops.reload_dataset()

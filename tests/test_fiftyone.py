@@ -639,8 +639,9 @@ def test_scan_opens_its_sidebar_group_and_tile_fields_and_keeps_the_users_app_co
     flags = [p for p in mine.paths if p.split(".")[1].startswith("is_")]
     scores = [p for p in mine.paths if p.endswith("_score")]
     assert mine.paths[:len(flags) + len(scores)] == flags + scores and len(flags) >= 10
-    assert config.active_fields.paths == ["ground_truth", "filepath", f"{KEY}.duplicate_group",
-                                          f"{KEY}.is_representative", f"{KEY}.split"]
+    assert config.active_fields.paths == ["ground_truth", "filepath", *(
+        f"{KEY}.{f}" for f in ("duplicate_group", "is_representative", "split", "predicted_label",
+                               "predicted_probability"))]
     vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", progress=False)  # again
     assert [g.name for g in demo_ds.app_config.sidebar_groups].count(f"{KEY} (vislint)") == 1
     vfo.delete_run(demo_ds, KEY)
@@ -740,6 +741,76 @@ def test_show_related_opens_a_samples_copies_and_partners(demo_ds, fo_db):
     assert others <= {leak[KEY].nearest_id}
     with pytest.raises(ExecutionError, match="select samples"):
         foo.execute_operator(f"{PLUGIN}/show_related", ctx=dict(dataset=demo_ds, params={"key": KEY}))
+
+
+def _predict(ds, wrong: str, *, logits: bool):
+    """A 'predictions' Classification on every sample: its ground truth, confidently, except
+    the sample ``wrong`` (id), predicted as another class — as logits with the dataset's class
+    list, or as a label with its confidence."""
+    import fiftyone as fo
+
+    names = sorted(set(ds.distinct("ground_truth.label")))
+    if logits:
+        ds.classes = {"predictions": names}
+        ds.save()
+    for s in ds.iter_samples(autosave=True):
+        truth = s.ground_truth.label if s.ground_truth else names[0]
+        label = next(n for n in names if n != truth) if s.id == wrong else truth
+        z = [4.0 if n == label else 0.0 for n in names]
+        s["predictions"] = (fo.Classification(label=label, logits=z) if logits
+                            else fo.Classification(label=label, confidence=0.9))
+    return names
+
+
+@pytest.mark.parametrize("logits", [True, False])
+def test_a_predictions_field_makes_label_conflicts(demo_ds, logits):
+    from fiftyone import ViewField as F
+
+    import vislint.integrations.fiftyone as vfo
+
+    wrong = demo_ds.match(F("ground_truth") != None).first()  # noqa: E711
+    _predict(demo_ds, wrong.id, logits=logits)
+    run = vfo.scan(demo_ds, label_field="ground_truth", predictions_field="predictions",
+                   progress=False)
+    doc = demo_ds[wrong.id][KEY]
+    assert doc.is_label_conflict and doc.label_sources.endswith("prediction")
+    assert doc.predicted_label == demo_ds[wrong.id].predictions.label
+    assert doc.predicted_probability == pytest.approx(0.9 if not logits else np.e ** 4 / (
+        np.e ** 4 + len(demo_ds.distinct("ground_truth.label")) - 1), abs=1e-4)
+    flagged = demo_ds.match(F(f"{KEY}.label_sources").contains_str("prediction"))
+    assert flagged.values("id") == [wrong.id]
+    assert vfo.run_parameters(demo_ds)["predictions_field"] == "predictions"
+    assert run.results.info["params"]["predictions"].endswith("classes")
+    with pytest.raises(ValueError, match="must be a Classification field"):
+        vfo.scan(demo_ds, predictions_field="filepath", progress=False)
+
+
+def test_app_shows_predicted_class_and_probability_in_the_label_conflict_view(demo_ds, fo_db,
+                                                                               fo_app, artifacts):
+    """Issue 17: a dataset with a predictions field, scanned from the App's operator, shows the
+    label-conflict view with each image's predicted class and probability on its tile."""
+    import fiftyone.operators as foo
+    from fiftyone import ViewField as F
+
+    from fo_services import open_in_browser
+
+    install_plugin(fo_db)
+    wrong = demo_ds.match(F("ground_truth") != None).first()  # noqa: E711
+    _predict(demo_ds, wrong.id, logits=True)
+    r = foo.execute_operator(f"{PLUGIN}/scan_dataset", ctx=dict(dataset=demo_ds, params={
+        "label_field": "ground_truth", "split_field": "tags", "predictions": "predictions",
+        "key": KEY}))
+    assert r.error is None, r.error
+    name = f"{KEY}: label conflicts"
+    view = demo_ds.load_saved_view(name)
+    assert wrong.id in view.values("id")
+    doc = demo_ds[wrong.id][KEY]
+    app = fo_app(demo_ds.name, view=name)
+    page = open_in_browser(app.view_url, artifacts / "fiftyone-label-conflicts-predictions.png",
+                           min_tiles=min(len(view), 4))
+    tiles = page.text.split("\nSamples\n", 1)[1]
+    assert f"{doc.predicted_label}{doc.predicted_probability:.3f}".rstrip("0") in tiles.replace(
+        "\n", ""), tiles[:400]
 
 
 def _defaults(form: str) -> dict:
