@@ -394,6 +394,12 @@ def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
     evidence = f"{item['queue']}: score {item['score']:.3f}"
     if item["group"] >= 0:
         evidence += f", duplicate group {item['group']} of {len(rows)} images"
+    if item["queue"] == "duplicates":  # why the verdict is (or is not) pre-selected
+        weakest = min(item["sims"][1:], default=1.0)
+        evidence += (f"; suggested: {item['suggested']}, as every image is a copy of the first "
+                     f"with probability ≥ {STRONG_COPY}" if item["suggested"] != "keep all" else
+                     f"; suggested: keep all, as the least sure copy has probability "
+                     f"{weakest:.3f} (removing is suggested from {STRONG_COPY})")
     # a suggested label only where it is the evidence of the finding: the label conflict's
     # (the neighbour vote in the semantic space, or a clear majority among copies); elsewhere
     # it would be the built-in look-alike vote, which is no evidence of a class

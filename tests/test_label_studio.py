@@ -309,6 +309,36 @@ def test_browser_shows_both_images_of_a_duplicates_task(demo, ls_server, ls_clie
     assert task.data["paths"][0] in page["text"]
 
 
+def test_a_duplicates_task_that_is_not_sure_preselects_keeping_all_in_the_browser(
+        demo, ls_server, ls_client, artifacts):
+    """Issue 16: a copy that is not beyond doubt (probability < 0.98) comes with "keep all"
+    ticked, not removal, and the task says why; what the reviewer sees is a screenshot."""
+    import vislint.integrations.label_studio as vls
+    from ls_services import log_in
+    from browser import chromium_page
+
+    _, _, res = demo
+    proj = vls.push(res, **connect(ls_server), project="demo review",
+                    document_root=ls_server.document_root)
+    unsure = [t for t in vls.queue_tasks(**connect(ls_server), project="demo review", queue="duplicates")
+              if "suggested: keep all" in t.data["evidence"]]
+    assert unsure, "the demo has a copy below 0.98"
+    task = ls_client.tasks.get(str(unsure[0].id))
+    assert [r["value"]["choices"] for r in task.predictions[0].result] == [["keep all"]]
+    assert "the least sure copy has probability 0.9" in task.data["evidence"]
+    with chromium_page((1400, 900)) as page:
+        log_in(page, ls_server.url)
+        page.goto(f"{ls_server.url}/projects/{proj.id}/data?task={task.id}")
+        page.wait_for_selector("text=not duplicates", timeout=60_000)
+        page.wait_for_timeout(1500)
+        ticked = page.evaluate("""() => [...document.querySelectorAll('input[type=checkbox]')]
+            .filter(i => i.checked).map(i => i.closest('label') && i.closest('label').innerText)
+            .filter(Boolean)""")
+        page.screenshot(path=str(artifacts / "label-studio-duplicates-task-keep-all.png"))
+    assert any(t.startswith("keep all") for t in ticked), ticked
+    assert not any(t.startswith("remove") for t in ticked), ticked
+
+
 def dm_columns(ls_server, pid):
     """{column id ("tasks:data.score"): type} of the project's Data Manager columns, as the
     server describes them (GET /api/dm/columns)."""
