@@ -448,7 +448,9 @@ def _label_evidence(df, rows: list[int], suggested: str | None) -> str:
 def _prediction(item: dict, results: ScanResults) -> dict:
     df = results.images
     first = item["rows"][0]
-    mis = df["label_conflict_score"].iat[first]
+    # a mislabeling score only where a label is the finding (elsewhere, without a model, it
+    # would be the look-alike vote's, no evidence of a class)
+    mis = df["label_conflict_score"].iat[first] if item["queue"] == "label conflicts" else 0.0
     return {"model_version": MODEL_VERSION, "score": round(item["score"], 5),
             "cluster": item["group"] if item["group"] >= 0 else None,
             "neighbors": [df["id"].iat[r] for r in item["rows"][1:]] or None,

@@ -87,6 +87,7 @@ def test_push_creates_queues_with_the_findings(demo, ls_server, ls_client):
         assert notes[p] and notes[p] in t.data["gallery"], (p, notes[p])
     pred = t.predictions[0]
     assert pred.model_version == vls.MODEL_VERSION and pred.score == t.data["score"]
+    assert pred.mislabeling == 0  # no label is the finding of a duplicates task
     assert pred.cluster == t.data["group"] and len(pred.neighbors) == len(t.data["paths"]) - 1
     assert ls_client.projects.get(proj.id).model_version == vls.MODEL_VERSION
     # the images serve: HTTP 200 and the file's bytes
