@@ -555,3 +555,42 @@ def test_markup_in_file_names_and_labels_stays_text(tmp_path):
         assert evil_label in page.inner_text("#s-label_conflict")
         assert page.evaluate("document.querySelectorAll('script').length") == 2  # data + code
     assert errors == []
+
+
+def test_verified_copies_show_the_two_aligned(tmp_path, artifacts):
+    """Issue 15: a near duplicate's card shows it aligned onto the kept image (red and cyan,
+    grey where they agree); an exact copy needs no such picture."""
+    chromium_page = _browser()
+    rng = np.random.default_rng(11)
+    root = tmp_path / "data"
+    for i in range(6):
+        _save(smooth_image(rng, (240, 320)), root / "train" / "cats" / f"{i}.jpg", quality=92)
+    original = Image.open(root / "train" / "cats" / "0.jpg")
+    _save(original.resize((200, 150)), root / "train" / "cats" / "resized.jpg", quality=80)
+    _save(original.crop((16, 12, 304, 228)), root / "valid" / "cats" / "cropped.jpg", quality=85)
+    (root / "train" / "cats" / "exact.jpg").write_bytes((root / "train" / "cats" / "1.jpg").read_bytes())
+    res = vislint.scan(root)
+    df = res.images.set_index("relpath")
+    assert df.is_near_duplicate["train/cats/resized.jpg"] and df.is_near_duplicate["valid/cats/cropped.jpg"]
+    report = res.report(tmp_path / "report.html")
+    overlays = sorted((tmp_path / "report_files" / "thumbs").glob("*-overlay.png"))
+    h = df.content_hash
+    assert {p.name for p in overlays} == {f"{h['train/cats/0.jpg']}-{h[c]}-overlay.png"
+                                          for c in ("train/cats/resized.jpg", "valid/cats/cropped.jpg")}
+    for p in overlays:  # copies: the two channels agree
+        rgb = np.asarray(Image.open(p)).astype(int)
+        inside = rgb[..., 1] > 0
+        assert np.abs(rgb[..., 0] - rgb[..., 1])[inside].mean() < 12, p.name
+    requests, errors = [], []
+    with chromium_page() as page:
+        _open(page, report, requests, errors)
+        page.locator("#s-near_duplicate").scroll_into_view_if_needed()
+        loaded = page.evaluate("""async () => {
+            const imgs = [...document.querySelectorAll('#s-near_duplicate .overlay img')];
+            await Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = r; i.onerror = r; })));
+            return imgs.map(i => i.naturalWidth);}""")
+        page.screenshot(path=str(artifacts / "report-aligned-overlay.png"))
+    assert loaded == [128, 128] and errors == []
+    from vislint.report import report_html
+
+    assert report_html(res).count("data:image/png;base64,") == 2

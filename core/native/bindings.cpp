@@ -466,6 +466,28 @@ py::array_t<std::uint8_t> grey_thumbnails_py(const py::array& tiles, int threads
     return out;
 }
 
+py::object aligned_pair_py(const py::array& a, const py::array& b) {
+    const std::string expected = "uint8 array of shape (64, 64) from grey_thumbnails";
+    for (const auto* x : {&a, &b})
+        if (x->ndim() != 2 || x->shape(0) != vislint::kVerifySize ||
+            x->shape(1) != vislint::kVerifySize || x->dtype().kind() != 'u' ||
+            x->dtype().itemsize() != 1)
+            throw py::value_error(std::string(x == &a ? "a" : "b") + ": expected " + expected +
+                                  ", got " + describe(*x));
+    auto ca = carray<std::uint8_t>::ensure(a), cb = carray<std::uint8_t>::ensure(b);
+    const std::vector<py::ssize_t> shape{vislint::kVerifySize, vislint::kVerifySize};
+    py::array_t<std::uint8_t> first(shape), second(shape);
+    const std::uint8_t *pa = ca.data(), *pb = cb.data();
+    std::uint8_t *pf = first.mutable_data(), *ps = second.mutable_data();
+    bool ok;
+    {
+        py::gil_scoped_release nogil;
+        ok = vislint::aligned_pair(pa, pb, pf, ps);
+    }
+    if (!ok) return py::none();
+    return py::make_tuple(first, second);
+}
+
 py::dict verify_pairs_py(const py::array& thumbs, const py::array& a, const py::array& b,
                          int threads) {
     check_threads(threads);
@@ -622,6 +644,18 @@ Args:
 Returns:
     uint8[N, 64, 64]: 2x2 means of the luminance, rounded half up.
 )doc");
+    m.def("aligned_pair", &aligned_pair_py, py::arg("a"), py::arg("b"),
+          R"doc(Two grey thumbnails aligned as verify_pairs aligns them, to look at.
+
+Args:
+    a, b: uint8[64, 64] from grey_thumbnails.
+
+Returns:
+    (first, second): uint8[64, 64] each, a's and b's pixels on the grid of the wider view
+    (b mirrored if the pair is; 0 where the warp leaves b), smoothed as the verification
+    sees them; or None when the two are nothing alike even coarsely.
+)doc");
+
     m.def("verify_pairs", &verify_pairs_py, py::arg("thumbs"), py::arg("a"), py::arg("b"),
           py::arg("threads") = 0,
           R"doc(Verify candidate copies: align each pair and measure what differs (verify.hpp).

@@ -431,37 +431,63 @@ Coarse coarse(const Levels& a, const Levels& b) {
 
 }  // namespace
 
-void verify_pair(const std::uint8_t* a8, const std::uint8_t* b8, PairEvidence& out) {
-    Levels la, lb;
-    prepare(a8, la);
-    prepare(b8, lb);
+namespace {
+
+// A pair aligned: the template (the wider view), the moving image (mirrored when the pair
+// is), and the warp of template pixels onto the moving image; `close` is false when the
+// coarse alignment already found nothing alike (then only `coarse` and the warp are set).
+struct Aligned {
+    Levels a, b, mirrored_b;
+    const Levels* t = nullptr;
+    const Levels* moving = nullptr;
+    Coarse c;
+    double first_correlation = 0;  // of the first coarse alignment (b onto a)
+    bool swapped = false, close = false;
+    Warp w;
+};
+
+void align_pair(const std::uint8_t* a8, const std::uint8_t* b8, Aligned& al) {
+    prepare(a8, al.a);
+    prepare(b8, al.b);
     // The template is the image with the wider view (a crop of it is the other): warping
     // the wider one onto the crop's grid would shrink it and alias its detail.
-    Coarse c = coarse(la, lb);
-    out.coarse = static_cast<float>(c.correlation);
-    if (c.correlation < kCoarseFloor) {  // nothing alike even coarsely: no copy, no scene
+    al.c = coarse(al.a, al.b);
+    al.first_correlation = al.c.correlation;
+    al.w = al.c.w;
+    if (al.c.correlation < kCoarseFloor) return;  // nothing alike even coarsely
+    al.close = true;
+    al.swapped = al.c.w.m[0] * al.c.w.m[3] - al.c.w.m[1] * al.c.w.m[2] < 1.0;
+    if (al.swapped) al.c = coarse(al.b, al.a);
+    al.t = al.swapped ? &al.b : &al.a;
+    al.moving = al.swapped ? &al.a : &al.b;
+    if (al.c.mirrored) {  // go on with the moving image mirrored at every level
+        Levels& m = al.mirrored_b;
+        mirror(al.moving->raw, 64, m.raw), mirror(al.moving->n32, 32, m.n32);
+        mirror(al.moving->n64, 64, m.n64);
+        al.moving = &m;
+    }
+    al.w = scaled(al.c.w, 2);
+    align(al.t->n32, al.moving->n32, 32, kIters32, al.w);
+    al.w = scaled(al.w, 2);
+    align(al.t->n64, al.moving->n64, 64, kIters64, al.w);
+}
+
+}  // namespace
+
+void verify_pair(const std::uint8_t* a8, const std::uint8_t* b8, PairEvidence& out) {
+    Aligned al;
+    align_pair(a8, b8, al);
+    out.coarse = static_cast<float>(al.first_correlation);
+    out.mirrored = al.c.mirrored;
+    if (!al.close) {  // no copy, no scene
         out.residual_min = out.residual_median = out.residual_p90 = out.residual_max = kNoEvidence;
-        out.correlation = 0, out.coverage = 0, out.mirrored = c.mirrored;
-        for (int k = 0; k < 6; ++k) out.affine[k] = static_cast<float>(c.w.m[k]);
+        out.correlation = 0, out.coverage = 0;
+        for (int k = 0; k < 6; ++k) out.affine[k] = static_cast<float>(al.w.m[k]);
         return;
     }
-    const bool swapped = c.w.m[0] * c.w.m[3] - c.w.m[1] * c.w.m[2] < 1.0;
-    if (swapped) c = coarse(lb, la);
-    const Levels& t = swapped ? lb : la;
-    Levels other;
-    const Levels* moving = swapped ? &la : &lb;
-    if (c.mirrored) {  // go on with the moving image mirrored at every level
-        mirror(moving->raw, 64, other.raw), mirror(moving->n32, 32, other.n32);
-        mirror(moving->n64, 64, other.n64);
-        moving = &other;
-    }
-    Warp w = scaled(c.w, 2);
-    align(t.n32, moving->n32, 32, kIters32, w);
-    w = scaled(w, 2);
-    align(t.n64, moving->n64, 64, kIters64, w);
-    evidence(t.raw, moving->raw, w, out);
-    out.mirrored = c.mirrored;
-    if (swapped) {  // report the map from a onto b: the inverse
+    evidence(al.t->raw, al.moving->raw, al.w, out);
+    Warp w = al.w;
+    if (al.swapped) {  // report the map from a onto b: the inverse
         const double* m = w.m;
         const double det = m[0] * m[3] - m[1] * m[2];
         const double i00 = m[3] / det, i01 = -m[1] / det, i10 = -m[2] / det, i11 = m[0] / det;
@@ -472,6 +498,30 @@ void verify_pair(const std::uint8_t* a8, const std::uint8_t* b8, PairEvidence& o
         w = inv;
     }
     for (int k = 0; k < 6; ++k) out.affine[k] = static_cast<float>(w.m[k]);
+}
+
+bool aligned_pair(const std::uint8_t* a8, const std::uint8_t* b8, std::uint8_t* first,
+                  std::uint8_t* second) {
+    Aligned al;
+    align_pair(a8, b8, al);
+    if (!al.close) return false;
+    const double c = (N - 1) / 2.0;
+    const double* m = al.w.m;
+    for (int y = 0; y < N; ++y)
+        for (int x = 0; x < N; ++x) {
+            const int i = y * N + x;
+            float v = 0.0f;
+            const double dx = x - c, dy = y - c;
+            const bool in = sample(al.moving->raw, N, m[0] * dx + m[1] * dy + c + m[4],
+                                   m[2] * dx + m[3] * dy + c + m[5], v);
+            const auto byte = [](float f) {
+                return static_cast<std::uint8_t>(std::clamp(f + 0.5f, 0.0f, 255.0f));
+            };
+            // a's pixels first: when b is the template, a is the one warped onto it
+            (al.swapped ? second : first)[i] = byte(al.t->raw[i]);
+            (al.swapped ? first : second)[i] = in ? byte(v) : 0;
+        }
+    return true;
 }
 
 void verify_pairs(const std::uint8_t* thumbs, std::size_t n, const std::int64_t* ia,

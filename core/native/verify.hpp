@@ -63,6 +63,13 @@ struct PairEvidence {
 // Evidence for one pair of grey thumbnails (kVerifyBytes each).
 void verify_pair(const std::uint8_t* a, const std::uint8_t* b, PairEvidence& out);
 
+// The two thumbnails aligned as verify_pair aligns them, for a person to look at: both on
+// the grid of the wider view (the template), smoothed as the evidence sees them; first is
+// a's, second b's (mirrored if the pair is), 0 where b's warp leaves b. False (outputs
+// untouched) when the pair is nothing alike even coarsely.
+bool aligned_pair(const std::uint8_t* a, const std::uint8_t* b, std::uint8_t* first,
+                  std::uint8_t* second);
+
 // Evidence for pairs (ia[p], ib[p]) of rows of `thumbs` (n x kVerifyBytes). Throws
 // std::out_of_range for a row outside [0, n).
 void verify_pairs(const std::uint8_t* thumbs, std::size_t n, const std::int64_t* ia,

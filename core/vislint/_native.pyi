@@ -15,7 +15,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DESCRIPTOR_DIM', 'KnnCandidates', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'VERIFY_SIZE', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'grey_thumbnails', 'have_jpeg', 'image_stats', 'label_tally', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images', 'verify_pairs']
+__all__: list[str] = ['DESCRIPTOR_DIM', 'KnnCandidates', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'VERIFY_SIZE', 'aligned_pair', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'grey_thumbnails', 'have_jpeg', 'image_stats', 'label_tally', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images', 'verify_pairs']
 class KnnCandidates:
     """
     The k best candidates of
@@ -47,6 +47,18 @@ class KnnCandidates:
         """
         int64[n, k]: every vector's candidates, in no particular order (-1 where it has fewer than k).
         """
+def aligned_pair(a: numpy.ndarray, b: numpy.ndarray) -> typing.Any:
+    """
+    Two grey thumbnails aligned as verify_pairs aligns them, to look at.
+    
+    Args:
+        a, b: uint8[64, 64] from grey_thumbnails.
+    
+    Returns:
+        (first, second): uint8[64, 64] each, a's and b's pixels on the grid of the wider view
+        (b mirrored if the pair is; 0 where the warp leaves b), smoothed as the verification
+        sees them; or None when the two are nothing alike even coarsely.
+    """
 def analyze(images: list, size: typing.SupportsInt | typing.SupportsIndex = 128, threads: typing.SupportsInt | typing.SupportsIndex = 0, *, weight_layout: typing.SupportsFloat | typing.SupportsIndex = 0.4, weight_gradients: typing.SupportsFloat | typing.SupportsIndex = 1.0, weight_colour: typing.SupportsFloat | typing.SupportsIndex = 0.4) -> tuple:
     """
     Everything per image in one call: tile, statistics, thumbnail, descriptor.

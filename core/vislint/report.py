@@ -64,6 +64,9 @@ THUMB_SIDE = 160
 """Longest side of a thumbnail, in pixels."""
 THUMB_QUALITY = 80
 """JPEG quality of the thumbnails."""
+OVERLAY_SIDE = 128
+"""Side of a verified pair's aligned overlay, in pixels (drawn from the 64 px grey thumbnails
+the verification aligns)."""
 _AS_IS_BYTES = 48_000
 """A JPEG within THUMB_SIDE and at most this many bytes is copied, not re-encoded."""
 NEIGHBOURS = 4
@@ -99,17 +102,28 @@ def write_report(res, path: str | Path, *,
     mark_output(files)  # a report written inside the data is not scanned as data
     names = {h: f"{h}-{THUMB_SIDE}.jpg" for h in jobs}
     todo = {h: job for h, job in jobs.items() if not _complete_jpeg(thumbs_dir / names[h])}
-    made = _make_thumbnails(todo, threads)
+    made = _make(todo, _thumbnail, threads)
     for h, data in made.items():
         if data is not None:  # atomic: a full disk or a crash never leaves half a thumbnail
             with atomic_path(thumbs_dir / names[h], fsync=False) as tmp:
                 tmp.write_bytes(data)
     wanted = {names[h] for h in jobs if h not in made or made[h] is not None}
-    for old in thumbs_dir.glob(f"*-{THUMB_SIDE}.jpg"):
+    overlays = page.overlay_jobs()
+    overlay_names = {k: f"{k}-overlay.png" for k in overlays}
+    todo = {k: job for k, job in overlays.items() if not (thumbs_dir / overlay_names[k]).is_file()}
+    made = _make(todo, _overlay, threads)
+    for k, data in made.items():
+        if data is not None:
+            with atomic_path(thumbs_dir / overlay_names[k], fsync=False) as tmp:
+                tmp.write_bytes(data)
+    wanted |= {overlay_names[k] for k in overlays if k not in made or made[k] is not None}
+    for old in [*thumbs_dir.glob(f"*-{THUMB_SIDE}.jpg"), *thumbs_dir.glob("*-overlay.png")]:
         if old.name not in wanted:
             old.unlink()
     prefix = f"{files.name}/thumbs/"
-    text = page.html({h: prefix + names[h] for h in jobs if names[h] in wanted}, start)
+    urls = {h: prefix + names[h] for h in jobs if names[h] in wanted}
+    urls.update({k: prefix + overlay_names[k] for k in overlays if overlay_names[k] in wanted})
+    text = page.html(urls, start)
     with atomic_path(path, fsync=False) as tmp:
         tmp.write_text(text, encoding="utf-8")
     res.info.setdefault("timings", {})["report"] = time.perf_counter() - start
@@ -124,9 +138,12 @@ def report_html(res, *, max_per_section: int | None = 50, threads: int = 0) -> s
     """
     start = time.perf_counter()
     page = _Page(res, _limit(max_per_section))
-    made = _make_thumbnails(page.thumbnail_jobs(), threads)
+    made = _make(page.thumbnail_jobs(), _thumbnail, threads)
     urls = {h: "data:image/jpeg;base64," + base64.b64encode(d).decode("ascii")
             for h, d in made.items() if d is not None}
+    made = _make(page.overlay_jobs(), _overlay, threads)
+    urls.update({k: "data:image/png;base64," + base64.b64encode(d).decode("ascii")
+                 for k, d in made.items() if d is not None})
     return page.html(urls, start)
 
 
@@ -203,16 +220,47 @@ def _thumbnail(job: tuple[str, bool]) -> bytes | None:
     return buf.getvalue()
 
 
-def _make_thumbnails(jobs: dict[str, tuple[str, bool]], threads: int) -> dict[str, bytes | None]:
-    """{content hash: (path, as_is)} -> {content hash: JPEG bytes or None}, on a thread pool
-    (decoding, resizing and encoding all release the GIL)."""
+def _overlay(job: tuple[str, str]) -> bytes | None:
+    """A PNG of two images aligned as the verification aligns them (:data:`OVERLAY_SIDE` px):
+    the first (the kept image) in red, the second in cyan, its grey levels matched to the
+    first's (mean and spread), so the two read grey where they agree and coloured where they
+    differ. None when either cannot be decoded or the two are nothing alike."""
+    from PIL import Image
+
+    from . import _native
+    from .decode import decode_one
+
+    tiles = []
+    for path in job:
+        tile, _ = decode_one(path, tile=_native.TILE_SIZE, min_side=1)
+        if tile is None:
+            return None
+        tiles.append(tile)
+    thumbs = _native.grey_thumbnails(np.stack(tiles), threads=1)
+    pair = _native.aligned_pair(thumbs[0], thumbs[1])
+    if pair is None:
+        return None
+    first, second = (p.astype(np.float32) for p in pair)
+    inside = second > 0  # (0 where the warp leaves the second image)
+    if inside.sum() > 16 and second[inside].std() > 0:
+        scale = first[inside].std() / second[inside].std()
+        second = np.where(inside, (second - second[inside].mean()) * scale + first[inside].mean(), 0)
+    rgb = np.stack([first, second, second], axis=-1).clip(0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).resize((OVERLAY_SIDE, OVERLAY_SIDE), Image.Resampling.BILINEAR).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _make(jobs: dict, make, threads: int) -> dict:
+    """{key: job} -> {key: make(job)} (image bytes, or None), on a thread pool (decoding,
+    resizing and encoding all release the GIL)."""
     if not jobs:
         return {}
     workers = min(threads or os.cpu_count() or 1, len(jobs))
     if workers == 1:
-        return {h: _thumbnail(p) for h, p in jobs.items()}
+        return {k: make(j) for k, j in jobs.items()}
     with ThreadPoolExecutor(workers) as pool:
-        return dict(zip(jobs, pool.map(_thumbnail, jobs.values())))
+        return dict(zip(jobs, pool.map(make, jobs.values())))
 
 
 # ------------------------------------------------------------------------------ the page
@@ -229,6 +277,7 @@ class _Page:
         self.valid = ~img["is_invalid"].astype(bool)
         self.thresholds = res.info.get("thresholds", {})
         self._nbrs: dict[int, list[tuple[int, float]]] = {}
+        self._overlays: dict[str, tuple[int, int]] = {}  # key -> (kept row, other row)
         gallery = {"group": self._groups, "conflict": self._label_conflicts,
                    "neighbours": self._neighbour_images, "invalid": self._invalid,
                    "image": self._images}
@@ -257,6 +306,19 @@ class _Page:
                 jobs[h] = (paths[row], bool(small[row]))
         return jobs
 
+    def overlay_jobs(self) -> dict[str, tuple[str, str]]:
+        """{key: (kept image's path, other's path)} of the verified pairs the page shows with
+        an aligned overlay (see :meth:`_overlay_key`)."""
+        paths = self.img["path"]
+        return {k: (paths[a], paths[b]) for k, (a, b) in self._overlays.items()}
+
+    def _overlay_key(self, kept: int, other: int) -> str:
+        """The key of the overlay of ``other`` aligned onto ``kept`` (their content hashes)."""
+        hashes = self.img["content_hash"]
+        key = f"{hashes[kept]}-{hashes[other]}"
+        self._overlays[key] = (kept, other)
+        return key
+
     def _section(self, check: Check, items: list, total: int, unit: str, note: str) -> dict:
         return {"id": check.name, "title": check.title[:1].upper() + check.title[1:],
                 "total": total, "unit": unit, "note": note, "items": items}
@@ -273,7 +335,8 @@ class _Page:
                              f"{check.what[:1].upper() + check.what[1:]} ({self._rule(check)}). "
                              "KEEP marks the image the keep policy keeps; each other image says "
                              "how it was verified against that one (the residual after aligning "
-                             "the two, relative to contrast: under 0.065 the same photograph).")
+                             "the two, relative to contrast: under 0.065 the same photograph) "
+                             "and shows the two aligned.")
 
     def _group_items(self, check: Check) -> tuple[list, int]:
         """The listed groups of ``check`` as findings, most severe first, and the number of groups."""
@@ -297,16 +360,23 @@ class _Page:
                       "duplicate_evidence" if check.space == "copy" else None)
         notes = img[column] if column in img else [None] * len(img["id"])
         items = []
+        valid = self.valid
         for g in self._take(order):
             a, b = spans[g]
             members = []
+            kept = next((int(rows[j]) for j in range(a, b) if keep[j]), int(rows[a]))
             for j in range(a, b):
                 r = int(rows[j])
                 note = "kept" if keep[j] else (notes[r] if isinstance(notes[r], str)
                                                else f"similarity {sims[j]:.3f}")
                 if sugg is not None and isinstance(sugg[r], str) and sugg[r] != labels[r]:
                     note += f" · suggested: {sugg[r]}"
-                members.append([self._ref(r), note, _KEEP if keep[j] else _PLAIN])
+                member = [self._ref(r), note, _KEEP if keep[j] else _PLAIN]
+                # a verified pair shows how the two align (an exact copy needs no picture)
+                if (not keep[j] and isinstance(notes[r], str) and not notes[r].startswith("exact")
+                        and valid[r] and valid[kept]):
+                    member.append(self._overlay_key(kept, r))
+                members.append(member)
             head = f"{b - a} images"
             in_splits = sorted({s for s in splits[rows[a:b]] if isinstance(s, str)})
             if len(in_splits) > 1:
@@ -443,6 +513,11 @@ class _Page:
         urls = sorted(set(thumbs.values()))
         url_index = {u: i for i, u in enumerate(urls)}
         shown = [thumbs.get(hashes[r]) if self.valid[r] else None for r in rows]
+        for section in self.sections:  # a tile's 4th field: its overlay's URL index, -1 none
+            for item in section["items"]:
+                for t in item[2]:
+                    if len(t) > 3:
+                        t[3] = url_index[thumbs[t[3]]] if t[3] in thumbs else -1
         data = {
             # thumb: index into "thumbs" (the URLs), -1 for none
             "images": {"path": column("relpath"), "label": column("label"), "split": column("split"),

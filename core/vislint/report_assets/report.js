@@ -55,6 +55,16 @@
     cap.appendChild(el("div", "meta", meta));
     if (t[1]) cap.appendChild(el("div", "note", t[1]));
     fig.appendChild(cap);
+    if (t.length > 3 && t[3] >= 0) { /* a verified pair: the two aligned */
+      var ov = el("div", "overlay");
+      var oi = new Image();
+      oi.decoding = "async";
+      oi.alt = "aligned onto the kept image";
+      oi.src = data.thumbs[t[3]];
+      ov.appendChild(oi);
+      ov.appendChild(el("div", "note", "aligned: kept red, this cyan; grey where they agree"));
+      fig.appendChild(ov);
+    }
     return fig;
   }
 
