@@ -69,6 +69,9 @@ def test_a_scan_with_predictions_flags_the_label_they_contradict_and_keeps_the_c
     assert df["suggested_label"][wrong] == "dog" and df["label_sources"][wrong] == "prediction"
     assert df["predicted_label"][wrong] == "dog" and df["predicted_probability"][wrong] == 0.9
     assert res.info["params"]["predictions"] == "2 classes"
+    from vislint.report import report_html
+
+    assert "labelled cat; the model predicts dog (0.90)" in report_html(res)
     untouched = [c for c in df.columns if c.startswith(("is_exact", "is_near", "is_leak",
                                                         "duplicate", "outlier", "near_", "exact_",
                                                         "leak"))]

@@ -526,7 +526,7 @@ def test_outliers_and_voted_conflicts_show_their_neighbours(planted, tmp_path):
             best = img["relpath"].to_numpy()[np.argsort(-sims)[:4]].tolist()
             assert [paths[t[0]] for t in neighbours] == best
         voted = [it for it in sections["label_conflict"]["items"] if "neighbours say" in it[1]]
-        assert len(voted) == 1 and "suggested: elsewhere" in voted[0][2][0][1]
+        assert len(voted) == 1 and "neighbours say elsewhere · agreement" in voted[0][2][0][1]
         assert len(voted[0][2]) == 1 + expect
         assert sections["label_conflict"]["total"] == res.summary().set_index("check").loc[
             "label_conflict", "groups"] + 1

@@ -427,20 +427,32 @@ class _Page:
         score = np.nan_to_num(img[check.score].astype(float))
         voted = [r for r in np.flatnonzero(flag) if ids[r] not in in_group]
         voted.sort(key=lambda r: (-score[r], r))
-        labels, sugg = img["label"], img["suggested_label"]
-        agree = img["label_agreement"].astype(float)
+        labels = img["label"]
         room = None if self.limit is None else max(self.limit - len(items), 0)
         shown = voted if room is None else voted[:room]
-        members = self._with_neighbours(
-            [int(r) for r in shown],
-            lambda r: f"suggested: {sugg[r]} · agreement {agree[r]:.2f}", check.space)
+        members = self._with_neighbours([int(r) for r in shown], self._label_evidence, check.space)
         for r, m in zip(shown, members):
-            items.append([round(float(score[r]), 4), f"labelled {labels[r]}; neighbours say {sugg[r]}", m])
+            items.append([round(float(score[r]), 4),
+                          f"labelled {labels[r]}; {self._label_evidence(r)}", m])
         items.sort(key=lambda it: -it[0])  # stable: groups stay in their order
         total = n_groups + len(voted)
         return self._section(
             check, items, total, "findings",
             f"{check.what[:1].upper() + check.what[1:]} ({self._rule(check)}).")
+
+    def _label_evidence(self, r: int) -> str:
+        """What an image's own label conflict rests on: the model's prediction (with its
+        probability) and/or the neighbours' vote (with the agreement)."""
+        img = self.img
+        sources = img["label_sources"][r] if "label_sources" in img else None
+        parts = []
+        if isinstance(sources, str) and "prediction" in sources:
+            parts.append(f"the model predicts {img['predicted_label'][r]} "
+                         f"({float(img['predicted_probability'][r]):.2f})")
+        if not isinstance(sources, str) or "neighbours" in sources:
+            parts.append(f"neighbours say {img['suggested_label'][r]} · agreement "
+                         f"{float(img['label_agreement'][r]):.2f}")
+        return "; ".join(parts)
 
     def _flagged(self, check: Check) -> tuple[list, np.ndarray]:
         """Rows ``check`` flags, most severe first, and its scores (0 where it has none)."""
