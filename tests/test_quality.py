@@ -185,7 +185,8 @@ COPY_COLUMNS = ["exact_duplicate_score", "is_exact_duplicate", "near_duplicate_s
                 "nearest_similarity", "leak_score", "is_leak", "leak_partners"]
 
 
-def test_embeddings_never_change_what_is_a_copy_on_the_intel_sample(intel_scan, tmp_path):
+def test_embeddings_and_predictions_never_change_what_is_a_copy_on_the_intel_sample(intel_scan,
+                                                                                    tmp_path):
     # A model's class probabilities as embeddings once grouped thousands of photos of one
     # class as "near duplicates"; copies are now judged in the copy space alone.
     pytest.importorskip("onnxruntime")
@@ -199,8 +200,13 @@ def test_embeddings_never_change_what_is_a_copy_on_the_intel_sample(intel_scan, 
     with_probs = vislint.scan(root, embeddings=probs.astype(np.float32))
     # a model decoding at a larger scale than the descriptor's tiles (160 > 128 px)
     with_model = vislint.scan(root, embeddings=f"onnx:{om.conv_model(tmp_path / 'm.onnx', side=160)}")
-    for res in (with_probs, with_model):
-        assert "semantic" in res.graphs
+    # and predictions (issue 17): they change label conflicts, never copies or leaks
+    classes = sorted(set(intel_scan.images.label.dropna()))
+    predicted = vislint.scan(root, predictions=pd.DataFrame(probs, columns=classes).assign(
+        path=intel_scan.images.path))
+    assert predicted.images.label_sources.fillna("").str.contains("prediction").sum() > 100
+    for res in (with_probs, with_model, predicted):
+        assert "semantic" in res.graphs or res is predicted
         pd.testing.assert_frame_equal(res.images[COPY_COLUMNS], intel_scan.images[COPY_COLUMNS])
         for check in ("exact_duplicate", "near_duplicate", "leak"):
             pd.testing.assert_frame_equal(res.groups(check), intel_scan.groups(check))
