@@ -14,7 +14,8 @@
    for the other candidates, planted and on the Intel sample.
 4. Planted dark / bright / blurry / low-information images among clean photos:
    precision and recall vs each threshold.
-5. Planted outliers (other-domain images among Intel photos): z-scores.
+5. Planted outliers (other-domain images among Intel photos, alone and in groups of 5 and
+   25): recall and the untouched photos flagged (benchmarks/outliers.py).
 6. Planted wrong labels (Intel images moved to another class): neighbour-vote
    precision and recall vs the agreement threshold.
 """
@@ -200,33 +201,12 @@ def quality(sources, work: Path):
         print(f"  {check} ({stat} {side}): " + "; ".join(out))
 
 
-def outliers(sources, work: Path):
-    section("Planted outliers: z-score of other-domain images among photos")
-    from PIL import Image
-    dest = work / "outliers"
-    rng = np.random.default_rng(0)
-    for i, src in enumerate(sources[:800]):
-        (dest / "photos").mkdir(parents=True, exist_ok=True)
-        shutil.copy(src, dest / "photos" / f"{i:04d}.jpg")
-    import skimage
-    data = Path(skimage.__file__).parent / "data"
-    odd = ["text.png", "brick.png", "coins.png", "page.png", "cell.png", "chessboard_GRAY.png",
-           "microaneurysms.png", "moon.png", "logo.png", "clock_motion.png"]
-    for name in odd:
-        Image.open(data / name).convert("RGB").resize((150, 150)).save(dest / "photos" / f"odd_{name}.jpg")
-    for i in range(5):
-        Image.fromarray(rng.integers(0, 255, (150, 150, 3), dtype=np.uint8)).save(dest / "photos" / f"odd_noise{i}.jpg")
-    res = vislint.scan(dest)
-    df = res.to_dataframe()
-    is_odd = df.relpath.str.contains("odd_")
-    z = df.outlier_z
-    print(f"  clean photos: z median {z[~is_odd].median():.2f}, 99th pct {z[~is_odd].quantile(0.99):.2f}, "
-          f"max {z[~is_odd].max():.2f}")
-    print("  planted: " + ", ".join(f"{r.split('odd_')[1]} {v:.1f}" for r, v in zip(df.relpath[is_odd], z[is_odd])))
-    for t in (3, 4, 5, 6, 8):
-        pred = z >= t
-        tp = (pred & is_odd).sum()
-        print(f"  z≥{t}: P={tp / max(pred.sum(), 1):.2f} R={tp / is_odd.sum():.2f} (flagged {pred.sum()})")
+def outliers(work: Path):
+    section("Planted outliers: other-domain images, alone and in groups, among Intel photos")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from outliers import measure  # benchmarks/outliers.py
+
+    measure(work / "outliers")
 
 
 def labels(shared: Path, work: Path):
@@ -279,7 +259,7 @@ def main():
         if "quality" in todo:
             quality(sources, work)
         if "outliers" in todo:
-            outliers(sources, work)
+            outliers(work)
         if "labels" in todo:
             labels(args.shared, work)
 

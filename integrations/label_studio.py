@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import math
 import os
 import re
 import sys
@@ -406,6 +407,8 @@ def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
     sugg = val("suggested_label", first) if item["queue"] == "label conflicts" else None
     if item["queue"] == "label conflicts":
         evidence += _label_evidence(df, rows, sugg)
+    if item["queue"] == "outliers":
+        evidence += _outlier_evidence(df, first, results.info.get("thresholds") or {})
     # the keys the queue views show first, in their order: the Data Manager lists a project's
     # data columns in the order their keys first arrived (VIEW_COLUMNS). No group is -1, not
     # null: the Data Manager's "is empty" finds no null of a Number column, "group < 0" finds -1
@@ -420,6 +423,19 @@ def _task(item: dict, results: ScanResults, urls: list[str]) -> dict:
         "labels": [val("label", r) for r in rows],
         "verdicts": [{"value": v} for v in item["verdicts"]],
     }
+
+
+def _outlier_evidence(df, row: int, thresholds: dict) -> str:
+    """Which measure finds the image odd, with its robust z (see vislint.checks.outliers);
+    thresholds: the scan's (missing ones: the defaults)."""
+    limits = {**vislint.Thresholds().to_dict(), **thresholds}
+    parts = []
+    for column, what in (("outlier_appearance_z", "how it looks"),
+                         ("outlier_z", "distance to its nearest neighbours")):
+        z = float(df[column].iat[row]) if column in df else math.nan
+        if math.isfinite(z):
+            parts.append(f"{what}: robust z {z:.1f}" + (" (odd)" if z >= limits[column] else ""))
+    return "; " + ", ".join(parts) if parts else ""
 
 
 def _label_evidence(df, rows: list[int], suggested: str | None) -> str:

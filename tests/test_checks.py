@@ -235,6 +235,70 @@ def test_an_image_far_from_the_rest_is_an_outlier_in_the_semantic_space():
     assert r.columns["outlier_z"][29] > 6
 
 
+def photo_like_stats(n: int, seed: int) -> np.ndarray:
+    """Image statistics (columns STAT_NAMES) spread as photographs' are, roughly."""
+    rng = np.random.default_rng(seed)
+    lum = rng.normal(115, 25, n)
+    spread = rng.normal(55, 10, n)
+    detail = rng.dirichlet([1, 2, 4, 6, 8], n)
+    return np.column_stack([
+        np.exp(rng.normal(7.8, 0.8, n)), lum, spread, lum - 2 * spread, lum - 1.6 * spread,
+        lum, lum + 1.6 * spread, lum + 2 * spread, rng.normal(7.3, 0.3, n),
+        np.exp(rng.normal(3.4, 0.5, n)), np.exp(rng.normal(3.3, 0.5, n)), detail]).astype(np.float32)
+
+
+def test_a_group_of_alike_odd_images_is_an_outlier_by_appearance():
+    """25 grey digit-like images (dark, no colour, coarse shapes, alike) among 500 photos are
+    each other's nearest neighbours, but far from their 30th: all flagged, few photos."""
+    from vislint.checks.outliers import appearance_scores
+
+    stats = photo_like_stats(525, seed=1)
+    rng = np.random.default_rng(2)
+    digit = np.array([50, 35, 76, 0, 0, 0, 246, 255, 2.9, 0, 0, 0.05, 0.1, 0.2, 0.3, 0.35])
+    stats[500:] = digit * rng.normal(1, 0.02, (25, 16))
+    no_copies = np.full(525, -1)
+    score, flag, z = appearance_scores(stats=stats, valid=np.ones(525, bool),
+                                       exact_group=no_copies, z_threshold=5.0, threads=1)
+    assert flag[500:].all() and (score[500:] > 0.5).all()
+    assert flag[:500].mean() <= 0.01
+    # with only five of them, their 5th neighbour would be a photo: still flagged
+    _, flag5, _ = appearance_scores(stats=stats[:505], valid=np.ones(505, bool),
+                                    exact_group=no_copies[:505], z_threshold=5.0, threads=1)
+    assert flag5[500:].all()
+    # copies of one photo count once: 40 copies of an odd image are not a crowd that hides it
+    copies = photo_like_stats(540, seed=3)
+    copies[500:] = digit
+    group = np.where(np.arange(540) >= 500, 0, -1)
+    _, flag_c, _ = appearance_scores(stats=copies, valid=np.ones(540, bool), exact_group=group,
+                                     z_threshold=5.0, threads=1)
+    assert flag_c[500:].all()
+
+
+def test_the_outlier_check_flags_by_appearance_unless_it_is_switched_off():
+    stats = photo_like_stats(130, seed=5)
+    stats[120:] = np.array([50, 35, 76, 0, 0, 0, 246, 255, 2.9, 0, 0, 0.05, 0.1, 0.2, 0.3, 0.35])
+    r = outlier(context(far(130, seed=6), stats=stats))
+    assert r.flag[120:].all() and (r.columns["outlier_appearance_z"][120:] >= 5).all()
+    assert np.isfinite(r.columns["outlier_z"]).all()  # the neighbour measure is still there
+    off = outlier(context(far(130, seed=6), stats=stats, outlier_appearance_z=None))
+    assert not off.flag[120:].any() and np.isnan(off.columns["outlier_appearance_z"]).all()
+
+
+def test_appearance_needs_enough_images_and_skips_invalid_ones():
+    from vislint.checks.outliers import appearance_scores
+
+    stats = photo_like_stats(30, seed=4)
+    valid = np.ones(30, bool)
+    valid[3] = False
+    stats[3] = np.nan
+    score, flag, z = appearance_scores(stats=stats, valid=valid, exact_group=np.full(30, -1),
+                                       z_threshold=5.0, threads=1)
+    assert np.isnan(z[3]) and not flag[3] and np.isfinite(z[np.arange(30) != 3]).all()
+    few = appearance_scores(stats=stats[:10], valid=np.ones(10, bool), exact_group=np.full(10, -1),
+                            z_threshold=5.0, threads=1)
+    assert np.isnan(few[2]).all() and not few[1].any()  # 10 images: no 30th, not even a 1st
+
+
 def test_similar_content_groups_semantic_neighbours_only_when_its_threshold_is_set():
     rng = np.random.default_rng(4)
     semantic = far(8, seed=11)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vislint import _native
-from vislint.knn import knn_graph
+from vislint import knn
+from vislint.knn import knn_graph, kth_distances
 
 
 def _clustered(n=3000, d=64, seed=0):
@@ -120,6 +121,37 @@ def test_graph_identical_for_any_thread_count(method):
     one, two = knn_graph(x, 10, method=method, threads=1), knn_graph(x, 10, method=method, threads=2)
     np.testing.assert_array_equal(one.neighbors, two.neighbors)
     np.testing.assert_array_equal(one.sims, two.sims)
+
+
+def _brute_kth(x: np.ndarray, k: int) -> np.ndarray:
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, k - 1]
+
+
+def test_kth_distances_are_exact_whatever_the_scale():
+    # unnormalised vectors with a few far away (distances far above 2: the candidate keys
+    # of the exact search are made for unit vectors, so the rows are scaled first)
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 3, (700, 17))
+    x[:5] += 100
+    for k in (1, 30):
+        np.testing.assert_allclose(kth_distances(x, k, threads=1), _brute_kth(x, k), rtol=1e-12)
+    np.testing.assert_array_equal(kth_distances(x, 30, threads=1), kth_distances(x, 30, threads=2))
+    with pytest.raises(ValueError, match="k must be"):
+        kth_distances(x[:10], 10)
+
+
+def test_kth_distances_beyond_the_exact_size_are_close(monkeypatch):
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 1, (3000, 17))
+    monkeypatch.setattr(knn, "EXACT_MAX", 1000)  # the IVF search
+    got, want = kth_distances(x, 30, threads=2), _brute_kth(x, 30)
+    # (17-d isotropic noise: the hardest case for lists of neighbours) candidates it misses
+    # can only make the distance larger; close, and in nearly the same order
+    assert (got >= want - 1e-12).all() and np.median(got / want - 1) < 0.05
+    assert np.corrcoef(got.argsort().argsort(), want.argsort().argsort())[0, 1] > 0.9
+    np.testing.assert_array_equal(got, kth_distances(x, 30, threads=1))
 
 
 def test_bad_input_is_a_value_error():

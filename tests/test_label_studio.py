@@ -561,6 +561,10 @@ def test_intel_sample_queues(ls_server, ls_client, tmp_path_factory):
     for queue in vls.queues():
         n = len(vls.queue_tasks(**connect(ls_server), project=proj.id, queue=queue))
         assert n == counts.get(queue, 0) == engine[queue], queue
+    # an outlier task says which measure finds the image odd (on these photos: how it looks)
+    odd = vls.queue_tasks(**connect(ls_server), project=proj.id, queue="outliers")
+    assert odd and all("how it looks: robust z" in t.data["evidence"]
+                       and "(odd)" in t.data["evidence"] for t in odd)
     pair = {"train_set/glacier/10234.jpg", "train_set/mountain/7654.jpg"}
     for queue in ("duplicates", "label conflicts"):
         tasks = [t for t in vls.queue_tasks(**connect(ls_server), project=proj.id, queue=queue)

@@ -91,7 +91,34 @@ def test_stat_names():
     assert nat.STAT_NAMES == [
         "blur_laplacian_var", "lum_mean", "lum_std", "lum_p01", "lum_p05", "lum_p50",
         "lum_p95", "lum_p99", "entropy", "colourfulness", "channel_diff",
+        "detail_2", "detail_4", "detail_8", "detail_16", "detail_coarse",
     ]
+
+
+def detail_reference(thumb: np.ndarray) -> np.ndarray:
+    """The five detail shares of one 64 x 64 grey thumbnail, in NumPy: the mean square of
+    each level minus its repeated 2x2 box means, 64 -> 32 -> 16 -> 8, then the 4x4 level's
+    variance; 0.1 added to each, as shares of their sum."""
+    x, energy = thumb.astype(np.float64), []
+    for _ in range(4):
+        n = len(x) // 2
+        means = x.reshape(n, 2, n, 2).mean(axis=(1, 3))
+        energy.append(((x - np.kron(means, np.ones((2, 2)))) ** 2).mean())
+        x = means
+    e = np.array(energy + [x.var()]) + 0.1
+    return e / e.sum()
+
+
+def test_detail_shares_split_the_thumbnail_variance_over_scales():
+    tiles = np.concatenate([structured_tiles(), random_tiles(3), smooth_tiles(3)])
+    stats = nat.image_stats(tiles, threads=1)
+    shares = stats[:, nat.STAT_NAMES.index("detail_2"):]
+    want = np.stack([detail_reference(t) for t in nat.grey_thumbnails(tiles, threads=1)])
+    np.testing.assert_allclose(shares, want, rtol=1e-5)
+    np.testing.assert_allclose(shares.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(shares[0], 0.2)  # the flat tile: only the floor
+    noise, smooth = shares[len(structured_tiles())], shares[-1]
+    assert noise.argmax() == 0 and smooth.argmax() >= 3  # finest details vs coarse levels
 
 
 @pytest.mark.parametrize("kind", ["random", "structured", "smooth"])
@@ -99,8 +126,8 @@ def test_image_stats_match_numpy(kind):
     tiles = {"random": random_tiles(4), "structured": structured_tiles(), "smooth": smooth_tiles(4)}[kind]
     got = nat.image_stats(tiles, threads=1)
     assert got.dtype == np.float32 and got.shape == (len(tiles), len(nat.STAT_NAMES))
-    want = np.stack([stats_reference(t) for t in tiles])
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    want = np.stack([stats_reference(t) for t in tiles])  # (the detail shares: below)
+    np.testing.assert_allclose(got[:, :len(want[0])], want, rtol=1e-3, atol=1e-3)
 
 
 def test_image_stats_known_values():

@@ -25,7 +25,8 @@ enum : unsigned { kWantStats = 1u, kWantThumb = 2u, kWantDescriptor = 4u, kWantA
 struct TileSums {
     // kWantDescriptor
     std::int32_t box[32][32];   // sums of y over 4x4-pixel boxes
-    // kWantThumb: means of Y over 2x2-pixel boxes, rounded half up (grey_thumbnail)
+    // kWantThumb | kWantStats: means of Y over 2x2-pixel boxes, rounded half up
+    // (grey_thumbnail; the statistics' detail shares are computed from it)
     std::uint8_t thumb[kVerifyBytes];
     // kWantStats | kWantDescriptor: sums of R, G, B and of their products over the tile
     std::int64_t r, g, b, rr, gg, bb, rg, gb, rb;

@@ -631,6 +631,12 @@ Returns:
     - colourfulness: Hasler & Suesstrunk (2003), rg = R-G, yb = (R+G)/2 - B:
       sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2).
     - channel_diff: mean of max(|R-G|, |G-B|, |R-B|) (0 for grey images).
+    - detail_2, detail_4, detail_8, detail_16, detail_coarse: how the variance of the
+      64 px grey thumbnail (grey_thumbnails) splits over scales, shares summing to 1: the
+      details of 2, 4, 8 and 16 thumbnail pixels (differences from 2x2 box means at each
+      level of a box pyramid) and the 4x4 level's own variance; 0.1 grey levels squared is
+      added to each, so a flat image has five shares of 0.2. Noise puts most of it in
+      detail_2, a smooth photograph in the coarse levels.
 )doc");
 
     m.attr("VERIFY_SIZE") = vislint::kVerifySize;

@@ -18,11 +18,12 @@ const std::vector<std::string>& stat_names() {
         "blur_laplacian_var", "lum_mean", "lum_std", "lum_p01",
         "lum_p05",            "lum_p50",  "lum_p95", "lum_p99",
         "entropy",            "colourfulness", "channel_diff",
+        "detail_2",           "detail_4", "detail_8", "detail_16", "detail_coarse",
     };
     return names;
 }
 
-static_assert(kNumStats == 11, "update stat_names() together with kNumStats");
+static_assert(kNumStats == 16, "update stat_names() together with kNumStats");
 
 namespace {
 
@@ -219,7 +220,7 @@ float laplacian_sq(const float* __restrict y0, const float* __restrict y1,
 void tile_pass(const std::uint8_t* tile, unsigned want, TileSums& s) {
     const bool stats = (want & kWantStats) != 0;
     const bool boxes = (want & kWantDescriptor) != 0;
-    const bool thumb = (want & kWantThumb) != 0;
+    const bool thumb = (want & (kWantThumb | kWantStats)) != 0;  // the detail shares read it
     const bool moments = (want & (kWantStats | kWantDescriptor)) != 0;
     const bool colour = (want & kWantDescriptor) != 0;
     const bool luma = stats || boxes || thumb;
@@ -306,6 +307,49 @@ void tile_pass(const std::uint8_t* tile, unsigned want, TileSums& s) {
     }
 }
 
+namespace {
+
+// The detail shares of a grey thumbnail (kVerifySize^2 bytes): a Haar-like pyramid of 2x2
+// box means, 64 -> 32 -> 16 -> 8 -> 4 pixels. At each step the mean square of (level - its
+// box means, repeated over the box) is the level's detail energy; the thumbnail's variance
+// is exactly the sum of the four detail energies and the variance of the 4x4 level. out[k],
+// k = 0..3: the share of details of 2^(k+1) thumbnail pixels (2: the finest); out[4]: the
+// share of the 4x4 level. kDetailFloor (grey levels squared, about the thumbnail's rounding
+// noise) is added to each of the five energies, so a flat image has five equal shares.
+constexpr double kDetailFloor = 0.1;
+
+void detail_shares(const std::uint8_t* thumb, float* out) {
+    constexpr int T = kVerifySize;
+    double level[T * T];
+    for (int i = 0; i < T * T; ++i) level[i] = thumb[i];
+    double energy[5];
+    int n = T;
+    for (int k = 0; k < 4; ++k, n /= 2) {
+        const int h = n / 2;
+        double sq = 0.0;
+        for (int r = 0; r < h; ++r)
+            for (int c = 0; c < h; ++c) {
+                const double* a = level + (2 * r) * n + 2 * c;
+                const double* b = a + n;
+                const double m = ((a[0] + a[1]) + (b[0] + b[1])) / 4.0;
+                sq += ((a[0] - m) * (a[0] - m) + (a[1] - m) * (a[1] - m)) +
+                      ((b[0] - m) * (b[0] - m) + (b[1] - m) * (b[1] - m));
+                level[r * h + c] = m;  // at or before this box's first pixel: read no more
+            }
+        energy[k] = sq / (static_cast<double>(n) * n);
+    }
+    double mean = 0.0, sq = 0.0;
+    for (int i = 0; i < n * n; ++i) mean += level[i];
+    mean /= n * n;
+    for (int i = 0; i < n * n; ++i) sq += (level[i] - mean) * (level[i] - mean);
+    energy[4] = sq / (n * n);
+    double total = 0.0;
+    for (double& e : energy) total += (e += kDetailFloor);
+    for (int k = 0; k < 5; ++k) out[k] = static_cast<float>(energy[k] / total);
+}
+
+}  // namespace
+
 void stats_from_sums(const TileSums& s, float* out) {
     constexpr double n = kTilePixels;
     constexpr double m = static_cast<double>(S - 2) * (S - 2);
@@ -364,6 +408,7 @@ void stats_from_sums(const TileSums& s, float* out) {
     out[8] = static_cast<float>(entropy);
     out[9] = static_cast<float>(colourfulness);
     out[10] = static_cast<float>(static_cast<double>(s.diff_sum) / n);
+    detail_shares(s.thumb, out + 11);
 }
 
 void analyze_tile(const std::uint8_t* tile, const DescriptorWeights& w, float* stats,

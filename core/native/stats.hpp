@@ -24,7 +24,7 @@ inline int luma1000(const std::uint8_t* px) {
 
 // Column names of image_stats, in order.
 const std::vector<std::string>& stat_names();
-inline constexpr int kNumStats = 11;
+inline constexpr int kNumStats = 16;
 
 // tiles: n tiles of kTileBytes each; out: n * kNumStats floats (row-major).
 // Computed by the shared tile pass (analyze.hpp): exact integer sums for the moments,

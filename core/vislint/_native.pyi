@@ -210,6 +210,12 @@ def image_stats(tiles: numpy.ndarray, threads: typing.SupportsInt | typing.Suppo
         - colourfulness: Hasler & Suesstrunk (2003), rg = R-G, yb = (R+G)/2 - B:
           sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2).
         - channel_diff: mean of max(|R-G|, |G-B|, |R-B|) (0 for grey images).
+        - detail_2, detail_4, detail_8, detail_16, detail_coarse: how the variance of the
+          64 px grey thumbnail (grey_thumbnails) splits over scales, shares summing to 1: the
+          details of 2, 4, 8 and 16 thumbnail pixels (differences from 2x2 box means at each
+          level of a box pyramid) and the 4x4 level's own variance; 0.1 grey levels squared is
+          added to each, so a flat image has five shares of 0.2. Noise puts most of it in
+          detail_2, a smooth photograph in the coarse levels.
     """
 def label_tally(neighbors: numpy.ndarray, sims: numpy.ndarray, labels: numpy.ndarray, n_labels: typing.SupportsInt | typing.SupportsIndex, min_sim: typing.SupportsFloat | typing.SupportsIndex = 0.0, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple:
     """
@@ -354,6 +360,6 @@ def verify_pairs(thumbs: numpy.ndarray, a: numpy.ndarray, b: numpy.ndarray, thre
     """
 DESCRIPTOR_DIM: int = 448
 ROTATION_DIM: int = 160
-STAT_NAMES: list = ['blur_laplacian_var', 'lum_mean', 'lum_std', 'lum_p01', 'lum_p05', 'lum_p50', 'lum_p95', 'lum_p99', 'entropy', 'colourfulness', 'channel_diff']
+STAT_NAMES: list = ['blur_laplacian_var', 'lum_mean', 'lum_std', 'lum_p01', 'lum_p05', 'lum_p50', 'lum_p95', 'lum_p99', 'entropy', 'colourfulness', 'channel_diff', 'detail_2', 'detail_4', 'detail_8', 'detail_16', 'detail_coarse']
 TILE_SIZE: int = 128
 VERIFY_SIZE: int = 64

@@ -145,20 +145,57 @@ def _ivf_search(faiss, x: np.ndarray, k: int):
     pca = faiss.PCAMatrix(d, min(IVF_DIM, d))
     pca.train(sample)
     z = np.ascontiguousarray(pca.apply(x))
+    cand = _ivf_candidates(faiss, z, min(3 * k, n), faiss.METRIC_INNER_PRODUCT)
+    sims = _similarities(x, cand)  # exact re-ranking
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
+
+
+def _ivf_candidates(faiss, z: np.ndarray, k: int, metric) -> np.ndarray:
+    """int64[n, k]: approximate nearest rows of each row of ``z`` (itself included; -1 where
+    fewer were found) from an ``IndexIVFFlat`` of √n lists, 8 probed, trained on a fixed
+    sample with a fixed seed (so deterministic)."""
+    n, d = z.shape
     nlist = int(max(16, np.sqrt(n)))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(z.shape[1]), z.shape[1], nlist,
-                               faiss.METRIC_INNER_PRODUCT)
+    quantizer = faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
     index.cp.seed = 1234
     index.cp.niter = 10
     # k-means on a deterministic sample: 64 points per list is plenty for the centroids
     index.train(z[:: max(1, n // (64 * nlist))])
     index.nprobe = min(nlist, 8)
     index.add(z)
-    kc = min(3 * k, n)
-    _, cand = _search(index, z, kc)
-    sims = _similarities(x, cand)  # exact re-ranking
-    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
+    return _search(index, z, k)[1]
+
+
+def kth_distances(x: np.ndarray, k: int, *, threads: int = 0) -> np.ndarray:
+    """float64[N]: the Euclidean distance from each row of ``x`` (float[N, d], any scale) to
+    its k-th nearest other row. Candidates as in :func:`knn_graph` (exact up to
+    :data:`EXACT_MAX` rows, IVF beyond, a few more than k), their distances computed again in
+    float64 in one fixed order, so the result does not depend on the thread count."""
+    import faiss
+
+    n = len(x)
+    if not 1 <= k < n:
+        raise ValueError(f"k must be in [1, {n - 1}] for {n} rows, got {k}")
+    faiss.omp_set_num_threads(int(threads) or os.cpu_count() or 1)
+    x64 = np.asarray(x, np.float64)
+    # within the unit ball, as the exact search's candidate keys expect (squared distances
+    # under 4: see _native.KnnCandidates); the order of distances is unchanged
+    centred = x64 - x64.mean(axis=0)
+    radius = float(np.sqrt((centred ** 2).sum(axis=1).max()))
+    z = np.ascontiguousarray(centred / (1.001 * radius) if radius > 0 else centred, dtype=np.float32)
+    kc = min(k + 1 + TIE_SLACK, n)
+    cand = (_exact_candidates(faiss, z, kc, threads) if n <= EXACT_MAX
+            else _ivf_candidates(faiss, z, kc, faiss.METRIC_L2))
+    dist = np.full(cand.shape, np.inf)
+    for start in range(0, n, 1024):
+        c = cand[start:start + 1024]
+        diff = x64[np.maximum(c, 0)] - x64[start:start + 1024, None, :]
+        d2 = np.einsum("nkd,nkd->nk", diff, diff)
+        rows = np.arange(start, start + len(c))[:, None]
+        dist[start:start + 1024] = np.where((c >= 0) & (c != rows), d2, np.inf)
+    return np.sqrt(np.sort(dist, axis=1)[:, k - 1])
 
 
 def _exact_candidates(faiss, x: np.ndarray, k: int, threads: int) -> np.ndarray:

@@ -7,7 +7,7 @@
   ``is_<check>``; and the evidence: ``exact_group, duplicate_group,
   duplicate_of`` (id of the representative), ``nearest_id, nearest_similarity``,
   ``leak_partners`` (ids, ";"-joined), ``suggested_label, label_agreement,
-  conflict_labels``, ``outlier_distance, outlier_z`` and the raw statistics
+  conflict_labels``, ``outlier_distance, outlier_z, outlier_appearance_z`` and the raw statistics
   ``sharpness, lum_p05, lum_p95, entropy, channel_diff, odd_size_stat``; and the review:
   ``reviewed`` (decisions that applied, see :mod:`vislint.decisions`) and ``label_original``
   (the label before a reviewer's correction).

@@ -42,6 +42,10 @@ class Thresholds:
                                  "which a label is a conflict; 0.5: another class is likelier")
     outlier_z: float = _t(6.0, "robust z-score (median/MAD) of the distance to the nearest "
                                "neighbours from which an image is an outlier")
+    outlier_appearance_z: float | None = _t(5.0, "robust z-score of the distance, in image "
+                                                 "statistics, to the 30th most alike image from "
+                                                 "which an image is an outlier (odd groups of up "
+                                                 "to ~30 found); unset = off")
     similar_content: float | None = _t(None, "semantic cosine similarity from which images share "
                                              "a similar-content group; unset = off (the cosine "
                                              "meaning the same content depends on the model)")
@@ -75,8 +79,8 @@ Thresholds.__doc__ += "\n\n" + "\n".join(
     f"{f.name}: {f.metadata['help']} (default {'unset' if f.default is None else f.default})."
     for f in fields(Thresholds))
 
-OPTIONAL = frozenset({"similar_content"})
-"""Thresholds that may be None (their check is then off)."""
+OPTIONAL = frozenset({"similar_content", "outlier_appearance_z"})
+"""Thresholds that may be None (their check, or its part, is then off)."""
 
 
 def soft_score(stat: np.ndarray, threshold: float, *, low_is_bad: bool,

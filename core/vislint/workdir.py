@@ -147,9 +147,10 @@ def _json_default(o):
 CACHE_FIELDS = ("hash", "raw", "stats", "thumb", "rot", "polar", "rot_info", "width", "height",
                 "frames", "format", "mode")
 """Arrays of one cache chunk, aligned by row."""
-CACHE_LAYOUT = 2
+CACHE_LAYOUT = 3
 """Part of the cache folder's name, raised when :data:`CACHE_FIELDS` change (2: the grey
-thumbnails that verify near duplicates replaced the perceptual hashes)."""
+thumbnails that verify near duplicates replaced the perceptual hashes; 3: five detail
+shares in the image statistics)."""
 
 
 class FeatureCache:
