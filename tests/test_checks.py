@@ -247,31 +247,43 @@ def photo_like_stats(n: int, seed: int) -> np.ndarray:
         np.exp(rng.normal(3.4, 0.5, n)), np.exp(rng.normal(3.3, 0.5, n)), detail]).astype(np.float32)
 
 
+def appearance_flags(stats, hashes=None, valid=None):
+    from vislint.checks.outliers import appearance_distances, appearance_scores
+
+    n = len(stats)
+    dist = appearance_distances(stats, np.ones(n, bool) if valid is None else valid,
+                                hashes or [f"h{i}" for i in range(n)], threads=1)
+    return appearance_scores(dist, 5.0)
+
+
 def test_a_group_of_alike_odd_images_is_an_outlier_by_appearance():
     """25 grey digit-like images (dark, no colour, coarse shapes, alike) among 500 photos are
     each other's nearest neighbours, but far from their 30th: all flagged, few photos."""
-    from vislint.checks.outliers import appearance_scores
-
     stats = photo_like_stats(525, seed=1)
     rng = np.random.default_rng(2)
     digit = np.array([50, 35, 76, 0, 0, 0, 246, 255, 2.9, 0, 0, 0.05, 0.1, 0.2, 0.3, 0.35])
     stats[500:] = digit * rng.normal(1, 0.02, (25, 16))
-    no_copies = np.full(525, -1)
-    score, flag, z = appearance_scores(stats=stats, valid=np.ones(525, bool),
-                                       exact_group=no_copies, z_threshold=5.0, threads=1)
+    score, flag, z = appearance_flags(stats)
     assert flag[500:].all() and (score[500:] > 0.5).all()
     assert flag[:500].mean() <= 0.01
     # with only five of them, their 5th neighbour would be a photo: still flagged
-    _, flag5, _ = appearance_scores(stats=stats[:505], valid=np.ones(505, bool),
-                                    exact_group=no_copies[:505], z_threshold=5.0, threads=1)
-    assert flag5[500:].all()
-    # copies of one photo count once: 40 copies of an odd image are not a crowd that hides it
+    assert appearance_flags(stats[:505])[1][500:].all()
+    # copies of one file count once: 40 copies of an odd image are not a crowd that hides it
     copies = photo_like_stats(540, seed=3)
     copies[500:] = digit
-    group = np.where(np.arange(540) >= 500, 0, -1)
-    _, flag_c, _ = appearance_scores(stats=copies, valid=np.ones(540, bool), exact_group=group,
-                                     z_threshold=5.0, threads=1)
-    assert flag_c[500:].all()
+    hashes = [f"h{i}" if i < 500 else "odd" for i in range(540)]
+    assert appearance_flags(copies, hashes)[1][500:].all()
+
+
+def test_appearance_needs_enough_images_and_skips_invalid_ones():
+    stats = photo_like_stats(30, seed=4)
+    valid = np.ones(30, bool)
+    valid[3] = False
+    stats[3] = np.nan
+    score, flag, z = appearance_flags(stats, valid=valid)
+    assert np.isnan(z[3]) and not flag[3] and np.isfinite(z[np.arange(30) != 3]).all()
+    few = appearance_flags(stats[:10])
+    assert np.isnan(few[2]).all() and not few[1].any()  # 10 images: no 30th, not even a 1st
 
 
 def test_the_outlier_check_flags_by_appearance_unless_it_is_switched_off():
@@ -282,21 +294,6 @@ def test_the_outlier_check_flags_by_appearance_unless_it_is_switched_off():
     assert np.isfinite(r.columns["outlier_z"]).all()  # the neighbour measure is still there
     off = outlier(context(far(130, seed=6), stats=stats, outlier_appearance_z=None))
     assert not off.flag[120:].any() and np.isnan(off.columns["outlier_appearance_z"]).all()
-
-
-def test_appearance_needs_enough_images_and_skips_invalid_ones():
-    from vislint.checks.outliers import appearance_scores
-
-    stats = photo_like_stats(30, seed=4)
-    valid = np.ones(30, bool)
-    valid[3] = False
-    stats[3] = np.nan
-    score, flag, z = appearance_scores(stats=stats, valid=valid, exact_group=np.full(30, -1),
-                                       z_threshold=5.0, threads=1)
-    assert np.isnan(z[3]) and not flag[3] and np.isfinite(z[np.arange(30) != 3]).all()
-    few = appearance_scores(stats=stats[:10], valid=np.ones(10, bool), exact_group=np.full(10, -1),
-                            z_threshold=5.0, threads=1)
-    assert np.isnan(few[2]).all() and not few[1].any()  # 10 images: no 30th, not even a 1st
 
 
 def test_similar_content_groups_semantic_neighbours_only_when_its_threshold_is_set():

@@ -46,27 +46,38 @@ inline std::int32_t rank_key(float d) {
 }  // namespace
 
 KnnCandidates::KnnCandidates(std::size_t n, std::size_t k)
-    : n_(n), k_(k), key_(n * k, -1), idx_(n * k, -1), worst_(n, 0), worst_key_(n, -1),
-      worst_idx_(n, -1), bound_(n, std::numeric_limits<float>::infinity()) {
+    : n_(n), k_(k), key_(n * k, -1), idx_(n * k, -1), worst_key_(n, -1), worst_idx_(n, -1),
+      bound_(n, std::numeric_limits<float>::infinity()) {
     if (k == 0) throw std::invalid_argument("k: expected >= 1, got 0");
 }
 
 void KnnCandidates::replace_worst(std::size_t r, std::int32_t key, std::int64_t j) {
+    // Each row's list is a heap with its worst candidate first (lowest key, then highest
+    // index; empty slots, key -1, are the worst of all): the new candidate takes the root's
+    // place and sinks, O(log k) where a scan for the new worst took O(k).
     std::int32_t* keys = key_.data() + r * k_;
     std::int64_t* idx = idx_.data() + r * k_;
-    std::size_t w = worst_[r];
-    keys[w] = key;
-    idx[w] = j;
-    // the new worst: lowest key, then highest index (empty slots, key -1, first)
-    for (std::size_t c = 0; c < k_; ++c)
-        if (keys[c] < keys[w] || (keys[c] == keys[w] && idx[c] > idx[w])) w = c;
-    worst_[r] = static_cast<std::uint32_t>(w);
-    worst_key_[r] = keys[w];
-    worst_idx_[r] = idx[w];
+    const auto worse = [&](std::size_t a, std::size_t b) {
+        return keys[a] < keys[b] || (keys[a] == keys[b] && idx[a] > idx[b]);
+    };
+    keys[0] = key;
+    idx[0] = j;
+    for (std::size_t i = 0;;) {
+        std::size_t w = i;
+        const std::size_t left = 2 * i + 1, right = left + 1;
+        if (left < k_ && worse(left, w)) w = left;
+        if (right < k_ && worse(right, w)) w = right;
+        if (w == i) break;
+        std::swap(keys[i], keys[w]);
+        std::swap(idx[i], idx[w]);
+        i = w;
+    }
+    worst_key_[r] = keys[0];
+    worst_idx_[r] = idx[0];
     // rank_key(d) >= key needs (2 - d / 2) S + 1/2 >= key, d <= 4 - (2 key - 1) / S; the
     // margin covers the float rounding of both sides
-    bound_[r] = keys[w] < 0 ? std::numeric_limits<float>::infinity()
-                            : 4.0f - (2.0f * static_cast<float>(keys[w]) - 1.0f) / kKeyScale +
+    bound_[r] = keys[0] < 0 ? std::numeric_limits<float>::infinity()
+                            : 4.0f - (2.0f * static_cast<float>(keys[0]) - 1.0f) / kKeyScale +
                                   1e-5f;
 }
 

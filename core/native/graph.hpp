@@ -38,10 +38,9 @@ private:
     // Puts (key, j) in the place of row r's worst candidate.
     void replace_worst(std::size_t r, std::int32_t key, std::int64_t j);
     std::size_t n_, k_;
-    std::vector<std::int32_t> key_;  // n x k, -1 = empty slot
+    std::vector<std::int32_t> key_;  // n x k, each row a heap, worst first; -1 = empty slot
     std::vector<std::int64_t> idx_;  // n x k, -1 = empty slot
-    // each row's worst candidate: its slot, key and index
-    std::vector<std::uint32_t> worst_;
+    // each row's worst candidate (its heap's root): key and index
     std::vector<std::int32_t> worst_key_;
     std::vector<std::int64_t> worst_idx_;
     std::vector<float> bound_;  // distances above it cannot enter the row's list

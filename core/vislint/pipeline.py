@@ -21,6 +21,7 @@ from . import _native
 from ._version import __version__
 from .catalog import build_catalog
 from .checks.context import Context, Space
+from .checks.outliers import appearance_distances
 from .checks.rotation import rotation_candidates
 from .decisions import for_scan, read_for_scan
 from .decode import REASONS, describe_all
@@ -147,6 +148,10 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
         rotation_candidates, retrieval=rotation["retrieval"], info=rotation["info"], valid=valid,
         entropy=stats[:, _native.STAT_NAMES.index("entropy")], grayscale=gray,
         threads=max(1, threads // 2))
+    # so do the outlier check's appearance distances, which need only the statistics
+    appearance = (background.submit(appearance_distances, stats, valid, meta["content_hash"],
+                                    threads=max(1, threads // 2))
+                  if t.outlier_appearance_z is not None else None)
     background.shutdown(wait=False)
 
     builtin = Builtin()
@@ -173,7 +178,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     rotation["candidates"] = rot_candidates.result()
     ctx = Context(catalog=catalog, meta=meta, valid=valid, stats=stats, spaces=spaces,
                   rotation=rotation, thresholds=t, reviewed=reviewed, threads=threads,
-                  predictions=predicted,
+                  predictions=predicted, appearance=appearance.result() if appearance else None,
                   thumbs=lambda rows: thumb_cache.gather([hashes[r] for r in rows])["thumb"])
     for check in checks():
         ctx.results[check.name] = check.function()(ctx)

@@ -56,6 +56,9 @@ class Context:
     thumbs: Callable[[list[int]], np.ndarray] | None = None
     """``thumbs(rows)``: uint8[len(rows), 64, 64], the grey thumbnails of those valid rows,
     which verify near-duplicate candidates."""
+    appearance: np.ndarray | None = None
+    """The outlier check's appearance distances (:func:`vislint.checks.outliers.appearance_distances`),
+    when the scan computed them beside the graphs; None: the check computes them."""
     results: dict = field(default_factory=dict)
     """Results of the checks run so far, by name (checks run in vocabulary order)."""
     shared: dict = field(default_factory=dict)

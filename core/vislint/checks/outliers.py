@@ -8,7 +8,7 @@
   colour and how the detail splits over scales (:func:`appearance`), each as a robust z —
   and the distance of an image to its :data:`APPEARANCE_K`-th nearest other image there. A
   group of up to that many odd images that look alike (25 digits among photos are each
-  other's nearest neighbours) is still far from its K-th. Exact copies count once.
+  other's nearest neighbours) is still far from its K-th. Byte-identical files count once.
 
 Each distance becomes a robust z-score (distance − median) / (1.4826 · MAD) over the valid
 images; the image is an outlier when the neighbour z ≥ ``outlier_z`` or the appearance z ≥
@@ -88,23 +88,27 @@ def appearance(stats: np.ndarray) -> np.ndarray:
     return x
 
 
-def appearance_scores(*, stats, valid, exact_group, z_threshold: float, threads: int = 0):
-    """Returns (score float[N], flag bool[N], z float[N]) of the appearance measure (see the
-    module docstring); NaN for invalid images, and for all when there are fewer than 11
-    distinct valid images."""
+def appearance_distances(stats, valid, content_hashes, *, threads: int = 0) -> np.ndarray:
+    """float64[N]: each valid image's distance in :func:`appearance` to its
+    :data:`APPEARANCE_K`-th nearest other image (capped at a tenth of the distinct images);
+    byte-identical files count once, so copies of an odd image do not hide it. NaN for
+    invalid images, and for all when there are fewer than 11 distinct valid images. The scan
+    computes it beside the kNN graphs (it needs only the statistics)."""
     from ..knn import kth_distances
 
-    n = len(valid)
     x = appearance(stats)
-    usable = valid & np.isfinite(x).all(axis=1)
-    # one row per exact group: copies of an odd image must not hide it
-    group = np.where(exact_group >= 0, exact_group, -1 - np.arange(n))
-    rows = np.flatnonzero(usable)
-    _, first, member_of = np.unique(group[rows], return_index=True, return_inverse=True)
-    dist = np.full(n, np.nan)
+    rows = np.flatnonzero(valid & np.isfinite(x).all(axis=1))
+    _, first, member_of = np.unique(np.array([content_hashes[r] for r in rows], dtype=object),
+                                    return_index=True, return_inverse=True)
+    dist = np.full(len(valid), np.nan)
     k = min(APPEARANCE_K, (len(first) - 1) // 10)
     if k >= 1:
         dist[rows] = kth_distances(x[rows[first]], k, threads=threads)[member_of]
+    return dist
+
+
+def appearance_scores(dist: np.ndarray, z_threshold: float):
+    """(score float[N], flag bool[N], z float[N]) of the :func:`appearance_distances`."""
     z = robust_z(dist)
     score = np.where(np.isfinite(z), soft_score(np.maximum(z, 0.0), z_threshold, low_is_bad=False), np.nan)
     return score, np.isfinite(z) & (z >= z_threshold), z
@@ -123,9 +127,9 @@ def outlier(ctx):
         look_score = look_z = np.full(len(ctx), np.nan)
         look_flag = np.zeros(len(ctx), bool)
     else:
-        look_score, look_flag, look_z = appearance_scores(
-            stats=ctx.stats, valid=ctx.valid, exact_group=ctx.duplicates.exact_group,
-            z_threshold=t.outlier_appearance_z, threads=ctx.threads)
+        dist = (ctx.appearance if ctx.appearance is not None else
+                appearance_distances(ctx.stats, ctx.valid, ctx.meta["content_hash"], threads=ctx.threads))
+        look_score, look_flag, look_z = appearance_scores(dist, t.outlier_appearance_z)
     return CheckResult(flag=flag | look_flag, score=np.fmax(score, look_score),
                        columns={"outlier_distance": dist, "outlier_z": z,
                                 "outlier_appearance_z": look_z})
