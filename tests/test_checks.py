@@ -294,6 +294,8 @@ def test_the_outlier_check_flags_by_appearance_unless_it_is_switched_off():
     assert np.isfinite(r.columns["outlier_z"]).all()  # the neighbour measure is still there
     off = outlier(context(far(130, seed=6), stats=stats, outlier_appearance_z=None))
     assert not off.flag[120:].any() and np.isnan(off.columns["outlier_appearance_z"]).all()
+    rule = check("outlier").rule_text(Thresholds().replace(outlier_appearance_z=None).to_dict())
+    assert rule.endswith("appearance z ≥ ∞ (off)") and "z ≥ 6.0" in rule
 
 
 def test_similar_content_groups_semantic_neighbours_only_when_its_threshold_is_set():

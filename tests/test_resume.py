@@ -139,3 +139,19 @@ def test_cache_gather_returns_rows_in_the_order_asked(tmp_path):
         assert c.gather(["c", "a", "b"])["v"][:, 0].tolist() == [3, 1, 2]
         assert c.gather(["b", "b"])["v"][:, 0].tolist() == [2, 2]
         assert c.gather([])["v"].shape[0] == 0
+
+
+def test_cache_gather_can_take_fields_out_of_memory(tmp_path):
+    """The scan takes each field out of the chunks as it gathers it (so it never holds the
+    chunks and the gathered copy at once); the others stay, and the files on disk too."""
+    from vislint.workdir import FeatureCache
+
+    cache = FeatureCache(tmp_path / "cache", fields=("hash", "v", "t"))
+    cache.add({"hash": np.array(["a", "b"]), "v": np.array([1, 2]), "t": np.array([10, 20])})
+    cache.add({"hash": np.array(["c"]), "v": np.array([3]), "t": np.array([30])})
+    for order in (["a", "b", "c"], ["c", "a", "b"]):
+        copy = FeatureCache(tmp_path / "cache", fields=("hash", "v", "t"))
+        assert copy.gather(order, fields=("v",), drop=True)["v"].tolist() == \
+            cache.gather(order, fields=("v",))["v"].tolist()
+        assert copy.fields == ("hash", "t") and all("v" not in c for c in copy._chunks)
+        assert copy.only(("t",)).gather(order)["t"].tolist() == cache.gather(order, fields=("t",))["t"].tolist()

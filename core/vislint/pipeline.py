@@ -130,10 +130,10 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     valid = meta["ok"]
     vidx = np.flatnonzero(valid)
     hashes = meta["content_hash"]
+    # every field but the thumbnails, taken out of the chunks, which then keep only the
+    # thumbnails (only the images of candidate pairs need them)
     got = cache.gather([hashes[i] for i in vidx], fields=tuple(f for f in cache.fields[1:]
-                                                                 if f != "thumb"))
-    # the chunks hold every descriptor once more: keep only the thumbnails, which only the
-    # images of candidate pairs need
+                                                                 if f != "thumb"), drop=True)
     thumb_cache = cache.only(("thumb",))
     del cache
     stats = _all_rows(got["stats"], vidx, n, np.nan)

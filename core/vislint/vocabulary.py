@@ -113,8 +113,8 @@ class Check:
             thresholds = Thresholds().to_dict()
         if self.threshold is not None and thresholds.get(self.threshold, 0) is None:
             return f"off (set the {self.threshold} threshold)"
-        try:
-            return self.rule.format(**thresholds)
+        try:  # (another threshold of the rule unset: that part is off)
+            return self.rule.format(**{k: "∞ (off)" if v is None else v for k, v in thresholds.items()})
         except (KeyError, IndexError):
             return self.rule
 

@@ -202,10 +202,13 @@ class FeatureCache:
                     np.savez(f, **chunk)
         self._register(chunk)
 
-    def gather(self, content_hashes: list[str], fields: tuple[str, ...] | None = None
-               ) -> dict[str, np.ndarray]:
+    def gather(self, content_hashes: list[str], fields: tuple[str, ...] | None = None,
+               drop: bool = False) -> dict[str, np.ndarray]:
         """Arrays for the given hashes, in that order (every hash must be cached): of every
-        field but "hash", or of ``fields``."""
+        field but "hash", or of ``fields``. drop: take the fields out of the cache's chunks
+        as they are gathered (they are then no longer cached in memory), so that the chunks
+        and the gathered copy of all fields are never held at once — at a million images
+        that is gigabytes."""
         locs = np.array([self._index[h] for h in content_hashes], dtype=np.int64).reshape(-1, 2)
         sizes = [len(c["hash"]) for c in self._chunks]
         rows = (np.cumsum([0] + sizes)[locs[:, 0]] + locs[:, 1]) if len(locs) else np.zeros(0, np.int64)
@@ -216,6 +219,12 @@ class FeatureCache:
             parts = [c[name] for c in self._chunks]
             stacked = np.concatenate(parts) if parts else np.empty(0)
             out[name] = stacked if in_order else stacked[rows]
+            if drop:
+                del parts, stacked
+                for c in self._chunks:
+                    del c[name]
+        if drop:
+            self.fields = tuple(f for f in self.fields if f not in out)
         return out
 
     def only(self, fields: tuple[str, ...]) -> "FeatureCache":
