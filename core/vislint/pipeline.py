@@ -148,9 +148,11 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
         rotation_candidates, retrieval=rotation["retrieval"], info=rotation["info"], valid=valid,
         entropy=stats[:, _native.STAT_NAMES.index("entropy")], grayscale=gray,
         threads=max(1, threads // 2))
-    # so do the outlier check's appearance distances, which need only the statistics
+    # so do the outlier check's appearance distances, which need only the statistics (with
+    # every thread: at a million images their search outlasts the graphs', and the checks
+    # would wait for it with a core idle)
     appearance = (background.submit(appearance_distances, stats, valid, meta["content_hash"],
-                                    threads=max(1, threads // 2))
+                                    threads=threads)
                   if t.outlier_appearance_z is not None else None)
     background.shutdown(wait=False)
 
