@@ -12,7 +12,7 @@ from vislint.checks.duplicates import exact_duplicate, near_duplicate
 from vislint.checks.invalid import invalid
 from vislint.checks.labels import label_conflict
 from vislint.checks.leaks import leak
-from vislint.checks.outliers import outlier
+from vislint.checks.outliers import outlier, outlier_scores
 from vislint.checks.quality import dark, odd_size
 from vislint.checks.similar import similar_content
 from vislint.decisions import Decisions
@@ -292,6 +292,9 @@ def test_the_outlier_check_flags_by_appearance_unless_it_is_switched_off():
     r = outlier(context(far(130, seed=6), stats=stats))
     assert r.flag[120:].all() and (r.columns["outlier_appearance_z"][120:] >= 5).all()
     assert np.isfinite(r.columns["outlier_z"]).all()  # the neighbour measure is still there
+    alone = outlier_scores(valid=np.ones(130, bool), graph=_graph(unit(far(130, seed=6)), np.ones(130, bool)),
+                           exact_group=np.full(130, -1), z_threshold=6.0)
+    np.testing.assert_array_equal(r.columns["outlier_distance"], alone[2])  # its own distance
     off = outlier(context(far(130, seed=6), stats=stats, outlier_appearance_z=None))
     assert not off.flag[120:].any() and np.isnan(off.columns["outlier_appearance_z"]).all()
     rule = check("outlier").rule_text(Thresholds().replace(outlier_appearance_z=None).to_dict())

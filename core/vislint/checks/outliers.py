@@ -127,9 +127,9 @@ def outlier(ctx):
         look_score = look_z = np.full(len(ctx), np.nan)
         look_flag = np.zeros(len(ctx), bool)
     else:
-        dist = (ctx.appearance if ctx.appearance is not None else
+        look = (ctx.appearance if ctx.appearance is not None else
                 appearance_distances(ctx.stats, ctx.valid, ctx.meta["content_hash"], threads=ctx.threads))
-        look_score, look_flag, look_z = appearance_scores(dist, t.outlier_appearance_z)
+        look_score, look_flag, look_z = appearance_scores(look, t.outlier_appearance_z)
     return CheckResult(flag=flag | look_flag, score=np.fmax(score, look_score),
                        columns={"outlier_distance": dist, "outlier_z": z,
                                 "outlier_appearance_z": look_z})
