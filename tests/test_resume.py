@@ -154,4 +154,52 @@ def test_cache_gather_can_take_fields_out_of_memory(tmp_path):
         assert copy.gather(order, fields=("v",), drop=True)["v"].tolist() == \
             cache.gather(order, fields=("v",))["v"].tolist()
         assert copy.fields == ("hash", "t") and all("v" not in c for c in copy._chunks)
-        assert copy.only(("t",)).gather(order)["t"].tolist() == cache.gather(order, fields=("t",))["t"].tolist()
+        assert copy.gather(order)["t"].tolist() == cache.gather(order, fields=("t",))["t"].tolist()
+
+
+def test_cache_fields_kept_on_disk_only_are_read_back_from_the_chunk_files(tmp_path):
+    from vislint.workdir import FeatureCache
+
+    def chunk(keys, start):
+        return {"hash": np.array(keys), "v": np.arange(start, start + len(keys)),
+                "t": np.arange(start, start + len(keys))[:, None] * np.ones((1, 3), int)}
+
+    cache = FeatureCache(tmp_path / "cache", fields=("hash", "v", "t"), on_disk=("t",))
+    cache.add(chunk(["a", "b"], 0))
+    cache.add(chunk(["c"], 2))
+    again = FeatureCache(tmp_path / "cache", fields=("hash", "v", "t"), on_disk=("t",))
+    for c in (cache, again):
+        assert all("t" not in ch for ch in c._chunks)  # not in memory
+        got = c.gather(["c", "a", "b", "a"], drop=True)
+        assert got["v"].tolist() == [2, 0, 1, 0] and got["t"][:, 0].tolist() == [2, 0, 1, 0]
+        assert c.fields == ("hash", "t") and c.gather(["b"])["t"].tolist() == [[1, 1, 1]]
+    # without a work dir there are no files: everything stays in memory
+    mem = FeatureCache(None, fields=("hash", "v", "t"), on_disk=("t",))
+    mem.add(chunk(["a"], 5))
+    assert mem.gather(["a"])["t"].tolist() == [[5, 5, 5]]
+    (tmp_path / "cache").joinpath(again._files[1].name).write_bytes(b"cut short")
+    with pytest.raises(RuntimeError, match="scan again"):
+        again.gather(["c"], fields=("t",))
+
+
+def test_a_large_scan_reads_the_thumbnails_back_from_its_work_dir(demo_data, demo_scan, tmp_path,
+                                                                monkeypatch):
+    """Beyond THUMBS_IN_MEMORY images the grey thumbnails that verify near duplicates stay in
+    the work dir's cache files: the same findings, fresh and resumed."""
+    from vislint import pipeline
+    from vislint.workdir import FeatureCache
+
+    monkeypatch.setattr(pipeline, "THUMBS_IN_MEMORY", 0)
+    read = []
+    real_read = FeatureCache._read
+    monkeypatch.setattr(FeatureCache, "_read", lambda self, name, locs: read.append(name) or
+                        real_read(self, name, locs))
+    ref = demo_scan[0]
+    assert len(ref.pairs("near_duplicate")) > 0  # (verification read thumbnails)
+    for _ in range(2):  # from nothing, then from the cache
+        got = vislint.scan(demo_data.root, out=tmp_path / "out")
+        pd.testing.assert_frame_equal(got.images, ref.images)
+        for check in ("near_duplicate", "same_scene", "leak"):
+            pd.testing.assert_frame_equal(got.pairs(check), ref.pairs(check))
+        assert read and set(read) == {"thumb"}  # from the files
+        read.clear()

@@ -35,6 +35,13 @@ from .vocabulary import checks
 from .workdir import CACHE_LAYOUT, FeatureCache, open_work_dir
 
 
+THUMBS_IN_MEMORY = 100_000
+"""Scans of more images (with a work dir) keep the grey thumbnails that verify near
+duplicates in the work dir's cache files only (4 kB an image: 4 GB at a million) and read back
+those of the candidate pairs; smaller scans keep them in memory (reading them back would cost
+a few percent of a small scan)."""
+
+
 def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
          embeddings=None, predictions=None, k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
          thresholds: Thresholds | dict | None = None, progress: bool | Callable = False,
@@ -108,7 +115,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                                   labels=catalog.labels) if predictions is not None else None)
     model = semantic if isinstance(semantic, Onnx) else None
     cache = FeatureCache(Path(out) / "cache" / f"{Builtin.version}-{_native.TILE_SIZE}-{CACHE_LAYOUT}"
-                         if out else None)
+                         if out else None, on_disk=("thumb",) if n > THUMBS_IN_MEMORY else ())
     vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
                if model is not None else None)
     timings["catalog"] = time.perf_counter() - clock
@@ -134,8 +141,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     # thumbnails (only the images of candidate pairs need them)
     got = cache.gather([hashes[i] for i in vidx], fields=tuple(f for f in cache.fields[1:]
                                                                  if f != "thumb"), drop=True)
-    thumb_cache = cache.only(("thumb",))
-    del cache
+    thumb_cache = cache  # now the hashes and the thumbnails only
     stats = _all_rows(got["stats"], vidx, n, np.nan)
     rotation = {"retrieval": _all_rows(got["rot"], vidx, n, 0), "polar": _all_rows(got["polar"], vidx, n, 0),
                 "info": _all_rows(got["rot_info"], vidx, n, np.nan)}

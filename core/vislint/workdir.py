@@ -159,25 +159,32 @@ class FeatureCache:
     ``root``: the cache folder for one feature extractor (its version is part of
     the folder name, so vectors of different extractors never mix); ``None``
     keeps everything in memory. ``fields``: the arrays of a chunk, "hash" first
-    (default :data:`CACHE_FIELDS`).
+    (default :data:`CACHE_FIELDS`). ``on_disk``: fields kept in the chunk files only, not
+    in memory (with a root), read back from the files by :meth:`gather`.
     """
 
-    def __init__(self, root: str | Path | None, fields: tuple[str, ...] = CACHE_FIELDS):
+    def __init__(self, root: str | Path | None, fields: tuple[str, ...] = CACHE_FIELDS,
+                 on_disk: tuple[str, ...] = ()):
         self.root = Path(root) if root is not None else None
         self.fields = fields
+        self.on_disk = frozenset(on_disk) if self.root is not None else frozenset()
         self._chunks: list[dict[str, np.ndarray]] = []
+        self._files: list[Path | None] = []
         self._index: dict[str, tuple[int, int]] = {}
         if self.root is not None and self.root.is_dir():
             for f in sorted(self.root.glob("chunk-*.npz")):
                 try:
                     with np.load(f, allow_pickle=False) as z:
-                        chunk = {name: z[name] for name in fields}
+                        chunk = {name: z[name] for name in fields if name not in self.on_disk}
+                        missing = self.on_disk - set(z.files)
+                        if missing:
+                            raise KeyError(f"no {', '.join(sorted(missing))}")
                 except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
                     # damaged (a disk error, a copy cut short): what it held is recomputed
                     warnings.warn(f"vislint: ignoring the damaged cache file {f} ({e}); its "
                                   "images are described again", stacklevel=2)
                     continue
-                self._register(chunk)
+                self._register(chunk, f)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -200,7 +207,10 @@ class FeatureCache:
             with atomic_path(self.root / name, fsync=False) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, **chunk)
-        self._register(chunk)
+            self._register({k: v for k, v in chunk.items() if k not in self.on_disk},
+                           self.root / name)
+        else:
+            self._register(chunk, None)
 
     def gather(self, content_hashes: list[str], fields: tuple[str, ...] | None = None,
                drop: bool = False) -> dict[str, np.ndarray]:
@@ -216,6 +226,9 @@ class FeatureCache:
         in_order = len(rows) == sum(sizes) and bool((rows == np.arange(len(rows))).all())
         out = {}
         for name in fields or self.fields[1:]:
+            if name in self.on_disk:
+                out[name] = self._read(name, locs)
+                continue
             parts = [c[name] for c in self._chunks]
             stacked = np.concatenate(parts) if parts else np.empty(0)
             out[name] = stacked if in_order else stacked[rows]
@@ -224,19 +237,30 @@ class FeatureCache:
                 for c in self._chunks:
                     del c[name]
         if drop:
-            self.fields = tuple(f for f in self.fields if f not in out)
+            self.fields = tuple(f for f in self.fields if f not in out or f in self.on_disk)
         return out
 
-    def only(self, fields: tuple[str, ...]) -> "FeatureCache":
-        """An in-memory cache sharing this one's arrays of ``fields`` only (so that the
-        others can be freed)."""
-        out = FeatureCache(None, ("hash", *fields))
-        for chunk in self._chunks:
-            out._register({name: chunk[name] for name in out.fields})
-        return out
+    def _read(self, name: str, locs: np.ndarray) -> np.ndarray:
+        """Field ``name`` of the rows at ``locs`` ((chunk, row) pairs), read from the chunk
+        files, each file once."""
+        out = None
+        by_chunk = np.argsort(locs[:, 0], kind="stable")
+        chunks, starts = np.unique(locs[by_chunk, 0], return_index=True)
+        for ci, sel in zip(chunks.tolist(), np.split(by_chunk, starts[1:])):
+            try:
+                with np.load(self._files[ci], allow_pickle=False) as z:
+                    values = z[name][locs[sel, 1]]
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                raise RuntimeError(f"the cache file {self._files[ci]} cannot be read ({e}); delete "
+                                   f"{self.root} and scan again") from e
+            if out is None:
+                out = np.empty((len(locs),) + values.shape[1:], values.dtype)
+            out[sel] = values
+        return out if out is not None else np.empty(0)
 
-    def _register(self, chunk: dict[str, np.ndarray]) -> None:
+    def _register(self, chunk: dict[str, np.ndarray], file: Path | None) -> None:
         ci = len(self._chunks)
         self._chunks.append(chunk)
+        self._files.append(file)
         for row, h in enumerate(chunk["hash"].tolist()):
             self._index.setdefault(h, (ci, row))
