@@ -177,9 +177,25 @@ def test_cache_fields_kept_on_disk_only_are_read_back_from_the_chunk_files(tmp_p
     mem = FeatureCache(None, fields=("hash", "v", "t"), on_disk=("t",))
     mem.add(chunk(["a"], 5))
     assert mem.gather(["a"])["t"].tolist() == [[5, 5, 5]]
+    # a file damaged after it was checked stops the scan with what to do
     (tmp_path / "cache").joinpath(again._files[1].name).write_bytes(b"cut short")
     with pytest.raises(RuntimeError, match="scan again"):
         again.gather(["c"], fields=("t",))
+    # one whose kept-on-disk field is damaged (its bytes, not the zip's layout) before the
+    # scan is left out when the cache is opened: its images are described again, as with
+    # any damaged chunk
+    import zipfile
+
+    first = again._files[0]
+    with zipfile.ZipFile(first) as zf:
+        info = zf.getinfo("t.npy")
+    raw = bytearray(first.read_bytes())
+    raw[info.header_offset + 30 + len("t.npy") + info.compress_size - 1] ^= 0xFF
+    first.write_bytes(bytes(raw))
+    (tmp_path / "cache").joinpath(again._files[1].name).unlink()
+    with pytest.warns(UserWarning, match="damaged cache file"):
+        reopened = FeatureCache(tmp_path / "cache", fields=("hash", "v", "t"), on_disk=("t",))
+    assert len(reopened) == 0
 
 
 def test_a_large_scan_reads_the_thumbnails_back_from_its_work_dir(demo_data, demo_scan, tmp_path,
