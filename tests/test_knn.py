@@ -7,6 +7,7 @@ import pytest
 
 from vislint import _native
 from vislint import knn
+from vislint.features import l2_normalise
 from vislint.knn import knn_graph, kth_distances
 
 
@@ -161,3 +162,24 @@ def test_bad_input_is_a_value_error():
         knn_graph(np.zeros((5, 3), np.float32), method="hnsw")
     tiny = knn_graph(np.eye(1, 4, dtype=np.float32), 3)
     assert (tiny.neighbors == -1).all()
+
+
+@pytest.mark.parametrize("n", [300, 1200])
+def test_cross_neighbours_are_the_most_similar_base_rows_for_any_thread_count(monkeypatch, n):
+    from vislint.knn import cross_neighbors
+
+    rng = np.random.default_rng(4)
+    base = l2_normalise(rng.standard_normal((n, 24)))
+    queries = l2_normalise(np.concatenate([base[:5] + 0.01 * rng.standard_normal((5, 24)),
+                                           rng.standard_normal((40, 24))]))
+    if n > 1000:  # the approximate index, as for a large index
+        monkeypatch.setattr(knn, "EXACT_MAX", 30)
+    runs = [cross_neighbors(queries, base, 6, threads=t) for t in (1, 2)]
+    assert all((a == b).all() for a, b in zip(runs[0], runs[1]))
+    nbr, sims = runs[0]
+    exact = queries.astype(np.float64) @ base.astype(np.float64).T
+    assert (nbr[:5, 0] == np.arange(5)).all()  # each near copy finds its original first
+    np.testing.assert_allclose(sims, np.take_along_axis(exact, nbr, axis=1), atol=1e-5)
+    assert (np.diff(sims, axis=1) <= 0).all()
+    if n <= 1000:  # exact: nothing more similar was left out
+        np.testing.assert_allclose(sims[:, -1], np.sort(exact, axis=1)[:, -6], atol=1e-5)

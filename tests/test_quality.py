@@ -213,6 +213,7 @@ def test_embeddings_and_predictions_never_change_what_is_a_copy_on_the_intel_sam
             pd.testing.assert_frame_equal(res.pairs(check), intel_scan.pairs(check))
 
 
+@pytest.mark.shared_data  # benchmarks/outliers.py reads the Intel photos itself
 def test_other_domain_images_alone_and_in_groups_are_outliers_without_a_model(tmp_path):
     """Issue 17: digits, noise, text pages, textures and microscopy crops planted among 1,800
     labelled Intel photos, in groups of 1, 5 and 25 (benchmarks/outliers.py builds the four

@@ -109,7 +109,7 @@ def run() -> None:
     os._exit(code)
 
 
-BUILTIN_COMMANDS = ("scan", "show", "report", "demo", "models")
+BUILTIN_COMMANDS = ("scan", "query", "show", "report", "demo", "models")
 """The engine's own subcommands; the integrations add theirs through entry points."""
 
 
@@ -189,6 +189,29 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
                         default=None, metavar="X",
                         help=f"{f.metadata['help']} (default {'off' if f.default is None else f.default})")
     s.set_defaults(run=_cmd_scan)
+
+    qp = sub.add_parser(
+        "query", help="which of these images already exist in a saved scan?",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check new images against a saved scan (the index: a work dir written by "
+                    "`vislint scan DATA --out W`) without changing it: each image is an exact "
+                    "copy of indexed images (same bytes or pixels), a copy (the same photograph, "
+                    "edited: verified, with its probability), another shot of the same scene, or "
+                    "new. The index's thresholds apply.",
+        epilog="examples:\n  vislint query ./incoming --index ./vislint-out\n"
+               "  vislint query new.csv --index ./vislint-out --csv matches.csv\n")
+    qp.add_argument("images", help="a folder, or a CSV file with a path column")
+    qp.add_argument("--index", "-i", type=Path, required=True,
+                    help="the work dir of a saved scan (its --out folder)")
+    qp.add_argument("--csv", type=Path, default=None, metavar="FILE",
+                    help="write every match (query image, indexed image, kind, score, evidence) "
+                         "as CSV")
+    qp.add_argument("--threads", type=int, default=0,
+                    help="decode worker processes and faiss threads (default: all cores)")
+    qp.add_argument("--json", action="store_true",
+                    help="print the counts and every match as JSON on stdout")
+    qp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    qp.set_defaults(run=_cmd_query)
 
     sh = sub.add_parser("show", help="print the summary of a saved scan again")
     sh.add_argument("workdir", type=Path, help="the --out folder of a scan")
@@ -283,6 +306,56 @@ def _cmd_report(args) -> int:
 
         webbrowser.open(path.resolve().as_uri())
     return EXIT_OK
+
+
+def _cmd_query(args) -> int:
+    from .lookup import query
+
+    start = time.perf_counter()
+    res = query(args.images, args.index, threads=args.threads,
+                progress=not args.quiet and not args.json)
+    seconds = time.perf_counter() - start
+    if args.csv is not None:
+        res.to_csv(args.csv)
+    if args.json:
+        print(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(
+            {"images": res.images_table.num_rows, "index": str(args.index),
+             "index_images": res.info["index_images"], "counts": res.counts(),
+             "matches": res.matches_table.to_pylist()}, indent=2, ensure_ascii=False)))
+        return EXIT_OK
+    print(terminal_safe(query_text(res, seconds)))
+    if args.csv is not None:
+        print(terminal_safe(f"all matches written to {args.csv}"))
+    return EXIT_OK
+
+
+QUERY_SHOWN = 20
+"""Matches the query command prints (all of them go to --csv)."""
+
+
+def query_text(res, seconds=None) -> str:
+    """Human summary of a :class:`vislint.lookup.QueryResults`: images per status, then the
+    first matches."""
+    counts = res.counts()
+    n = res.images_table.num_rows
+    head = f"vislint checked {n:,} images against the {res.info['index_images']:,} indexed in {res.index}"
+    lines = [head + (f" in {seconds:.1f} s" if seconds else "")]
+    for status, title in (("exact", "exact copies of indexed images"),
+                          ("copy", "copies (the same photograph, edited)"),
+                          ("same_scene", "the same scene, another shot"),
+                          ("new", "new"), ("invalid", "invalid files")):
+        lines.append(f"  {title:<38}{counts[status]:,}")
+    rows = res.matches_table.slice(0, QUERY_SHOWN).to_pylist()
+    if rows:
+        lines.append("matches (query image → indexed image):")
+        for m in rows:
+            where = ", ".join(v for v in (m["match_split"], m["match_label"]) if v)
+            lines.append(f"  {m['query_relpath']} → {m['match_relpath']}"
+                         + (f" ({where})" if where else "") + f": {m['evidence']}")
+        more = res.matches_table.num_rows - len(rows)
+        if more > 0:
+            lines.append(f"  … and {more:,} more (write them all with --csv FILE)")
+    return "\n".join(lines)
 
 
 def _cmd_show(args) -> int:

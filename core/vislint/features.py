@@ -17,6 +17,8 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import _native
@@ -54,34 +56,57 @@ class Builtin:
 
 
 def fit_centred(raw: np.ndarray, colour_dims: slice, grayscale: np.ndarray | None = None) -> np.ndarray:
-    """Centre raw vectors on the data set's mean and L2-normalise (float32[N, dim]).
+    """Centre raw vectors on the data set's mean and L2-normalise (float32[N, dim]): the
+    :class:`Centring` fitted on ``raw`` applied to ``raw``."""
+    return Centring.fit(raw, colour_dims, grayscale).apply(raw, grayscale)
+
+
+@dataclass(frozen=True)
+class Centring:
+    """What centring learns from a data set, so that other vectors (images checked against an
+    indexed scan, :mod:`vislint.lookup`) are made comparable with the data set's own.
 
     The mean is shrunk towards zero for small sets (see :data:`MEAN_PRIOR`), where
     a few copies of one picture would otherwise be most of the "mean" and be
     centred away. Grayscale rows (bool[N]) get the mean ``colour_dims`` of the
     colour rows first, so they are compared on luminance alone.
+
+    shift: float64[dim], subtracted from every vector. grey: float64[colour dims], what a
+    grayscale image's colour block becomes (None when the data set was all colour or all
+    grayscale: nothing is replaced).
     """
-    # Block by block, so that no float64 copy of all the vectors is made (at a million
-    # images: 3.6 GB a copy); each value goes through the same operations as it would in
-    # one piece, so the result is identical.
-    n = len(raw)
-    mean = raw.mean(axis=0, dtype=np.float64)
-    grey = None
-    if grayscale is not None and grayscale.any() and not grayscale.all():
-        colour = raw[:, colour_dims].astype(np.float64)
-        grey = colour[~grayscale].mean(axis=0)
-        colour[grayscale] = grey
-        mean[colour_dims] = colour.mean(axis=0)
-        del colour
-    shift = mean * (n / (n + MEAN_PRIOR))
-    out = np.empty(raw.shape, np.float32)
-    for start in range(0, n, FIT_BLOCK):
-        x = raw[start:start + FIT_BLOCK].astype(np.float64)
-        if grey is not None:
-            x[grayscale[start:start + FIT_BLOCK], colour_dims] = grey
-        x -= shift
-        out[start:start + FIT_BLOCK] = l2_normalise(x)
-    return out
+
+    shift: np.ndarray
+    grey: np.ndarray | None
+    colour_dims: slice
+
+    @classmethod
+    def fit(cls, raw: np.ndarray, colour_dims: slice,
+            grayscale: np.ndarray | None = None) -> "Centring":
+        n = len(raw)
+        mean = raw.mean(axis=0, dtype=np.float64)
+        grey = None
+        if grayscale is not None and grayscale.any() and not grayscale.all():
+            colour = raw[:, colour_dims].astype(np.float64)
+            grey = colour[~grayscale].mean(axis=0)
+            colour[grayscale] = grey
+            mean[colour_dims] = colour.mean(axis=0)
+            del colour
+        return cls(mean * (n / (n + MEAN_PRIOR)), grey, colour_dims)
+
+    def apply(self, raw: np.ndarray, grayscale: np.ndarray | None = None) -> np.ndarray:
+        """float32[N, dim]: ``raw`` centred and L2-normalised (grayscale: bool[N])."""
+        # Block by block, so that no float64 copy of all the vectors is made (at a million
+        # images: 3.6 GB a copy); each value goes through the same operations as it would in
+        # one piece, so the result is identical.
+        out = np.empty(raw.shape, np.float32)
+        for start in range(0, len(raw), FIT_BLOCK):
+            x = raw[start:start + FIT_BLOCK].astype(np.float64)
+            if self.grey is not None and grayscale is not None:
+                x[grayscale[start:start + FIT_BLOCK], self.colour_dims] = self.grey
+            x -= self.shift
+            out[start:start + FIT_BLOCK] = l2_normalise(x)
+        return out
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -151,10 +151,12 @@ def _ivf_search(faiss, x: np.ndarray, k: int):
     return np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
 
 
-def _ivf_candidates(faiss, z: np.ndarray, k: int, metric) -> np.ndarray:
-    """int64[n, k]: approximate nearest rows of each row of ``z`` (itself included; -1 where
-    fewer were found) from an ``IndexIVFFlat`` of √n lists, 8 probed, trained on a fixed
-    sample with a fixed seed (so deterministic)."""
+def _ivf_candidates(faiss, z: np.ndarray, k: int, metric, queries: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """int64[m, k]: approximate nearest rows of ``z`` to each row of ``queries`` (default
+    ``z`` itself, each row then included; -1 where fewer were found) from an
+    ``IndexIVFFlat`` of √n lists, 8 probed, trained on a fixed sample with a fixed seed (so
+    deterministic)."""
     n, d = z.shape
     nlist = int(max(16, np.sqrt(n)))
     quantizer = faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
@@ -165,7 +167,52 @@ def _ivf_candidates(faiss, z: np.ndarray, k: int, metric) -> np.ndarray:
     index.train(z[:: max(1, n // (64 * nlist))])
     index.nprobe = min(nlist, 8)
     index.add(z)
-    return _search(index, z, k)[1]
+    return _search(index, z if queries is None else queries, k)[1]
+
+
+def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` rows of ``base`` most similar to each row of ``queries`` (both
+    L2-normalised float32[·, d]): (int64[m, k] row indices, -1 where base has fewer;
+    float32[m, k] cosine similarities rounded as the graph's, descending, ties by index).
+
+    Exact (faiss' flat inner-product search) while m × n ≤ :data:`EXACT_MAX`² or n ≤
+    :data:`EXACT_MAX`; beyond, the IVF of :func:`knn_graph` over ``base``, whose candidates
+    are re-ranked exactly. As in :func:`knn_graph`, similarities are computed again in one
+    fixed order, so the result does not depend on the thread count."""
+    import faiss
+
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    x = np.ascontiguousarray(base, dtype=np.float32)
+    m, n = len(q), len(x)
+    neighbors = np.full((m, k), -1, np.int64)
+    sims = np.full((m, k), -np.inf, np.float32)
+    if not m or not n:
+        return neighbors, sims
+    faiss.omp_set_num_threads(int(threads) or os.cpu_count() or 1)
+    kc = min(k + TIE_SLACK, n)
+    if n <= EXACT_MAX or m * n <= EXACT_MAX ** 2:
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(x)
+        cand = _search(index, q, kc)[1]
+    else:
+        pca = faiss.PCAMatrix(x.shape[1], min(IVF_DIM, x.shape[1]))
+        rng = np.random.default_rng(0)
+        pca.train(x[np.sort(rng.choice(n, min(n, 20_000), replace=False))])
+        cand = _ivf_candidates(faiss, np.ascontiguousarray(pca.apply(x)), min(3 * kc, n),
+                               faiss.METRIC_INNER_PRODUCT, np.ascontiguousarray(pca.apply(q)))
+    s = np.full(cand.shape, -np.inf, np.float32)
+    for start in range(0, m, 256):
+        c = cand[start:start + 256]
+        s[start:start + 256] = np.where(c >= 0, np.einsum("nkd,nd->nk", x[np.maximum(c, 0)],
+                                                          q[start:start + 256]), -np.inf)
+    s = np.round(s, _SIM_DECIMALS).astype(np.float32)
+    order = np.lexsort((np.where(cand < 0, np.iinfo(np.int64).max, cand), -s), axis=1)[:, :k]
+    kk = order.shape[1]
+    neighbors[:, :kk] = np.take_along_axis(cand, order, axis=1)
+    sims[:, :kk] = np.take_along_axis(s, order, axis=1)
+    neighbors[~np.isfinite(sims)] = -1
+    return neighbors, sims
 
 
 def kth_distances(x: np.ndarray, k: int, *, threads: int = 0) -> np.ndarray:

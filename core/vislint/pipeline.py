@@ -213,6 +213,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
         results.save_tables(out)
         timings["write"] = time.perf_counter() - clock
         results.save_manifest(out)  # last: it commits the new tables
+        results.work_dir = Path(out)
     return results
 
 

@@ -39,11 +39,7 @@ if TYPE_CHECKING:  # pandas is imported where it is used: ~0.2 s of CPU (see tab
     import pandas as pd
 
 from .vocabulary import check as check_record, checks, names
-from .workdir import atomic_path, write_json
-
-FORMAT_VERSION = 2
-"""2: tables (and kNN graphs) in the folder the manifest names (1: tables beside the
-manifest; still read)."""
+from .workdir import FORMAT_VERSION, atomic_path, read_manifest, saved_scan, write_json
 
 TABLES = ("images", "groups", "pairs")
 
@@ -83,6 +79,8 @@ class ScanResults:
         """{feature space: :class:`vislint.knn.KnnGraph`} the checks read (catalog rows),
         saved with the tables and loaded again."""
         self._tables_dir: str | None = None  # the tables folder written by save_tables
+        self.work_dir: Path | None = None
+        """The work dir these results were saved in or loaded from (None: not saved)."""
 
     @classmethod
     def from_checks(cls, ctx, original_labels: list) -> "ScanResults":
@@ -168,6 +166,16 @@ class ScanResults:
                   if r["values"] is not None]
         return dict(sorted(counts, key=lambda rc: (-rc[1], rc[0])))
 
+    def query(self, images, **options):
+        """Which of ``images`` already exist among this scan's images: :func:`vislint.lookup.query`
+        against the work dir these results were saved in (``options`` are its keywords)."""
+        if self.work_dir is None:
+            raise ValueError("these results were not saved: scan with out=DIR (or load a work "
+                             "dir with vislint.load) to query them")
+        from .lookup import query
+
+        return query(images, self.work_dir, **options)
+
     def report(self, path: str | Path = "report.html", max_per_section: int | None = 200) -> Path:
         """Write the HTML report (overview, plots, a gallery per check) to ``path``, with its
         thumbnails in ``<stem>_files/`` beside it; ``max_per_section`` findings per gallery,
@@ -193,6 +201,7 @@ class ScanResults:
         the manifest naming it, which replaces the previous scan's in one atomic rename."""
         self.save_tables(out)
         self.save_manifest(out)
+        self.work_dir = Path(out)
         return Path(out)
 
     def save_tables(self, out: str | Path) -> None:
@@ -216,7 +225,7 @@ class ScanResults:
         """(Re)write ``manifest.json``, which commits the tables last written by
         :meth:`save_tables` (or keeps the ones it names), then remove older tables."""
         out = Path(out)
-        tables = self._tables_dir or _manifest(out).get("tables")
+        tables = self._tables_dir or read_manifest(out).get("tables")
         if tables is None:
             raise ValueError(f"no tables saved in {out} yet; call save() rather than "
                              "save_manifest()")
@@ -255,31 +264,16 @@ def _is_arrow(table) -> bool:
     return pa is not None and isinstance(table, pa.Table)
 
 
-def _manifest(path: Path) -> dict:
-    """The manifest of the work dir ``path`` ({} when there is none)."""
-    try:
-        return json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-
-
 def load(path: str | Path) -> ScanResults:
     """Read a scan saved by :meth:`ScanResults.save` (or ``vislint scan --out``)."""
     path = Path(path)
-    info = _manifest(path)
-    if not info:
-        raise FileNotFoundError(f"{path} holds no saved scan (no manifest.json); run "
-                                f"`vislint scan DATA --out {path}` first")
+    folder, info = saved_scan(path)
     import pandas as pd
 
-    version = info.pop("format_version", None)
-    if version not in (1, FORMAT_VERSION):
-        raise ValueError(f"{path} was written in results format {version}; this vislint reads "
-                         f"formats 1 and {FORMAT_VERSION}. Re-run the scan to rewrite it.")
-    folder = path / info.pop("tables") if version == FORMAT_VERSION else path
     res = ScanResults(*(pd.read_parquet(folder / f"{t}.parquet") for t in TABLES), info,
                       graphs=_load_graphs(folder))
-    res._tables_dir = folder.name if version == FORMAT_VERSION else None
+    res._tables_dir = folder.name if folder != path else None
+    res.work_dir = path
     return res
 
 

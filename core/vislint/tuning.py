@@ -16,8 +16,9 @@ alike (restored when it ends):
   scan's page faults stalled on compaction (a scan run just after fastdup took 1.5 s instead
   of 1.2 s). The kernel call is made through ctypes: neither Python nor NumPy offers it.
 
-One setting must be made before NumPy loads, so only a program can make it for itself:
-:func:`before_numpy` (the command calls it first).
+One setting must be made before NumPy loads: :func:`before_numpy`. The command calls it
+first; ``vislint``'s lazy loader calls it when the first public name used is what loads NumPy
+(a program that imported NumPy before keeps its own setting).
 """
 from __future__ import annotations
 

@@ -123,8 +123,65 @@ def open_work_dir(out: str | Path):
         os.close(fd)  # closing the descriptor releases the lock
 
 
+@contextmanager
+def reading_work_dir(path: str | Path):
+    """Hold the work dir's lock shared while the block reads it (a query, :mod:`vislint.lookup`): a scan, which holds
+    it alone, cannot start meanwhile, and a work dir a scan holds raises
+    :class:`WorkDirError`. Nothing is written: a work dir without a lock file (saved by
+    :meth:`vislint.ScanResults.save` outside a scan) is read without one."""
+    import fcntl
+
+    path = Path(path)
+    if os.path.realpath(path) in _held:  # this process is writing it
+        yield path
+        return
+    try:
+        fd = os.open(path / LOCK_FILE, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        yield path
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "another process"
+            raise WorkDirError(f"the work dir {path} is in use by a vislint scan ({holder}); "
+                               "wait for it to finish") from None
+        yield path
+    finally:
+        os.close(fd)
+
+
 _held: set[str] = set()
 """Real paths of the work dirs this process holds locked (see :func:`open_work_dir`)."""
+
+
+FORMAT_VERSION = 2
+"""Of a saved scan. 2: tables (and kNN graphs) in the folder the manifest names (1: tables
+beside the manifest; still read)."""
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of the work dir ``path`` ({} when there is none)."""
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def saved_scan(path: Path) -> tuple[Path, dict]:
+    """(the folder holding the tables of the scan saved in the work dir ``path``, the scan's
+    info from its manifest without the format keys). Raises FileNotFoundError when ``path``
+    holds no saved scan, ValueError for a format this version does not read."""
+    info = read_manifest(path)
+    if not info:
+        raise FileNotFoundError(f"{path} holds no saved scan (no manifest.json); run "
+                                f"`vislint scan DATA --out {path}` first")
+    version = info.pop("format_version", None)
+    if version not in (1, FORMAT_VERSION):
+        raise ValueError(f"{path} was written in results format {version}; this vislint reads "
+                         f"formats 1 and {FORMAT_VERSION}. Re-run the scan to rewrite it.")
+    return (path / info.pop("tables") if version == FORMAT_VERSION else path), info
 
 
 def write_json(path: str | Path, obj) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _native
-from .verification import ROTATION_VERIFIED, Verified, verify
+from .verification import ROTATION_VERIFIED, TURNED, Verified, verify
 
 SPLIT_RANK = {"train": 0, "valid": 1, "test": 2}
 
@@ -311,23 +311,29 @@ def evidence_notes(ctx, group: np.ndarray, scene: bool = False) -> list:
                 partner = max((o for o in rows if o != m),
                               key=lambda o: score_of.get((min(m, o), max(m, o)), -1.0))
                 key = (min(m, partner), max(m, partner))
-            if key in exact:
-                note = "exact copy"
-            else:
-                k = at.get(key)
-                note = f"{'same scene' if scene else 'copy'} {score_of.get(key, 0.0):.2f}"
-                if k is not None:
-                    ev = v.evidence
-                    if ev["residual_median"][k] < 9:
-                        note += (f" · residual {ev['residual_median'][k]:.3f} "
-                                 f"(worst cell {ev['residual_max'][k]:.3f})")
-                    if ev["mirrored"][k]:
-                        note += " · mirrored"
-                    angle = ev["rotation_angle"][k]
-                    if np.isfinite(angle) and min(angle % 360, 360 - angle % 360) >= 2.5:
-                        note += f" · turned {min(angle % 360, 360 - angle % 360):.0f}°"
+            note = ("exact copy" if key in exact
+                    else pair_note(score_of.get(key, 0.0), v.evidence, at.get(key), scene))
             notes[m] = note if partner == rep else f"{note} (via {ids[partner]})"
     return notes
+
+
+def pair_note(score: float, evidence: dict, k: int | None, scene: bool = False) -> str:
+    """One line saying how a verified pair was judged: "copy 0.99 · residual 0.017 (worst
+    cell 0.094) · mirrored · turned 12°" ("same scene 0.86 · ..." when ``scene``), from
+    pair ``k`` of a :class:`vislint.checks.verification.Verified`'s ``evidence`` (None: the
+    score alone)."""
+    note = f"{'same scene' if scene else 'copy'} {score:.2f}"
+    if k is None:
+        return note
+    if evidence["residual_median"][k] < 9:
+        note += (f" · residual {evidence['residual_median'][k]:.3f} "
+                 f"(worst cell {evidence['residual_max'][k]:.3f})")
+    if evidence["mirrored"][k]:
+        note += " · mirrored"
+    angle = evidence["rotation_angle"][k]
+    if np.isfinite(angle) and min(angle % 360, 360 - angle % 360) >= TURNED:
+        note += f" · turned {min(angle % 360, 360 - angle % 360):.0f}°"
+    return note
 
 
 def exact_duplicate(ctx):

@@ -1,0 +1,225 @@
+"""``vislint query``: new images checked against a saved scan (vislint.lookup)."""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vislint
+from conftest import shared, write_images
+from natural import intel_truth, pair_key
+from planted import _save, transform
+from vislint.workdir import WorkDirError
+
+CLI = [sys.executable, "-m", "vislint"]
+KINDS = {"exact_duplicate": "exact", "near_duplicate": "copy", "same_scene": "same_scene"}
+
+
+def fingerprint(folder: Path) -> dict:
+    """{relative path: (bytes hash, mtime)} of every file under ``folder``."""
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def plant(originals: list[str], dest: Path, kinds, seed: int = 0) -> dict[str, str]:
+    """A transformed copy of each original in ``dest`` (kinds in turn): {copy path: original}."""
+    rng = random.Random(seed)
+    out = {}
+    for i, src in enumerate(originals):
+        kind = kinds[i % len(kinds)]
+        im, _, quality = transform(Image.open(src).convert("RGB"), kind, rng)
+        path = dest / f"{i:03d}_{kind}.jpg"
+        _save(im, path, quality)
+        out[str(path)] = src
+    return out
+
+
+def cross_pairs(results, index_paths: set[str]) -> dict[tuple[str, str], str]:
+    """{(query path, indexed path): kind} of a scan's copy and same-scene pairs that join an
+    image of ``index_paths`` with one that is not."""
+    out = {}
+    for check, kind in KINDS.items():
+        p = results.pairs(check)
+        for a, b in zip(p["path_a"], p["path_b"]):
+            if (a in index_paths) != (b in index_paths):
+                out.setdefault((b, a) if a in index_paths else (a, b), kind)
+    return out
+
+
+def found(res) -> dict[tuple[str, str], str]:
+    m = res.matches
+    return dict(zip(zip(m["query_path"], m["match_path"]), m["kind"]))
+
+
+def agreement(index: list[str], queries: list[str], work: Path):
+    """(what a query of ``queries`` against a scan of ``index`` finds, what a scan of both
+    together finds between them, that scan)."""
+    vislint.scan(index, out=work)
+    res = vislint.query(queries, work)
+    both = vislint.scan(index + queries)
+    return res, found(res), cross_pairs(both, set(index)), both
+
+
+def graph_similarity(results, a: str, b: str) -> float:
+    """The copy-space similarity of two images in a scan's kNN graph (NaN: not neighbours)."""
+    row = {p: i for i, p in enumerate(results.images["path"])}
+    g = results.graphs["copy"]
+    for x, y in ((row[a], row[b]), (row[b], row[a])):
+        hit = np.flatnonzero(g.neighbors[x] == y)
+        if len(hit):
+            return float(g.sims[x, hit[0]])
+    return float("nan")
+
+
+def loads(path: str) -> bool:
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return min(im.size) >= 32
+    except OSError:
+        return False
+
+
+def test_query_finds_what_a_scan_of_index_and_query_together_finds(demo_data, tmp_path):
+    paths = sorted(str(p) for p in demo_data.root.rglob("*.jpg"))
+    rng = random.Random(3)
+    index = sorted(rng.sample(paths, len(paths) * 2 // 3))
+    rest = sorted(set(paths) - set(index))
+    good = [p for p in index if loads(p)]  # the demo plants broken files too
+    copies = plant(rng.sample(good[2:], 12), tmp_path / "planted",
+                   ("jpeg", "resize", "crop", "hflip", "brightness", "rotate_any"))
+    shutil.copy(good[0], tmp_path / "planted" / "bytes.jpg")
+    Image.open(good[1]).save(tmp_path / "planted" / "pixels.png")
+    queries = rest + sorted(str(p) for p in (tmp_path / "planted").iterdir())
+    res, got, ref, both = agreement(index, queries, tmp_path / "index")
+    # The query centres the descriptor on the indexed images (as their scan did), a scan of
+    # both on all of them: a similarity near the candidate threshold (0.85) can fall on either
+    # side of it. Any pair found by one and not the other must be such a pair.
+    differ = got.items() ^ ref.items()
+    assert len(differ) <= 2, differ
+    sims = dict(zip(zip(res.matches["query_path"], res.matches["match_path"]), res.matches["similarity"]))
+    for (q, m), _ in differ:
+        near = [s for s in (sims.get((q, m), np.nan), graph_similarity(both, q, m)) if np.isfinite(s)]
+        assert near and min(abs(s - 0.85) for s in near) < 0.05, (q, m, near)
+    assert got[(str(tmp_path / "planted" / "bytes.jpg"), good[0])] == "exact"
+    assert got[(str(tmp_path / "planted" / "pixels.png"), good[1])] == "exact"
+    hits = [got.get((c, o)) in ("exact", "copy") for c, o in copies.items()]
+    assert sum(hits) >= 11, hits
+    images = res.images
+    assert set(images["status"]) <= {"exact", "copy", "same_scene", "new"}
+    counts = res.counts()
+    assert counts["exact"] + counts["copy"] + counts["same_scene"] + counts["new"] == len(queries)
+    # an image's status is its best match's kind, and every match names an indexed image
+    for q, status, best in zip(images["path"], images["status"], images["best_match_path"]):
+        mine = {m: k for (qq, m), k in got.items() if qq == q}
+        assert (status == "new") == (not mine)
+        if mine:
+            assert mine[best] == status
+    assert set(res.matches["match_path"]) <= set(index)
+
+
+def test_query_changes_nothing_in_the_work_dir_and_reads_it_again(demo_scan, tmp_path):
+    res, out = demo_scan
+    before = fingerprint(out)
+    src = [p for p, dup, near in zip(res.images["path"], res.images["is_exact_duplicate"],
+                                     res.images["is_near_duplicate"]) if not dup and not near][:4]
+    copies = plant(src, tmp_path / "q", ("resize", "hflip", "crop", "jpeg"))
+    new = [str(p) for p in write_images(tmp_path / "new", 3, seed=5)]
+    first = vislint.query(sorted(copies) + new, out)
+    assert fingerprint(out) == before
+    got = found(first)
+    for c, o in copies.items():
+        assert got.get((c, o)) == "copy", (c, o, got)
+    status = dict(zip(first.images["path"], first.images["status"]))
+    assert all(status[p] == "new" for p in new)
+    # the same answer from the loaded results and from the scan's own object
+    assert found(vislint.load(out).query(sorted(copies) + new)) == got
+    assert found(res.query(sorted(copies) + new)) == got
+
+
+def test_query_reports_unreadable_images_and_keeps_going(demo_scan, tmp_path):
+    _, out = demo_scan
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    good = write_images(tmp_path, 2, seed=9)
+    res = vislint.query(tmp_path, out)
+    row = res.images.set_index("relpath").loc["broken.jpg"]
+    assert row["status"] == "invalid" and row["is_invalid"] and row["invalid_reason"]
+    assert res.counts()["invalid"] == 1 and len(res.images) == len(good) + 1
+
+
+def test_query_needs_a_saved_scan_with_its_cache(tmp_path, demo_scan):
+    with pytest.raises(FileNotFoundError, match="no saved scan"):
+        vislint.query(write_images(tmp_path / "q", 1), tmp_path / "nothing")
+    unsaved = vislint.scan(write_images(tmp_path / "s", 3))
+    with pytest.raises(ValueError, match="not saved"):
+        unsaved.query(write_images(tmp_path / "q2", 1))
+    _, out = demo_scan
+    copy = tmp_path / "nocache"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("cache"))
+    with pytest.raises(ValueError, match="scan the images again"):
+        vislint.query(write_images(tmp_path / "q3", 1), copy)
+
+
+def test_query_waits_for_no_scan_holding_the_work_dir(demo_scan, tmp_path):
+    _, out = demo_scan
+    fd = open(out / ".lock", "rb")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a scan holds it
+        with pytest.raises(WorkDirError, match="in use by a vislint scan"):
+            vislint.query(write_images(tmp_path, 1), out)
+    finally:
+        fd.close()
+
+
+def test_query_command_prints_counts_and_writes_every_match(demo_scan, tmp_path):
+    res, out = demo_scan
+    src = [p for p, near in zip(res.images["path"], res.images["is_near_duplicate"]) if not near][:3]
+    copies = plant(src, tmp_path / "q", ("resize", "crop", "hflip"))
+    text = subprocess.run([*CLI, "query", str(tmp_path / "q"), "--index", str(out),
+                           "--csv", str(tmp_path / "m.csv"), "--quiet"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "copies (the same photograph, edited)  3" in text
+    assert "all matches written to" in text
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "m.csv")
+    assert {(q, m) for q, m, k in zip(table["query_path"], table["match_path"], table["kind"])
+            if k == "copy"} >= set(copies.items())
+    data = json.loads(subprocess.run([*CLI, "query", str(tmp_path / "q"), "--index", str(out), "--json"],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert data["counts"]["copy"] == 3 and data["images"] == 3
+    assert {(m["query_path"], m["match_path"]) for m in data["matches"] if m["kind"] == "copy"} \
+        >= set(copies.items())
+    helptext = subprocess.run([*CLI, "query", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--index" in helptext and "without changing it" in helptext
+
+
+def test_intel_query_agrees_with_a_scan_of_both_and_finds_planted_copies(tmp_path):
+    paths = sorted(str(p) for p in shared("intel-scenes-sample").rglob("*.jpg"))
+    rng = random.Random(1)
+    index = sorted(rng.sample(paths, 3000))
+    rest = sorted(set(paths) - set(index))
+    kinds = ("jpeg", "resize", "crop", "hflip", "brightness", "colour", "rotate", "rotate_any")
+    copies = plant(rng.sample(index, 120), tmp_path / "planted", kinds, seed=1)
+    res, got, ref, _ = agreement(index, rest + sorted(copies), tmp_path / "index")
+    assert got == ref
+    recall = np.mean([got.get(p) in ("exact", "copy") for p in copies.items()])
+    print(f"planted copies found: {recall:.3f}")
+    assert recall >= 0.97, recall
+    # among the untouched photos, copies are only called where the labelled natural pairs
+    # (intel-scenes-pairs.csv, the exact-duplicate list) say copy
+    truth = intel_truth(shared(""))
+    root = str(shared("intel-scenes-sample")) + "/"
+    untouched = [(q, m) for (q, m), kind in got.items() if q not in copies and kind == "copy"]
+    assert untouched, "the sample has labelled copies across the split"
+    for q, m in untouched:
+        assert truth.get(pair_key(q[len(root):], m[len(root):])) in ("copy", "exact"), (q, m)
