@@ -10,6 +10,7 @@ views, and keep the run so it can be listed, reloaded and deleted.
     ds.load_saved_view("vislint: leaks")
     vfo.resolve_duplicates(ds, key="vislint", action="tag")
     vfo.related(ds, [sample_id])       # a sample's copies, scene shots and partners
+    vfo.find_copies(ds, [sample_id], index="other-work-dir")   # do these exist in another scan?
     vfo.list_runs(ds); vfo.load_run(ds, "vislint"); vfo.delete_run(ds, "vislint")
 
 What a scan with key ``K`` writes on the dataset:
@@ -394,6 +395,48 @@ def related(dataset, sample_ids, key: str = "vislint"):
             condition = condition | F(f"{key}.{col}").is_in(groups)
     return dataset.match(condition).sort_by([(f"{key}.duplicate_group", 1),
                                               (f"{key}.is_representative", -1), ("filepath", 1)])
+
+
+def run_work_dir(dataset, key: str = "vislint") -> str | None:
+    """The work dir the vislint run ``key`` saved its scan in (``scan(out=...)``), or None."""
+    if key not in list_runs(dataset):
+        return None
+    return getattr(dataset.get_run_info(key).config, "out", None)
+
+
+def find_copies(dataset, sample_ids, index=None, key: str = "vislint", *, threads: int = 0,
+                progress: bool = False):
+    """Which of the samples ``sample_ids`` already exist in a saved scan (:func:`vislint.query`:
+    exact copies, verified copies, same-scene shots), without changing that scan or the
+    dataset. Returns (:class:`vislint.lookup.QueryResults`, a view): the view holds the chosen
+    samples that match something, each followed by the samples of ``dataset`` it matches (by
+    file path; indexed images outside the dataset are only in the results' tables).
+
+    index: the work dir of a saved scan; None (default) = the work dir of the vislint run
+        ``key`` on ``dataset`` (a scan with ``out=``), which ValueError asks for when there is
+        none.
+    """
+    if index is None:
+        index = run_work_dir(dataset, key)
+        if index is None:
+            raise ValueError(f"the vislint run {key!r} of dataset {dataset.name!r} was not saved in "
+                             "a work dir: scan with out=DIR, or name a work dir as index")
+    chosen = dataset.select(list(sample_ids), ordered=True)
+    ids, paths = chosen.values("id"), chosen.values("filepath")
+    found = vislint.query(list(dict.fromkeys(paths)), index, threads=threads, progress=progress)
+    matches = found.matches_table
+    by_path: dict[str, list[str]] = {}
+    for q, m in zip(matches.column("query_path").to_pylist(), matches.column("match_path").to_pylist()):
+        by_path.setdefault(q, []).append(m)
+    id_of_path = dict(zip(*dataset.match(F("filepath").is_in(sorted({m for ms in by_path.values() for m in ms})))
+                          .values(["filepath", "id"]))) if by_path else {}
+    order: list[str] = []
+    for sid, path in zip(ids, paths):
+        if path in by_path:
+            order.append(sid)
+            order += [id_of_path[m] for m in by_path[path] if m in id_of_path]
+    order = list(dict.fromkeys(order))
+    return found, dataset.select(order, ordered=True)
 
 
 def resolve_duplicates(dataset, key: str = "vislint", *, policy: str = "keep-representative",

@@ -6,6 +6,8 @@ wheel, into FiftyOne's plugins dir). Operators:
 - ``vislint: scan dataset`` — scan the dataset or the current view (immediately, or delegated
   for long scans: ``fiftyone delegated launch`` runs the queue, with progress);
 - ``vislint: show issues`` — open a run's saved view for one check;
+- ``vislint: find copies in a saved scan`` — whether the selected samples already exist in a
+  saved scan (this dataset's run's work dir, or another), changing nothing;
 - ``vislint: resolve duplicates`` — keep one member per duplicate group, tag or delete the
   others (dangerous: the form says what would be deleted and needs a confirmation);
 - ``vislint: delete run`` — remove what a run wrote (its field, tags, views, the embeddings
@@ -204,19 +206,73 @@ class ShowRelated(foo.Operator):
         inputs = types.Object()
         if _key_input(inputs, ctx) is None:
             return types.Property(inputs)
-        if not _chosen(ctx):
-            inputs.view("none", types.Warning(
-                label="No sample selected",
-                description="Select samples in the grid, or open one, first."))
+        _warn_unless_chosen(inputs, ctx)
         return types.Property(inputs, view=types.View(label="vislint: show related samples"))
 
     def execute(self, ctx):
-        chosen = _chosen(ctx)
-        if not chosen:
-            raise ValueError("select samples in the grid, or open one, first")
+        chosen = _required_chosen(ctx)
         view = _vfo().related(ctx.dataset, chosen, ctx.params["key"])
         ctx.ops.set_view(view=view)
         return {"count": len(view)}
+
+
+class FindCopies(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="find_copies", label="vislint: find copies in a saved scan",
+            description="Do the selected samples already exist in a saved scan (this dataset's "
+                        "work dir, or another)? Exact copies, verified copies and same-scene "
+                        "shots; nothing is changed",
+            dynamic=True, allow_immediate_execution=True, risk_level="low")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        keys = _run_keys(ctx)
+        key = ctx.params.get("key", keys[0] if keys else None)
+        if keys:
+            choices = types.DropdownView()
+            for k in keys:
+                choices.add_choice(k, label=k)
+            inputs.enum("key", choices.values(), default=key, label="Run whose work dir to search",
+                        view=choices)
+        default = _vfo().run_work_dir(ctx.dataset, key) if key else None
+        inputs.str("index", default=default, required=default is None,
+                   label="Work dir of the saved scan",
+                   description="the --out folder of a vislint scan (default: the run's own)")
+        _warn_unless_chosen(inputs, ctx)
+        return types.Property(inputs, view=types.View(label="vislint: find copies in a saved scan"))
+
+    def execute(self, ctx):
+        chosen = _required_chosen(ctx)
+        found, view = _vfo().find_copies(ctx.dataset, chosen, ctx.params.get("index") or None,
+                                         ctx.params.get("key", "vislint"))
+        if len(view):
+            ctx.ops.set_view(view=view)
+        return {"counts": found.counts(), "in_dataset": len(view),
+                "matches": found.matches_table.slice(0, 50).select(
+                    ["query_relpath", "kind", "score", "match_path"]).to_pylist()}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.obj("counts", label="Selected samples by what they are")
+        outputs.int("in_dataset", label="Samples shown (the selected ones with their matches here)")
+        outputs.list("matches", types.Object(), label="Matches (first 50)")
+        return types.Property(outputs)
+
+
+def _warn_unless_chosen(inputs, ctx) -> None:
+    if not _chosen(ctx):
+        inputs.view("none", types.Warning(
+            label="No sample selected", description="Select samples in the grid, or open one, first."))
+
+
+def _required_chosen(ctx) -> list[str]:
+    """:func:`_chosen`, which must not be empty."""
+    chosen = _chosen(ctx)
+    if not chosen:
+        raise ValueError("select samples in the grid, or open one, first")
+    return chosen
 
 
 def _chosen(ctx) -> list[str]:
@@ -328,5 +384,6 @@ def register(p):
     p.register(ScanDataset)
     p.register(ShowIssues)
     p.register(ShowRelated)
+    p.register(FindCopies)
     p.register(ResolveDuplicates)
     p.register(DeleteRun)

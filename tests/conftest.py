@@ -42,6 +42,15 @@ def write_images(folder: Path, n: int, seed: int = 0, prefix: str = "img") -> li
     return paths
 
 
+def fingerprint(folder: Path) -> dict:
+    """{relative path: (bytes hash, mtime)} of every file under ``folder``: equal before and
+    after means nothing there was written."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory):
     """The built-in demo data set (built once per test session)."""

@@ -355,7 +355,8 @@ def test_operators_immediate_and_delegated(demo_ds, fo_db):
 
     install_plugin(fo_db)
     uris = {o.uri for o in foo.list_operators()}
-    for name in ("scan_dataset", "show_issues", "show_related", "resolve_duplicates", "delete_run"):
+    for name in ("scan_dataset", "show_issues", "show_related", "find_copies", "resolve_duplicates",
+                 "delete_run"):
         assert f"{PLUGIN}/{name}" in uris
 
     def run(name, params, delegated=False):
@@ -871,3 +872,52 @@ def test_plugin_refuses_a_taken_key_and_warns_of_changed_groups(demo_ds, fo_db):
         dataset=demo_ds, params={"key": KEY, "action": "delete", "confirm": True}))
     assert "1 duplicate group changed since the scan" in r.result["warning"]
     assert r.result["changed"] == 1
+
+
+def test_find_copies_of_selected_samples_in_a_saved_scan(demo_ds, fo_db, tmp_path):
+    """New samples (edited copies of scanned images, and an unrelated image) added after a
+    scan with a work dir: the operator says which already exist, shows them beside the
+    samples they copy, and changes neither the work dir nor the dataset's findings."""
+    import random
+
+    import fiftyone as fo
+    import fiftyone.operators as foo
+    from fiftyone.operators.executor import ExecutionError
+    from PIL import Image
+
+    import vislint.integrations.fiftyone as vfo
+    from conftest import fingerprint, write_images
+    from planted import _save, transform
+
+    install_plugin(fo_db)
+    work = tmp_path / "work"
+    run = vfo.scan(demo_ds, label_field="ground_truth", split_field="tags", out=work, progress=False)
+    df = run.results.images
+    originals = df.path[~df.is_invalid & ~df.is_near_duplicate & ~df.is_exact_duplicate][:2].tolist()
+    rng = random.Random(0)
+    new = []
+    for i, (src, kind) in enumerate(zip(originals, ("resize", "hflip"))):
+        im, _, quality = transform(Image.open(src).convert("RGB"), kind, rng)
+        _save(im, tmp_path / f"copy{i}.jpg", quality)
+        new.append(str(tmp_path / f"copy{i}.jpg"))
+    new += [str(p) for p in write_images(tmp_path / "other", 1, seed=3)]
+    demo_ds.add_samples([fo.Sample(filepath=p) for p in new], progress=False)
+    before, findings = fingerprint(work), demo_ds.values(f"{KEY}.near_duplicate_score")
+    ids = demo_ds.select_by("filepath", new, ordered=True).values("id")
+    r = foo.execute_operator(f"{PLUGIN}/find_copies", ctx=dict(
+        dataset=demo_ds, selected=ids, params={"key": KEY}))
+    assert r.error is None, r.error
+    assert r.result["counts"] == {"exact": 0, "copy": 2, "same_scene": 0, "new": 1, "invalid": 0}
+    assert {(m["query_relpath"], m["match_path"]) for m in r.result["matches"] if m["kind"] == "copy"} \
+        == {(p, o) for p, o in zip(new[:2], originals)}
+    found, view = vfo.find_copies(demo_ds, ids, index=work)
+    shown = view.values("filepath")
+    assert shown[:2] == [new[0], originals[0]] and shown[2:4] == [new[1], originals[1]]
+    assert r.result["in_dataset"] == len(view)
+    assert fingerprint(work) == before and demo_ds.values(f"{KEY}.near_duplicate_score") == findings
+    vfo.scan(demo_ds, key="nowork", progress=False)
+    with pytest.raises(ValueError, match="not saved in a work dir"):
+        vfo.find_copies(demo_ds, ids, key="nowork")
+    with pytest.raises(ExecutionError, match="index"):  # the form asks for a work dir
+        foo.execute_operator(f"{PLUGIN}/find_copies", ctx=dict(
+            dataset=demo_ds, selected=ids, params={"key": "nowork"}))

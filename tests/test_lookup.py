@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import random
 import shutil
@@ -15,19 +14,13 @@ import pytest
 from PIL import Image
 
 import vislint
-from conftest import shared, write_images
+from conftest import fingerprint, shared, write_images
 from natural import intel_truth, pair_key
 from planted import _save, transform
 from vislint.workdir import WorkDirError
 
 CLI = [sys.executable, "-m", "vislint"]
 KINDS = {"exact_duplicate": "exact", "near_duplicate": "copy", "same_scene": "same_scene"}
-
-
-def fingerprint(folder: Path) -> dict:
-    """{relative path: (bytes hash, mtime)} of every file under ``folder``."""
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def plant(originals: list[str], dest: Path, kinds, seed: int = 0) -> dict[str, str]:
