@@ -361,3 +361,31 @@ def test_the_vocabulary_names_every_check_once_and_refuses_bad_records():
     assert "tiny" not in names()
     with pytest.raises(ValueError, match="built-in"):
         unregister("leak")
+
+
+def test_centring_in_blocks_and_in_place_gives_the_same_vectors(monkeypatch):
+    """The copy descriptor's centring, block by block (FIT_BLOCK rows) and written over the raw
+    vectors (what a scan does, so the two are never held at once), equals the whole-array
+    formula; a Centring fitted on one set transforms other vectors alike (what a query does)."""
+    from vislint import features
+    from vislint.features import Builtin, Centring
+
+    rng = np.random.default_rng(2)
+    raw = rng.random((300, features.Builtin.dim)).astype(np.float32)
+    gray = rng.random(300) < 0.2
+    b = Builtin()
+    colour = b.colour_dims
+    x = raw.astype(np.float64)
+    grey = x[~gray][:, colour].mean(axis=0)
+    x[np.ix_(gray, np.arange(features.Builtin.dim)[colour])] = grey
+    shift = x.mean(axis=0) * (300 / (300 + features.MEAN_PRIOR))
+    want = (x - shift) / np.linalg.norm(x - shift, axis=1, keepdims=True)
+    monkeypatch.setattr(features, "FIT_BLOCK", 64)
+    got = b.fit_transform(raw, gray)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    inplace = raw.copy()
+    assert b.fit_transform(inplace, gray, in_place=True) is inplace
+    np.testing.assert_array_equal(inplace, got)
+    centring = Centring.fit(raw[:200], colour, gray[:200])
+    np.testing.assert_array_equal(centring.apply(raw[200:], gray[200:]),
+                                  centring.apply(raw, gray)[200:])

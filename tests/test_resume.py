@@ -200,8 +200,9 @@ def test_cache_fields_kept_on_disk_only_are_read_back_from_the_chunk_files(tmp_p
 
 def test_a_large_scan_reads_the_thumbnails_back_from_its_work_dir(demo_data, demo_scan, tmp_path,
                                                                 monkeypatch):
-    """Beyond THUMBS_IN_MEMORY images the grey thumbnails that verify near duplicates stay in
-    the work dir's cache files: the same findings, fresh and resumed."""
+    """Beyond THUMBS_IN_MEMORY images the grey thumbnails that verify near duplicates and the
+    polar grids that verify rotated copies stay in the work dir's cache files: the same
+    findings, fresh and resumed."""
     from vislint import pipeline
     from vislint.workdir import FeatureCache
 
@@ -217,5 +218,5 @@ def test_a_large_scan_reads_the_thumbnails_back_from_its_work_dir(demo_data, dem
         pd.testing.assert_frame_equal(got.images, ref.images)
         for check in ("near_duplicate", "same_scene", "leak"):
             pd.testing.assert_frame_equal(got.pairs(check), ref.pairs(check))
-        assert read and set(read) == {"thumb"}  # from the files
+        assert set(read) == {"thumb", "polar"}  # from the files
         read.clear()

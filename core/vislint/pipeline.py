@@ -37,9 +37,13 @@ from .workdir import CACHE_LAYOUT, FeatureCache, open_work_dir
 
 THUMBS_IN_MEMORY = 100_000
 """Scans of more images (with a work dir) keep the grey thumbnails that verify near
-duplicates in the work dir's cache files only (4 kB an image: 4 GB at a million) and read back
-those of the candidate pairs; smaller scans keep them in memory (reading them back would cost
-a few percent of a small scan)."""
+duplicates and the polar grids that verify rotated copies in the work dir's cache files only
+(4 kB and 2 kB an image: 6 GB at a million) and read back those of the candidate pairs;
+smaller scans keep them in memory (reading them back would cost a few percent of a small
+scan)."""
+
+PAIR_FIELDS = ("thumb", "polar")
+"""Cache fields read only for the images of candidate pairs (see :data:`THUMBS_IN_MEMORY`)."""
 
 
 def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
@@ -115,7 +119,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                                   labels=catalog.labels) if predictions is not None else None)
     model = semantic if isinstance(semantic, Onnx) else None
     cache = FeatureCache(Path(out) / "cache" / f"{Builtin.version}-{_native.TILE_SIZE}-{CACHE_LAYOUT}"
-                         if out else None, on_disk=("thumb",) if n > THUMBS_IN_MEMORY else ())
+                         if out else None, on_disk=PAIR_FIELDS if n > THUMBS_IN_MEMORY else ())
     vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
                if model is not None else None)
     timings["catalog"] = time.perf_counter() - clock
@@ -137,13 +141,14 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     valid = meta["ok"]
     vidx = np.flatnonzero(valid)
     hashes = meta["content_hash"]
-    # every field but the thumbnails, taken out of the chunks, which then keep only the
-    # thumbnails (only the images of candidate pairs need them)
+    # every field but the thumbnails and polar grids, taken out of the chunks, which then keep
+    # only those (only the images of candidate pairs need them)
     got = cache.gather([hashes[i] for i in vidx], fields=tuple(f for f in cache.fields[1:]
-                                                                 if f != "thumb"), drop=True)
-    thumb_cache = cache  # now the hashes and the thumbnails only
+                                                                 if f not in PAIR_FIELDS), drop=True)
+    pair_cache = cache  # now the hashes, thumbnails and polar grids only
     stats = _all_rows(got["stats"], vidx, n, np.nan)
-    rotation = {"retrieval": _all_rows(got["rot"], vidx, n, 0), "polar": _all_rows(got["polar"], vidx, n, 0),
+    rotation = {"retrieval": _all_rows(got["rot"], vidx, n, 0),
+                "polar": lambda rows: pair_cache.gather([hashes[r] for r in rows], fields=("polar",))["polar"],
                 "info": _all_rows(got["rot_info"], vidx, n, np.nan)}
     gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
     # Rotated-copy candidates need only the rotation vectors: a second thread searches them
@@ -163,7 +168,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     background.shutdown(wait=False)
 
     builtin = Builtin()
-    copy = (_all_rows(builtin.fit_transform(got["raw"], gray[vidx]), vidx, n, 0) if len(vidx)
+    copy = (_all_rows(builtin.fit_transform(got["raw"], gray[vidx], in_place=True), vidx, n, 0) if len(vidx)
             else np.zeros((n, builtin.dim), np.float32))
     del got
     spaces_vectors = {"copy": (copy, builtin.version)}
@@ -187,7 +192,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     ctx = Context(catalog=catalog, meta=meta, valid=valid, stats=stats, spaces=spaces,
                   rotation=rotation, thresholds=t, reviewed=reviewed, threads=threads,
                   predictions=predicted, appearance=appearance.result() if appearance else None,
-                  thumbs=lambda rows: thumb_cache.gather([hashes[r] for r in rows])["thumb"])
+                  thumbs=lambda rows: pair_cache.gather([hashes[r] for r in rows], fields=("thumb",))["thumb"])
     for check in checks():
         ctx.results[check.name] = check.function()(ctx)
     results = ScanResults.from_checks(ctx, original_labels)

@@ -38,7 +38,8 @@ class Context:
     "width", "height", "file_size", "content_hash", "format"). valid: bool[N]. stats:
     float[N, S] image statistics (columns :data:`vislint._native.STAT_NAMES`). spaces:
     {"copy": Space, "semantic": Space (when embeddings were given)}. rotation: the copy
-    space's rotation description ("polar", "info", "candidates"). thresholds, reviewed (the
+    space's rotation description ("retrieval", "info", "candidates", and "polar":
+    ``polar(rows)``, the polar grids of those valid rows). thresholds, reviewed (the
     reviewer decisions resolved on the catalog), threads (faiss and native threads), thumbs.
     """
 

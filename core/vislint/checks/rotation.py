@@ -117,7 +117,8 @@ def judge_rotations(*, candidates, polar, info, valid, entropy, graph: KnnGraph,
                     near_threshold: float, veto_padded: bool, threads: int = 0) -> RotationPairs:
     """Step 2: verify the :func:`rotation_candidates` and the shared graph's padded pairs.
 
-    polar: int8[N, 16, 128]; info, valid, entropy as in :func:`rotation_candidates`. graph:
+    polar(rows): the polar grids of those rows (int8[len(rows), 16, 128]); info, valid,
+    entropy as in :func:`rotation_candidates`. graph:
     the shared kNN graph; its pairs at or above ``near_threshold`` between two padded
     :func:`judged` images are verified too when ``veto_padded``.
     """
@@ -136,6 +137,9 @@ def judge_rotations(*, candidates, polar, info, valid, entropy, graph: KnnGraph,
     if not len(pairs):
         return RotationPairs(pairs, np.empty(0), np.empty(0, np.float32), np.empty(0, bool),
                              np.empty(0, bool))
-    score, angle, mirrored = _native.rotation_verify(polar, pairs[:, 0], pairs[:, 1], threads=threads)
+    rows, local = np.unique(pairs, return_inverse=True)
+    local = local.reshape(-1, 2)
+    score, angle, mirrored = _native.rotation_verify(polar(rows.tolist()), local[:, 0], local[:, 1],
+                                                     threads=threads)
     decides = veto_padded & padded[pairs[:, 0]] & padded[pairs[:, 1]]
     return RotationPairs(pairs, np.round(rotation_similarity(score), 5), angle, mirrored, decides)
