@@ -85,6 +85,34 @@ def test_blas_threads_sleep_in_the_command_unless_told_and_nothing_loads_numpy_f
     assert out.stdout.split() == ["False", "10"]  # the user's own setting wins
 
 
+def test_blas_threads_sleep_when_vislint_is_what_loads_numpy():
+    code = ("import sys, os, vislint; vislint.{name}; "
+            "print('numpy' in sys.modules, os.environ.get('OPENBLAS_THREAD_TIMEOUT'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    for name, want in (("scan", ["True", "4"]), ("features", ["True", "4"])):
+        out = subprocess.run([sys.executable, "-c", code.format(name=name)], capture_output=True,
+                             text=True, env=env, check=True)
+        assert out.stdout.split() == want
+    out = subprocess.run([sys.executable, "-c", "import numpy; " + code.format(name="scan")],
+                         capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["True", "None"]  # a program that loaded NumPy keeps its own
+
+
+def test_a_scan_shows_a_bar_with_a_time_estimate_per_stage(tmp_path):
+    write_images(tmp_path / "data", 12)
+    r = vislint("scan", tmp_path / "data", "--out", tmp_path / "out", "--no-report")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.replace("\r", "\n").splitlines()
+    for name, total, unit in (("decode", 12, "img"), ("graph", 12, "img"), ("checks", None, "check")):
+        done = [ln for ln in lines if ln.startswith(f"{name}: 100%")]
+        assert done, (name, r.stderr)
+        assert f"{unit}/s" in done[-1] and "<00:00" in done[-1]  # rate, and the estimate to go
+        if total:
+            assert f"{total}/{total}" in done[-1]
+    r = vislint("scan", tmp_path / "data", "--quiet", "--no-report")
+    assert r.returncode == 0 and "100%" not in r.stderr
+
+
 def test_a_scan_from_python_is_tuned_while_it_runs_and_restores_the_collector(tmp_path):
     import gc
 

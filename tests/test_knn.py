@@ -183,3 +183,12 @@ def test_cross_neighbours_are_the_most_similar_base_rows_for_any_thread_count(mo
     assert (np.diff(sims, axis=1) <= 0).all()
     if n <= 1000:  # exact: nothing more similar was left out
         np.testing.assert_allclose(sims[:, -1], np.sort(exact, axis=1)[:, -6], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["exact", "ivf"])
+def test_graph_progress_counts_every_row_once(method):
+    x = _clustered(n=1500, d=16)
+    done = []
+    g = knn_graph(x, 5, method=method, progress=done.append)
+    assert sum(done) == len(x) and len(done) >= (3 if method == "exact" else 1)  # by blocks
+    assert (g.neighbors == knn_graph(x, 5, method=method).neighbors).all()

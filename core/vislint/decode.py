@@ -44,6 +44,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import _native
 from .catalog import SNIFF_BYTES, sniff_format
+from .progress import Bar
 
 TILE = 128
 """Side of the square tiles, in pixels."""
@@ -577,9 +578,7 @@ def describe_all(paths: list[str], cache, *, threads: int, progress, min_side: i
     with _workers(threads, len(tasks), skip, model) as run:
         parts = run(tasks)
         try:
-            if progress and report is None:
-                from tqdm import tqdm
-                bar = tqdm(total=n, unit="img", desc="scan", dynamic_ncols=True, mininterval=0.5)
+            bar = Bar("decode", n, "img", shown=bool(progress) and report is None)
             if while_waiting is not None:  # beside the loop, so each batch is cached as it comes
                 waiter = threading.Thread(target=while_waiting, daemon=True)
                 waiter.start()
@@ -590,8 +589,7 @@ def describe_all(paths: list[str], cache, *, threads: int, progress, min_side: i
                     infos += part
                     if desc is not None:
                         described.append(desc)
-                    if bar is not None:
-                        bar.update(len(part))
+                    bar(len(part))
                 if described:
                     chunk = {k: np.concatenate([d[k] for d in described]) for k in described[0]}
                     if vectors is not None:

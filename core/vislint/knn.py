@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 # faiss' OpenMP threads spin while idle by default; on small machines that makes
 # 2 threads slower than 1. Must be set before the OpenMP runtime starts.
@@ -82,12 +83,13 @@ class KnnGraph:
 
 
 def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
-              threads: int = 0) -> KnnGraph:
+              threads: int = 0, progress: Callable[[int], None] | None = None) -> KnnGraph:
     """Build the kNN graph of L2-normalised ``features`` (float32[N, d]).
 
     ``k``: neighbours per image (default :data:`DEFAULT_K`), capped at N-1.
     ``method``: "auto", "exact" or "ivf" (see module docstring).
     ``threads``: faiss threads; 0 = all cores.
+    ``progress``: called with the number of rows searched, block by block (N in all).
     """
     import faiss
 
@@ -115,10 +117,10 @@ def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
     # ordered by index (otherwise which of them faiss returns depends on the thread count)
     kc = min(kk + 1 + TIE_SLACK, n)
     if used == "exact":
-        idx = _exact_candidates(faiss, x, kc, threads)
+        idx = _exact_candidates(faiss, x, kc, threads, progress)
         s = _similarities(x, idx)
     else:
-        s, idx = _ivf_search(faiss, x, kc)
+        s, idx = _ivf_search(faiss, x, kc, progress)
     s = np.round(s, _SIM_DECIMALS).astype(np.float32)
     # Self out wherever it landed (exact copies tie with it), then the canonical order:
     # similarity descending, then index ascending; the first kk are the neighbours.
@@ -136,7 +138,7 @@ IVF_DIM = 64
 """Dimensions of the PCA projection the approximate index searches in."""
 
 
-def _ivf_search(faiss, x: np.ndarray, k: int):
+def _ivf_search(faiss, x: np.ndarray, k: int, progress=None):
     """Approximate kNN: IVF over a PCA projection finds 3k candidates per image,
     which are then re-ranked by their exact similarity on the full vectors."""
     n, d = x.shape
@@ -145,14 +147,14 @@ def _ivf_search(faiss, x: np.ndarray, k: int):
     pca = faiss.PCAMatrix(d, min(IVF_DIM, d))
     pca.train(sample)
     z = np.ascontiguousarray(pca.apply(x))
-    cand = _ivf_candidates(faiss, z, min(3 * k, n), faiss.METRIC_INNER_PRODUCT)
+    cand = _ivf_candidates(faiss, z, min(3 * k, n), faiss.METRIC_INNER_PRODUCT, progress=progress)
     sims = _similarities(x, cand)  # exact re-ranking
     top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
 
 
-def _ivf_candidates(faiss, z: np.ndarray, k: int, metric, queries: np.ndarray | None = None
-                    ) -> np.ndarray:
+def _ivf_candidates(faiss, z: np.ndarray, k: int, metric, queries: np.ndarray | None = None,
+                    progress=None) -> np.ndarray:
     """int64[m, k]: approximate nearest rows of ``z`` to each row of ``queries`` (default
     ``z`` itself, each row then included; -1 where fewer were found) from an
     ``IndexIVFFlat`` of √n lists, 8 probed, trained on a fixed sample with a fixed seed (so
@@ -167,7 +169,7 @@ def _ivf_candidates(faiss, z: np.ndarray, k: int, metric, queries: np.ndarray | 
     index.train(z[:: max(1, n // (64 * nlist))])
     index.nprobe = min(nlist, 8)
     index.add(z)
-    return _search(index, z if queries is None else queries, k)[1]
+    return _search(index, z if queries is None else queries, k, progress=progress)[1]
 
 
 def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: int = 0
@@ -245,7 +247,7 @@ def kth_distances(x: np.ndarray, k: int, *, threads: int = 0) -> np.ndarray:
     return np.sqrt(np.sort(dist, axis=1)[:, k - 1])
 
 
-def _exact_candidates(faiss, x: np.ndarray, k: int, threads: int) -> np.ndarray:
+def _exact_candidates(faiss, x: np.ndarray, k: int, threads: int, progress=None) -> np.ndarray:
     """int64[n, k]: the k most similar rows of each row of ``x`` (itself included), in no
     particular order, from the upper half of the distance matrix (see the module docstring)."""
     n, d = x.shape
@@ -256,6 +258,8 @@ def _exact_candidates(faiss, x: np.ndarray, k: int, threads: int) -> np.ndarray:
         faiss.pairwise_L2sqr(d, stop - start, faiss.swig_ptr(x[start:stop]), n - start,
                              faiss.swig_ptr(x[start:]), faiss.swig_ptr(dist))
         candidates.add_block(dist, start, threads=threads)
+        if progress is not None:
+            progress(stop - start)
     return candidates.indices()
 
 
@@ -272,8 +276,9 @@ def _similarities(x: np.ndarray, cand: np.ndarray, block: int = 256) -> np.ndarr
     return sims
 
 
-def _search(index, x: np.ndarray, k: int, block: int = 16384):
-    """Search in blocks so the distance buffer stays O(block · N) at most."""
+def _search(index, x: np.ndarray, k: int, block: int = 16384, progress=None):
+    """Search in blocks so the distance buffer stays O(block · N) at most; ``progress(rows)``
+    after each block."""
     n = x.shape[0]
     out_s = np.empty((n, k), dtype=np.float32)
     out_i = np.empty((n, k), dtype=np.int64)
@@ -281,4 +286,6 @@ def _search(index, x: np.ndarray, k: int, block: int = 16384):
         s, i = index.search(x[start:start + block], k)
         out_s[start:start + block] = s
         out_i[start:start + block] = i
+        if progress is not None:
+            progress(len(s))
     return out_s, out_i

@@ -29,6 +29,7 @@ from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, KnnGraph, knn_graph
 from .results import ScanResults
 from .predictions import read_predictions
+from .progress import stage
 from .thresholds import Thresholds
 from .tuning import tuned
 from .vocabulary import checks
@@ -80,8 +81,9 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     threads: worker processes for decoding and describing (1 = decode in this process),
         threads for faiss; 0 = all cores. Results do not depend on it.
     thresholds: a :class:`Thresholds` or a dict of changes to the defaults.
-    progress: True shows a progress bar on stderr; a callable is called as
-        ``progress(done, total)`` (images decoded so far, all images) after every batch.
+    progress: True shows a progress bar per stage on stderr (decoding, the graph, the checks),
+        each with a time estimate; a callable is called as ``progress(done, total)`` (images
+        decoded so far, all images) after every batch.
     min_side: images with a side shorter than this (px) are invalid (too_small).
     max_pixels: images with more pixels are invalid (too_large), never decoded.
     batch_size: images decoded per batch; each batch is one cache chunk, the
@@ -183,8 +185,11 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     timings["features"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    spaces = {name: Space(name, vec, _graph(vec, valid, k, index, threads), source)
-              for name, (vec, source) in spaces_vectors.items()}
+    with stage(progress, "graph", total=len(vidx) * len(spaces_vectors)) as bar:
+        spaces = {}
+        for name, (vec, source) in spaces_vectors.items():
+            bar.note(f"{name} space")
+            spaces[name] = Space(name, vec, _graph(vec, valid, k, index, threads, bar), source)
     timings["graph"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -193,8 +198,11 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                   rotation=rotation, thresholds=t, reviewed=reviewed, threads=threads,
                   predictions=predicted, appearance=appearance.result() if appearance else None,
                   thumbs=lambda rows: pair_cache.gather([hashes[r] for r in rows], fields=("thumb",))["thumb"])
-    for check in checks():
-        ctx.results[check.name] = check.function()(ctx)
+    with stage(progress, "checks", total=len(checks()), unit="check") as bar:
+        for check in checks():
+            bar.note(check.name)
+            ctx.results[check.name] = check.function()(ctx)
+            bar()
     results = ScanResults.from_checks(ctx, original_labels)
     timings["checks"] = time.perf_counter() - clock
     results.info.update({
@@ -271,11 +279,12 @@ def _import_later_stages(write: bool) -> None:
         import pyarrow.parquet  # noqa: F401
 
 
-def _graph(feats, valid, k, index, threads) -> KnnGraph:
-    """kNN graph over the valid rows, mapped back to catalog row indices."""
+def _graph(feats, valid, k, index, threads, progress=None) -> KnnGraph:
+    """kNN graph over the valid rows, mapped back to catalog row indices (``progress(rows)``
+    as they are searched)."""
     n = len(valid)
     vidx = np.flatnonzero(valid)
-    g = knn_graph(feats[vidx], k, method=index, threads=threads)
+    g = knn_graph(feats[vidx], k, method=index, threads=threads, progress=progress)
     neighbors = np.full((n, k), -1, np.int64)
     sims = np.full((n, k), -np.inf, np.float32)
     mapped = np.where(g.neighbors >= 0, vidx[np.maximum(g.neighbors, 0)], -1)
