@@ -172,6 +172,10 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
                    help="never download a registry model (also VISLINT_OFFLINE=1)")
     s.add_argument("--no-labels", action="store_true", help="ignore class folders as labels")
     s.add_argument("--no-splits", action="store_true", help="ignore train/valid/test folders")
+    s.add_argument("--memory-limit", type=float, default=None, metavar="GIB",
+                   help="memory the scan may need at its peak, in GiB (default: 90%% of the memory "
+                        "available); a scan estimated to need more, or more disk than the work "
+                        "dir has, stops before it starts and says why")
     s.add_argument("--batch-size", type=int, default=512,
                    help="images per batch; each batch is cached as it completes (default 512)")
     s.add_argument("--decisions", default="auto", metavar="CSV",
@@ -263,7 +267,8 @@ def _cmd_scan(args) -> int:
                    embeddings=_embeddings_arg(args), offline=True if args.offline else None,
                    predictions=args.predictions,
                    decisions=None if args.decisions == "none" else args.decisions,
-                   progress=not args.quiet and not args.json, **kwargs)
+                   progress=not args.quiet and not args.json, memory_limit=args.memory_limit,
+                   **kwargs)
         _print(res, args.json, args.out, time.perf_counter() - start)
         if args.out is not None and not args.no_report:
             _write_report(res, args.out, args.json)

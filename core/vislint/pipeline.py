@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import _native
+from . import _native, budget
 from ._version import __version__
 from .catalog import build_catalog
 from .checks.context import Context, Space
@@ -51,7 +51,8 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
          embeddings=None, predictions=None, k: int = DEFAULT_K, index: str = "auto", threads: int = 0,
          thresholds: Thresholds | dict | None = None, progress: bool | Callable = False,
          min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512,
-         decisions="auto", offline: bool | None = None, features=None) -> ScanResults:
+         decisions="auto", offline: bool | None = None, features=None,
+         memory_limit: float | None = None) -> ScanResults:
     """Scan images for every kind of problem and return :class:`ScanResults`.
 
     source: a folder (labels from class folders, splits from top folders named
@@ -96,6 +97,10 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     offline: never download a registry model (None: the VISLINT_OFFLINE environment
         variable decides).
     features: the old name of ``embeddings`` (deprecated; "builtin" means None).
+    memory_limit: GiB the scan may need at its peak (None: 90 % of the memory available when
+        it starts). A scan whose estimated peak memory, or work-dir disk space, does not fit
+        raises :class:`vislint.budget.BudgetError` before it decodes anything (see
+        :mod:`vislint.budget`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
@@ -107,11 +112,11 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     semantic = resolve(embeddings, offline=offline) if embeddings is not None else None
     with tuned(), open_work_dir(out) if out is not None else nullcontext():
         return _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
-                     min_side, max_pixels, batch_size, decisions, predictions)
+                     min_side, max_pixels, batch_size, decisions, predictions, memory_limit)
 
 
 def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress, min_side,
-          max_pixels, batch_size, decisions, predictions) -> ScanResults:
+          max_pixels, batch_size, decisions, predictions, memory_limit) -> ScanResults:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     catalog = build_catalog(source, labels=labels, splits=splits)
@@ -124,6 +129,8 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                          if out else None, on_disk=PAIR_FIELDS if n > THUMBS_IN_MEMORY else ())
     vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
                if model is not None else None)
+    budget.check(n, max(0, n - len(cache)), out, memory_limit=memory_limit,
+                 thumbs_in_memory=not cache.on_disk)
     timings["catalog"] = time.perf_counter() - clock
 
     # Decode and describe, batch by batch; each batch is cached as it completes.
