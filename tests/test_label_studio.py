@@ -556,6 +556,7 @@ def test_intel_sample_queues(ls_server, ls_client, tmp_path_factory):
                          ("odd size", "odd_size")):
         engine[queue] = int(df[f"is_{check}"].sum())
     engine["similar content"] = 0  # no embeddings, and off by default
+    engine["in reference"] = 0  # no reference scan
     engine["same scene"] = res.groups("same_scene").group.nunique()
     assert engine["duplicates"] > 40 and engine["leaks"] > 10 and engine["label conflicts"] > 5
     for queue in vls.queues():

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -205,6 +206,10 @@ def test_intel_query_agrees_with_a_scan_of_both_and_finds_planted_copies(tmp_pat
     copies = plant(rng.sample(index, 120), tmp_path / "planted", kinds, seed=1)
     res, got, ref, _ = agreement(index, rest + sorted(copies), tmp_path / "index")
     assert got == ref
+    # the same images flagged by a scan of the query images with the index as its reference
+    against = vislint.scan(rest + sorted(copies), reference=tmp_path / "index").images
+    assert set(against.path[against.is_in_reference]) == {q for (q, _), k in got.items()
+                                                          if k in ("exact", "copy")}
     recall = np.mean([got.get(p) in ("exact", "copy") for p in copies.items()])
     print(f"planted copies found: {recall:.3f}")
     assert recall >= 0.97, recall
@@ -216,3 +221,43 @@ def test_intel_query_agrees_with_a_scan_of_both_and_finds_planted_copies(tmp_pat
     assert untouched, "the sample has labelled copies across the split"
     for q, m in untouched:
         assert truth.get(pair_key(q[len(root):], m[len(root):])) in ("copy", "exact"), (q, m)
+
+
+def test_a_scan_with_a_reference_flags_its_copies_of_reference_images(demo_data, tmp_path):
+    """Set A scanned against set B (scan(reference=W)): the images of A that are exact or
+    verified copies of images of B are flagged with their best match — what a query of A
+    against B calls exact or copy — and A's own findings are those of a scan without it."""
+    paths = sorted(str(p) for p in demo_data.root.rglob("*.jpg"))
+    rng = random.Random(5)
+    b = sorted(rng.sample(paths, len(paths) // 2))
+    a_own = sorted(set(paths) - set(b))
+    good = [p for p in b if loads(p)]
+    copies = plant(rng.sample(good, 6), tmp_path / "a", ("resize", "crop", "hflip"))
+    a = a_own + sorted(copies)
+    vislint.scan(b, out=tmp_path / "b")
+    before = fingerprint(tmp_path / "b")
+    res = vislint.scan(a, out=tmp_path / "a-out", reference=tmp_path / "b")
+    assert fingerprint(tmp_path / "b") == before
+    df = res.images.set_index("path")
+    want = {q: m for (q, m), k in found(vislint.query(a, tmp_path / "b")).items()
+            if k in ("exact", "copy")}
+    flagged = df.index[df.is_in_reference].tolist()
+    assert set(flagged) == set(want)
+    hit = [c for c in copies if c in flagged]
+    assert len(hit) >= 5, hit  # (a crop of one demo picture is missed, by the query too)
+    for c in hit:
+        assert df.loc[c, "reference_kind"] == "copy" and df.loc[c, "in_reference_score"] >= 0.5
+        assert df.loc[c, "reference_match"] == copies[c]
+        assert df.loc[c, "reference_evidence"].startswith("copy ")
+    for q in flagged:  # the best match is one the query found
+        assert (q, df.loc[q, "reference_match"]) in found(vislint.query([q], tmp_path / "b"))
+    assert (df.in_reference_score[~df.is_in_reference].fillna(0) == 0).all()
+    plain = vislint.scan(a)
+    same = [c for c in plain.images.columns if "reference" not in c]
+    pd.testing.assert_frame_equal(res.images[same], plain.images[same])
+    assert res.info["params"]["reference"] == str(tmp_path / "b")
+    assert not plain.images.is_in_reference.any() and plain.images.in_reference_score.isna().all()
+    with pytest.raises(ValueError, match="another scan's work dir"):
+        vislint.scan(a, out=tmp_path / "b", reference=tmp_path / "b")
+    with pytest.raises(FileNotFoundError, match="no saved scan"):
+        vislint.scan(a, reference=tmp_path / "nothing")

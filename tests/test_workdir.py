@@ -139,17 +139,34 @@ def test_a_read_only_work_dir_is_refused_before_the_scan_starts(data, tmp_path, 
     assert "Traceback" not in r.stderr and "img/s" not in r.stderr  # no image was decoded
 
 
-def test_a_full_disk_says_so_and_the_scan_resumes_once_there_is_room(data, tmp_path, mounts):
+def test_a_disk_too_small_for_the_scan_is_refused_before_it_starts(data, tmp_path, mounts):
     small = tmp_path / "small"
     _mount_tmpfs(small, "size=64k")
     mounts.append(small)
     out = small / "out"
+    r = _vislint("scan", data, "--out", out, "--quiet")
+    assert r.returncode == 2, r.stderr
+    assert "needs about" in r.stderr and "free some space or choose another --out" in r.stderr
+    assert "Traceback" not in r.stderr and not (out / "cache").exists()
+
+
+def test_a_full_disk_says_so_and_the_scan_resumes_once_there_is_room(data, tmp_path, mounts):
+    from vislint import budget
+
+    small = tmp_path / "small"
+    _mount_tmpfs(small, "size=64m")
+    mounts.append(small)
+    out = small / "out"
+    # room for what the scan estimates it needs before it starts, not for all it writes
+    need = 40 * (budget.CACHE_BYTES + budget.TABLE_BYTES)
+    filler = small / "filler"
+    filler.write_bytes(bytes(shutil.disk_usage(small).free - need - 16384))
     r = _vislint("scan", data, "--out", out, "--quiet", "--batch-size", "10")
     assert r.returncode == 2, r.stderr
     assert "No space left on device" in r.stderr and "run the same command again" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (out / "manifest.json").exists()
-    subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)
+    filler.unlink()
     r = _vislint("scan", data, "--out", out, "--quiet", "--batch-size", "10")
     assert r.returncode == 0, r.stderr
     reference = vislint.scan(data)

@@ -172,6 +172,10 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
                    help="never download a registry model (also VISLINT_OFFLINE=1)")
     s.add_argument("--no-labels", action="store_true", help="ignore class folders as labels")
     s.add_argument("--no-splits", action="store_true", help="ignore train/valid/test folders")
+    s.add_argument("--reference", type=Path, default=None, metavar="DIR",
+                   help="the work dir of another saved scan (set B): also flag the images that "
+                        "are exact or verified copies of its images (the in_reference check; "
+                        "B's own findings are not looked for)")
     s.add_argument("--memory-limit", type=float, default=None, metavar="GIB",
                    help="memory the scan may need at its peak, in GiB (default: 90%% of the memory "
                         "available); a scan estimated to need more, or more disk than the work "
@@ -268,7 +272,7 @@ def _cmd_scan(args) -> int:
                    predictions=args.predictions,
                    decisions=None if args.decisions == "none" else args.decisions,
                    progress=not args.quiet and not args.json, memory_limit=args.memory_limit,
-                   **kwargs)
+                   reference=args.reference, **kwargs)
         _print(res, args.json, args.out, time.perf_counter() - start)
         if args.out is not None and not args.no_report:
             _write_report(res, args.out, args.json)

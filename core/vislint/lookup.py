@@ -119,7 +119,7 @@ def query(images, index, *, threads: int = 0, progress=False,
     timings: dict[str, float] = {}
     with reading_work_dir(index), tuned():
         clock = time.perf_counter()
-        base = _Index(index)
+        base = Index(index)
         t = _thresholds(base.thresholds, thresholds)
         catalog = build_catalog(images, labels=None, splits=None)
         timings["index"] = time.perf_counter() - clock
@@ -131,19 +131,31 @@ def query(images, index, *, threads: int = 0, progress=False,
         timings["decode_describe"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        found = _compare(base, catalog, meta, cache, t, k, threads)
+        qrows = np.flatnonzero(meta["ok"])
+        qhash = [meta["content_hash"][i] for i in qrows]
+        got = (cache.gather(qhash, fields=("raw", "stats", "rot", "rot_info")) if len(qrows)
+               else None)
+        found = compare(base, Described(
+            paths=[catalog.paths[i] for i in qrows], hashes=qhash,
+            width=meta["width"][qrows], height=meta["height"][qrows], **(got or {}),
+            thumbs=lambda rows: cache.gather([qhash[r] for r in rows], fields=("thumb",))["thumb"],
+            polar=lambda rows: cache.gather([qhash[r] for r in rows], fields=("polar",))["polar"]),
+            t, k, threads)
         timings["compare"] = time.perf_counter() - clock
     info = {"thresholds": t.to_dict(), "params": {"k": k, "threads": threads},
             "index_images": int(base.valid.sum()), "timings": timings}
     return QueryResults(*_tables(base, catalog, meta, found), index, info)
 
 
-class _Index:
-    """The indexed scan: its images table (paths, hashes, labels, splits, validity), its
-    thresholds and its feature cache (read only)."""
+class Index:
+    """A saved scan as an index: its images table (paths, hashes, labels, splits, validity),
+    its thresholds and its feature cache (read only). Open it inside
+    :func:`vislint.workdir.reading_work_dir`."""
 
     def __init__(self, work_dir: Path):
         import pyarrow.parquet as pq
+
+        self.work_dir = work_dir
 
         cols = ("id", "path", "relpath", "label", "split", "content_hash", "is_invalid",
                 "width", "height")
@@ -174,8 +186,30 @@ def _thresholds(of_index: Thresholds, given) -> Thresholds:
 
 
 @dataclass
-class _Found:
-    """Pairs (index row, query row) found, one entry per pair."""
+class Described:
+    """The valid images checked against an index, as a scan described them (one row each):
+    paths, content hashes, width and height (px), the cache's raw descriptors ("raw"),
+    statistics ("stats"), rotation vectors ("rot", "rot_info"), and ``thumbs(rows)`` /
+    ``polar(rows)`` giving the grey thumbnails and polar grids of some rows."""
+
+    paths: list
+    hashes: list
+    width: np.ndarray
+    height: np.ndarray
+    raw: np.ndarray | None = None
+    stats: np.ndarray | None = None
+    rot: np.ndarray | None = None
+    rot_info: np.ndarray | None = None
+    thumbs: object = None
+    polar: object = None
+
+
+@dataclass
+class Found:
+    """Pairs (index row, row of the :class:`Described` images) found, one entry per pair:
+    their kind ("exact", "copy", "same_scene"), score, descriptor similarity (NaN when only
+    the rotation rule proposed the pair) and evidence note. ``index_rows`` count the index's
+    valid images (:attr:`Index.rows` maps them to its table)."""
 
     index_rows: np.ndarray
     query_rows: np.ndarray
@@ -185,18 +219,17 @@ class _Found:
     evidence: list
 
 
-def _compare(base: _Index, catalog, meta, cache: FeatureCache, t: Thresholds, k: int,
-             threads: int) -> _Found:
-    """Every exact, copy and same-scene pair between the valid query images and the index."""
+def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, threads: int = 0
+            ) -> Found:
+    """Every exact, copy and same-scene pair between the ``images`` and the index ``base``
+    (see the module docstring)."""
     grey_at = _native.STAT_NAMES.index("channel_diff")
     entropy_at = _native.STAT_NAMES.index("entropy")
-    qrows = np.flatnonzero(meta["ok"])
-    qhash = [meta["content_hash"][i] for i in qrows]
-    fields = ("raw", "stats", "rot", "rot_info")
-    got_i = base.cache.gather(base.hashes, fields=fields)
-    got_q = cache.gather(qhash, fields=fields) if len(qrows) else None
-    if got_q is None or not len(base.rows):
-        return _Found(*(np.zeros(0, np.int64),) * 2, np.zeros(0, object), np.zeros(0),
+    qhash = images.hashes
+    got_i = base.cache.gather(base.hashes, fields=("raw", "stats", "rot", "rot_info"))
+    got_q = {"raw": images.raw, "stats": images.stats, "rot": images.rot, "rot_info": images.rot_info}
+    if not len(qhash) or not len(base.rows):
+        return Found(*(np.zeros(0, np.int64),) * 2, np.zeros(0, object), np.zeros(0),
                       np.zeros(0), [])
     gray_i = np.nan_to_num(got_i["stats"][:, grey_at]) < t.grayscale
     gray_q = np.nan_to_num(got_q["stats"][:, grey_at]) < t.grayscale
@@ -215,13 +248,13 @@ def _compare(base: _Index, catalog, meta, cache: FeatureCache, t: Thresholds, k:
     by_hash: dict[str, list[int]] = {}
     for r, h in enumerate(base.hashes):
         by_hash.setdefault(h, []).append(r)
-    exact = {(r, q) for q, h in enumerate(qhash) for r in by_hash.get(h, ())}
+    exact = {(r, j) for j, h in enumerate(qhash) for r in by_hash.get(h, ())}
     width_i, height_i = (np.array(base.columns[c])[base.rows] for c in ("width", "height"))
-    for (r, q), s in edges.items():
-        if (s >= t.exact_pixels_min_sim and base.hashes[r] != qhash[q]
-                and width_i[r] == meta["width"][qrows[q]] and height_i[r] == meta["height"][qrows[q]]
-                and _pixels_equal(base.columns["path"][base.rows[r]], catalog.paths[qrows[q]])):
-            exact.add((r, q))
+    for (r, j), s in edges.items():
+        if (s >= t.exact_pixels_min_sim and base.hashes[r] != qhash[j]
+                and width_i[r] == images.width[j] and height_i[r] == images.height[j]
+                and _pixels_equal(base.columns["path"][base.rows[r]], images.paths[j])):
+            exact.add((r, j))
 
     # the rotation rule: its candidates, and the descriptor's candidates between padded images
     info_i, info_q = got_i["rot_info"], got_q["rot_info"]
@@ -248,17 +281,21 @@ def _compare(base: _Index, catalog, meta, cache: FeatureCache, t: Thresholds, k:
     involved = sorted({r for r, _ in cand})
     local_of = {r: i for i, r in enumerate(involved)}
     n_i = len(involved)
-    polar = np.concatenate([base.cache.gather([base.hashes[r] for r in involved], fields=("polar",))["polar"]
-                            if involved else np.zeros((0, 16, 128), np.int8),
-                            cache.gather(qhash, fields=("polar",))["polar"]])
     rotation = {}
     if rot_pairs:
         rp = sorted(rot_pairs)
-        a = np.array([local_of[r] for r, _ in rp], np.int64)
-        b = np.array([n_i + q for _, q in rp], np.int64)
-        score, angle, _ = _native.rotation_verify(polar, a, b, threads=threads)
-        rotation = {(int(x), int(y)): (float(s), float(g)) for x, y, s, g
-                    in zip(a, b, np.round(rotation_similarity(score), 5), angle)}
+        rot_i = sorted({r for r, _ in rp})
+        rot_q = sorted({j for _, j in rp})
+        polar = np.concatenate([
+            base.cache.gather([base.hashes[r] for r in rot_i], fields=("polar",))["polar"],
+            images.polar(rot_q)])
+        at_i = {r: x for x, r in enumerate(rot_i)}
+        at_q = {j: len(rot_i) + x for x, j in enumerate(rot_q)}
+        score, angle, _ = _native.rotation_verify(
+            polar, np.array([at_i[r] for r, _ in rp], np.int64),
+            np.array([at_q[j] for _, j in rp], np.int64), threads=threads)
+        rotation = {(local_of[r], n_i + j): (float(s), float(g)) for (r, j), s, g
+                    in zip(rp, np.round(rotation_similarity(score), 5), angle)}
     verifiable = sorted(p for p in cand - exact
                         if p in edges and edges[p] >= t.copy_candidate
                         or rotation.get((local_of[p[0]], n_i + p[1]), (0.0,))[0] >= ROTATION_VERIFIED)
@@ -269,7 +306,7 @@ def _compare(base: _Index, catalog, meta, cache: FeatureCache, t: Thresholds, k:
                  if i_rows else np.zeros((0, 64, 64), np.uint8)]
         q_rows = [r - n_i for r in rows if r >= n_i]
         if q_rows:
-            parts.append(cache.gather([qhash[q] for q in q_rows], fields=("thumb",))["thumb"])
+            parts.append(images.thumbs(q_rows))
         return np.concatenate(parts)
 
     pairs = np.array([(local_of[r], n_i + q) for r, q in verifiable], np.int64).reshape(-1, 2)
@@ -283,7 +320,7 @@ def _compare(base: _Index, catalog, meta, cache: FeatureCache, t: Thresholds, k:
     notes = [pair_note(s, checked.evidence, int(j), scene=kd == "same_scene")
              for j, kd, s in zip(np.flatnonzero(keep), kinds, scores)]
     kept = [p for p, m in zip(verifiable, keep) if m]
-    return _Found(
+    return Found(
         np.array([r for r, _ in ex] + [r for r, _ in kept], np.int64),
         np.array([q for _, q in ex] + [q for _, q in kept], np.int64),
         np.array(["exact"] * len(ex) + list(kinds), object),
@@ -299,7 +336,7 @@ def _pixels_equal(a: str, b: str) -> bool:
         return False
 
 
-def _tables(base: _Index, catalog, meta, found: _Found):
+def _tables(base: Index, catalog, meta, found: Found):
     """(images, matches) as Arrow tables (see :class:`QueryResults`)."""
     from .tables import table
 

@@ -11,7 +11,7 @@ import platform
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
@@ -27,13 +27,14 @@ from .decisions import for_scan, read_for_scan
 from .decode import REASONS, describe_all
 from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, KnnGraph, knn_graph
+from .lookup import Described, Index, compare
 from .results import ScanResults
 from .predictions import read_predictions
 from .progress import stage
 from .thresholds import Thresholds
 from .tuning import tuned
 from .vocabulary import checks
-from .workdir import CACHE_LAYOUT, FeatureCache, open_work_dir
+from .workdir import CACHE_LAYOUT, FeatureCache, open_work_dir, reading_work_dir
 
 
 THUMBS_IN_MEMORY = 100_000
@@ -52,7 +53,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
          thresholds: Thresholds | dict | None = None, progress: bool | Callable = False,
          min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512,
          decisions="auto", offline: bool | None = None, features=None,
-         memory_limit: float | None = None) -> ScanResults:
+         memory_limit: float | None = None, reference=None) -> ScanResults:
     """Scan images for every kind of problem and return :class:`ScanResults`.
 
     source: a folder (labels from class folders, splits from top folders named
@@ -97,6 +98,10 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     offline: never download a registry model (None: the VISLINT_OFFLINE environment
         variable decides).
     features: the old name of ``embeddings`` (deprecated; "builtin" means None).
+    reference: the work dir of another saved scan (set B): images of this scan that are exact
+        or verified copies of its images are flagged (the ``in_reference`` check, see
+        :mod:`vislint.checks.reference`); B's own findings are not looked for. It is only
+        read, and must not be ``out``.
     memory_limit: GiB the scan may need at its peak (None: 90 % of the memory available when
         it starts). A scan whose estimated peak memory, or work-dir disk space, does not fit
         raises :class:`vislint.budget.BudgetError` before it decodes anything (see
@@ -110,13 +115,22 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     # a model is loaded and checked before the work dir is touched: a model that does not
     # fit fails fast and leaves nothing behind
     semantic = resolve(embeddings, offline=offline) if embeddings is not None else None
-    with tuned(), open_work_dir(out) if out is not None else nullcontext():
+    if reference is not None and out is not None and os.path.realpath(reference) == os.path.realpath(out):
+        raise ValueError("the reference must be another scan's work dir, not this scan's --out")
+    with ExitStack() as held:
+        held.enter_context(tuned())
+        if out is not None:
+            held.enter_context(open_work_dir(out))
+        base = None
+        if reference is not None:  # opened first: a reference that cannot be read fails fast
+            held.enter_context(reading_work_dir(reference))
+            base = Index(Path(reference))
         return _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
-                     min_side, max_pixels, batch_size, decisions, predictions, memory_limit)
+                     min_side, max_pixels, batch_size, decisions, predictions, memory_limit, base)
 
 
 def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress, min_side,
-          max_pixels, batch_size, decisions, predictions, memory_limit) -> ScanResults:
+          max_pixels, batch_size, decisions, predictions, memory_limit, base) -> ScanResults:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     catalog = build_catalog(source, labels=labels, splits=splits)
@@ -176,6 +190,18 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                   if t.outlier_appearance_z is not None else None)
     background.shutdown(wait=False)
 
+    reference = None
+    if base is not None:  # before the raw descriptors are centred in place
+        clock_ref = time.perf_counter()
+        vhash = [hashes[i] for i in vidx]
+        reference = (base, compare(base, Described(
+            paths=[catalog.paths[i] for i in vidx], hashes=vhash, width=meta["width"][vidx],
+            height=meta["height"][vidx], raw=got["raw"], stats=got["stats"], rot=got["rot"],
+            rot_info=got["rot_info"],
+            thumbs=lambda rows: pair_cache.gather([vhash[r] for r in rows], fields=("thumb",))["thumb"],
+            polar=lambda rows: pair_cache.gather([vhash[r] for r in rows], fields=("polar",))["polar"]),
+            t, k, threads), vidx)
+        timings["reference"] = time.perf_counter() - clock_ref
     builtin = Builtin()
     copy = (_all_rows(builtin.fit_transform(got["raw"], gray[vidx], in_place=True), vidx, n, 0) if len(vidx)
             else np.zeros((n, builtin.dim), np.float32))
@@ -204,6 +230,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     ctx = Context(catalog=catalog, meta=meta, valid=valid, stats=stats, spaces=spaces,
                   rotation=rotation, thresholds=t, reviewed=reviewed, threads=threads,
                   predictions=predicted, appearance=appearance.result() if appearance else None,
+                  reference=reference,
                   thumbs=lambda rows: pair_cache.gather([hashes[r] for r in rows], fields=("thumb",))["thumb"])
     with stage(progress, "checks", total=len(checks()), unit="check") as bar:
         for check in checks():
@@ -219,7 +246,8 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                    "predictions": (f"{len(predicted.classes)} classes" if predicted is not None
                                    else None),
                    "threads": threads, "min_side": min_side, "max_pixels": max_pixels,
-                   "batch_size": batch_size, "source": str(catalog.root) if catalog.root else None},
+                   "batch_size": batch_size, "source": str(catalog.root) if catalog.root else None,
+                   "reference": str(base.work_dir) if base is not None else None},
         "thresholds": t.to_dict(),
         "provenance": {"vislint": __version__, "python": platform.python_version(),
                        "numpy": np.__version__, "cores": os.cpu_count(),

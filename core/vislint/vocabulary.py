@@ -193,6 +193,16 @@ _BUILTIN = [
           pairs=True, evidence=(("leak_partners", "ids"),), view="leaks",
           verdicts=("not_leak", "keep", "remove_from_train", "remove_from_eval"), clears=False,
           gallery="group", order=30),
+    Check("in_reference", "copies of reference images",
+          "an exact or verified copy of an image of the reference scan (scan --reference W: "
+          "set A checked against set B, whose own findings are not looked for)",
+          "exact copy, or copy probability ≥ {near_duplicate}, of a reference image",
+          ".checks.reference:in_reference",
+          why="the near-duplicate rules, against another scan (docs/query.md)", space="copy",
+          threshold="near_duplicate",
+          evidence=(("reference_match", "str"), ("reference_kind", "str"),
+                    ("reference_evidence", "str")),
+          view="in reference", verdicts=("keep", "remove"), order=35),
     Check("label_conflict", "label conflicts",
           "a duplicate group holding several labels; with semantic features, also neighbours "
           "voting for another label; with predictions, labels they contradict (confident "

@@ -57,6 +57,10 @@ class Context:
     thumbs: Callable[[list[int]], np.ndarray] | None = None
     """``thumbs(rows)``: uint8[len(rows), 64, 64], the grey thumbnails of those valid rows,
     which verify near-duplicate candidates."""
+    reference: tuple | None = None
+    """The comparison with a reference scan, when the scan was given one: (its
+    :class:`vislint.lookup.Index`, the :class:`vislint.lookup.Found` pairs, the catalog row of
+    each compared image)."""
     appearance: np.ndarray | None = None
     """The outlier check's appearance distances (:func:`vislint.checks.outliers.appearance_distances`),
     when the scan computed them beside the graphs; None: the check computes them."""
