@@ -220,3 +220,38 @@ def test_a_large_scan_reads_the_thumbnails_back_from_its_work_dir(demo_data, dem
             pd.testing.assert_frame_equal(got.pairs(check), ref.pairs(check))
         assert set(read) == {"thumb", "polar"}  # from the files
         read.clear()
+
+
+def test_a_scan_stopped_after_its_searches_resumes_without_searching_again(demo_data, demo_scan,
+                                                                           tmp_path, monkeypatch):
+    """Beyond STAGES_FROM images the graphs, the rotation candidates and the appearance
+    distances are kept in the work dir: a scan that stops in its checks (here: interrupted)
+    resumes with them, and ends with the same results as a scan that ran through."""
+    from vislint import pipeline
+    from vislint.checks import outliers
+
+    monkeypatch.setattr(pipeline, "STAGES_FROM", 0)
+    real = outliers.outlier
+    monkeypatch.setattr(outliers, "outlier", lambda ctx: (_ for _ in ()).throw(KeyboardInterrupt))
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        vislint.scan(demo_data.root, out=out)
+    saved = sorted(p.name.split("-")[0] + ("-" + p.name.split("-")[1] if p.name.startswith("graph") else "")
+                   for p in out.glob("cache/*/stages/*.npz"))
+    assert saved == ["appearance", "graph-copy", "rotation"], saved
+    monkeypatch.setattr(outliers, "outlier", real)
+
+    def searched(*args, **kwargs):
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(pipeline, "knn_graph", searched)
+    monkeypatch.setattr(pipeline, "rotation_candidates", searched)
+    monkeypatch.setattr(pipeline, "appearance_distances", searched)
+    got = vislint.scan(demo_data.root, out=out)
+    ref = demo_scan[0]
+    pd.testing.assert_frame_equal(got.images, ref.images)
+    for check in ("near_duplicate", "same_scene", "leak"):
+        pd.testing.assert_frame_equal(got.pairs(check), ref.pairs(check))
+    # other inputs (another k) are searched again, not read from the stage files
+    with pytest.raises(AssertionError, match="searched again"):
+        vislint.scan(demo_data.root, out=out, k=5)

@@ -34,7 +34,7 @@ from .progress import stage
 from .thresholds import Thresholds
 from .tuning import tuned
 from .vocabulary import checks
-from .workdir import CACHE_LAYOUT, FeatureCache, open_work_dir, reading_work_dir
+from .workdir import CACHE_LAYOUT, FeatureCache, StageCache, open_work_dir, reading_work_dir
 
 
 THUMBS_IN_MEMORY = 100_000
@@ -43,6 +43,12 @@ duplicates and the polar grids that verify rotated copies in the work dir's cach
 (4 kB and 2 kB an image: 6 GB at a million) and read back those of the candidate pairs;
 smaller scans keep them in memory (reading them back would cost a few percent of a small
 scan)."""
+
+STAGES_FROM = 100_000
+"""Scans of more images (with a work dir) keep what their searches found — the kNN graphs, the
+rotation rule's candidates, the appearance distances — in the work dir
+(:class:`vislint.workdir.StageCache`), so that a scan killed after them resumes without
+searching again (at a million images: minutes); smaller scans search again in seconds."""
 
 PAIR_FIELDS = ("thumb", "polar")
 """Cache fields read only for the images of candidate pairs (see :data:`THUMBS_IN_MEMORY`)."""
@@ -177,17 +183,22 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     # Rotated-copy candidates need only the rotation vectors: a second thread searches them
     # while this one fits the descriptor and builds the graphs (on 2 cores, the descriptor's
     # single-threaded NumPy work leaves the other core free for them).
+    stages = (StageCache(cache.root / "stages") if cache.root is not None and n > STAGES_FROM
+              else None)
     background = ThreadPoolExecutor(1)
+    entropy = stats[:, _native.STAT_NAMES.index("entropy")]
     rot_candidates = background.submit(
-        rotation_candidates, retrieval=rotation["retrieval"], info=rotation["info"], valid=valid,
-        entropy=stats[:, _native.STAT_NAMES.index("entropy")], grayscale=gray,
-        threads=max(1, threads // 2))
+        _staged, stages, "rotation", (rotation["retrieval"], rotation["info"], valid, entropy, gray),
+        lambda: {"pairs": rotation_candidates(
+            retrieval=rotation["retrieval"], info=rotation["info"], valid=valid, entropy=entropy,
+            grayscale=gray, threads=max(1, threads // 2))})
     # so do the outlier check's appearance distances, which need only the statistics (with
     # every thread: at a million images their search outlasts the graphs', and the checks
     # would wait for it with a core idle)
-    appearance = (background.submit(appearance_distances, stats, valid, meta["content_hash"],
-                                    threads=threads)
-                  if t.outlier_appearance_z is not None else None)
+    appearance = (background.submit(
+        _staged, stages, "appearance", (stats, valid, meta["content_hash"]),
+        lambda: {"distances": appearance_distances(stats, valid, meta["content_hash"], threads=threads)})
+        if t.outlier_appearance_z is not None else None)
     background.shutdown(wait=False)
 
     reference = None
@@ -222,14 +233,18 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
         spaces = {}
         for name, (vec, source) in spaces_vectors.items():
             bar.note(f"{name} space")
-            spaces[name] = Space(name, vec, _graph(vec, valid, k, index, threads, bar), source)
+            g = _staged(stages, f"graph-{name}", (vec, valid, k, index), lambda: vars(
+                _graph(vec, valid, k, index, threads, bar)), done=lambda: bar(len(vidx)))
+            spaces[name] = Space(name, vec, KnnGraph(g["neighbors"], g["sims"], str(g["method"])),
+                                 source)
     timings["graph"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    rotation["candidates"] = rot_candidates.result()
+    rotation["candidates"] = rot_candidates.result()["pairs"]
     ctx = Context(catalog=catalog, meta=meta, valid=valid, stats=stats, spaces=spaces,
                   rotation=rotation, thresholds=t, reviewed=reviewed, threads=threads,
-                  predictions=predicted, appearance=appearance.result() if appearance else None,
+                  predictions=predicted,
+                  appearance=appearance.result()["distances"] if appearance else None,
                   reference=reference,
                   thumbs=lambda rows: pair_cache.gather([hashes[r] for r in rows], fields=("thumb",))["thumb"])
     with stage(progress, "checks", total=len(checks()), unit="check") as bar:
@@ -312,6 +327,24 @@ def _import_later_stages(write: bool) -> None:
     Image.preinit()  # Pillow's common format plugins: the exact-pixel check opens files here
     if write:
         import pyarrow.parquet  # noqa: F401
+
+
+def _staged(stages, name: str, inputs: tuple, compute, done=None) -> dict:
+    """``compute()`` (a dict of arrays), or what an earlier run of this scan saved for stage
+    ``name`` from the same ``inputs`` (and vislint version) in ``stages`` (a
+    :class:`vislint.workdir.StageCache`, or None: always compute); ``done()`` is called when
+    the saved result is used."""
+    if stages is None:
+        return compute()
+    key = StageCache.key(__version__, *inputs)
+    got = stages.load(name, key)
+    if got is not None:
+        if done is not None:
+            done()
+        return got
+    got = compute()
+    stages.save(name, key, **got)
+    return got
 
 
 def _graph(feats, valid, k, index, threads, progress=None) -> KnnGraph:

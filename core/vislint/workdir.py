@@ -201,6 +201,54 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+class StageCache:
+    """What the long stages after decoding computed (the kNN graphs, the rotation rule's
+    candidates, the appearance distances), kept in the work dir so that a scan killed after
+    them (by Ctrl-C, ``kill -9``, a full disk while writing its tables) does not compute them
+    again when it resumes. Each result is keyed by a digest of everything it was computed
+    from; one file per stage (``<stage>-<key>.npz``), the latest only."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @staticmethod
+    def key(*inputs) -> str:
+        """A digest of ``inputs``: arrays (dtype, shape and bytes), lists of str, and plain
+        values (their repr)."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        for x in inputs:
+            if isinstance(x, np.ndarray):
+                x = np.ascontiguousarray(x)
+                h.update(f"{x.dtype.str}{x.shape}".encode())
+                h.update(memoryview(x).cast("B"))
+            elif isinstance(x, list):
+                h.update("\n".join("" if v is None else str(v) for v in x).encode("utf-8", "surrogateescape"))
+            else:
+                h.update(repr(x).encode())
+            h.update(b"|")
+        return h.hexdigest()
+
+    def load(self, stage: str, key: str) -> dict[str, np.ndarray] | None:
+        """The arrays saved for ``stage`` under ``key``, or None (none saved, other inputs,
+        or a file that cannot be read: the stage is computed again)."""
+        try:
+            with np.load(self.root / f"{stage}-{key}.npz", allow_pickle=False) as z:
+                return {name: z[name] for name in z.files}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None
+
+    def save(self, stage: str, key: str, **arrays) -> None:
+        """Save ``arrays`` for ``stage`` under ``key`` (atomically), replacing older ones."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.root / f"{stage}-{key}.npz", fsync=False) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        for old in self.root.glob(f"{stage}-*.npz"):
+            if old.name != f"{stage}-{key}.npz":
+                old.unlink(missing_ok=True)
+
+
 CACHE_FIELDS = ("hash", "raw", "stats", "thumb", "rot", "polar", "rot_info", "width", "height",
                 "frames", "format", "mode")
 """Arrays of one cache chunk, aligned by row."""
