@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +44,15 @@ class Builtin:
     name = "builtin"
     version = BUILTIN_VERSION
     dim = _native.DESCRIPTOR_DIM
+
+    @staticmethod
+    def cache_dir(work_dir) -> Path:
+        """The work dir's cache folder of the built-in descriptions: its name changes with the
+        descriptor, the tile size and the cache's fields, so that no scan reads another
+        version's."""
+        from .workdir import CACHE_LAYOUT
+
+        return Path(work_dir) / "cache" / f"{BUILTIN_VERSION}-{_native.TILE_SIZE}-{CACHE_LAYOUT}"
 
     colour_dims = slice(_native.DESCRIPTOR_DIM - 64, _native.DESCRIPTOR_DIM)
     """The colour block ([s, a] of 32 chroma cells), last in the descriptor."""

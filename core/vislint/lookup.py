@@ -45,7 +45,7 @@ from .features import Builtin, Centring
 from .knn import DEFAULT_K, cross_neighbors
 from .thresholds import Thresholds
 from .tuning import tuned
-from .workdir import CACHE_LAYOUT, FeatureCache, reading_work_dir, saved_scan
+from .workdir import FeatureCache, reading_work_dir, saved_scan
 
 KINDS = ("exact", "copy", "same_scene")
 """What a match can be, most certain first."""
@@ -164,8 +164,7 @@ class Index:
         self.columns = {c: table.column(c).to_pylist() for c in cols}
         self.valid = ~np.array(self.columns["is_invalid"], bool)
         self.thresholds = Thresholds().replace(**info.get("thresholds", {}))
-        self.cache = FeatureCache(work_dir / "cache" / f"{Builtin.version}-{_native.TILE_SIZE}-{CACHE_LAYOUT}",
-                                  on_disk=("thumb", "polar"))
+        self.cache = FeatureCache(Builtin.cache_dir(work_dir), on_disk=("thumb", "polar"))
         self.rows = np.flatnonzero(self.valid)  # indexed images: the valid ones
         self.hashes = [self.columns["content_hash"][i] for i in self.rows]
         missing = sum(h not in self.cache for h in self.hashes)

@@ -34,7 +34,7 @@ from .progress import stage
 from .thresholds import Thresholds
 from .tuning import tuned
 from .vocabulary import checks
-from .workdir import CACHE_LAYOUT, FeatureCache, StageCache, open_work_dir, reading_work_dir
+from .workdir import FeatureCache, StageCache, open_work_dir, reading_work_dir
 
 
 THUMBS_IN_MEMORY = 100_000
@@ -145,8 +145,8 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     predicted = (read_predictions(predictions, relpaths=catalog.relpaths, paths=catalog.paths,
                                   labels=catalog.labels) if predictions is not None else None)
     model = semantic if isinstance(semantic, Onnx) else None
-    cache = FeatureCache(Path(out) / "cache" / f"{Builtin.version}-{_native.TILE_SIZE}-{CACHE_LAYOUT}"
-                         if out else None, on_disk=PAIR_FIELDS if n > THUMBS_IN_MEMORY else ())
+    cache = FeatureCache(Builtin.cache_dir(out) if out else None,
+                         on_disk=PAIR_FIELDS if n > THUMBS_IN_MEMORY else ())
     vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
                if model is not None else None)
     budget.check(n, max(0, n - len(cache)), out, memory_limit=memory_limit,
