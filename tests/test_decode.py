@@ -209,3 +209,14 @@ def test_imagededup_fixtures():
     assert d.ok.sum() == 32
     i = catalog.relpaths.index("formats_images/giphy.gif")
     assert d.format[i] == "GIF" and d.frames[i] > 1
+
+
+@pytest.mark.parametrize("mode, fmt", [("I;16", "PNG"), ("I;16B", "TIFF"), ("I;16", "TIFF")])
+def test_every_16_bit_value_becomes_its_nearest_8_bit_value(tmp_path, mode, fmt):
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    path = tmp_path / f"ramp.{fmt.lower()}"
+    Image.frombytes(mode, (256, 256), values.astype(">u2" if mode.endswith("B") else "<u2")
+                    .tobytes()).save(path, format=fmt)
+    assert Image.open(path).mode.startswith("I;16")
+    full = decode_full(path)
+    assert (full == np.rint(values / 257.0).astype(np.uint8)[..., None]).all()

@@ -426,8 +426,8 @@ _BAND_ROWS = 256
 def _to_rgb(im: Image.Image, shrink_to: int | None = None) -> Image.Image:
     """8-bit RGB: alpha and transparency composited over white; 16-bit and float scaled.
 
-    I;16*: value / 257. I (32-bit) and F (float): min-max of the image to 0-255 (non-finite
-    values count as 0). Other modes (1, L, P, CMYK, YCbCr, LAB, ...) are converted by Pillow.
+    Unsigned I;16*: value / 257. I (32-bit), F (float) and signed I;16S: min-max of the image
+    to 0-255 (non-finite values count as 0). Other modes (1, L, P, CMYK, YCbCr, LAB, ...) are converted by Pillow.
     ``shrink_to``: high-depth grey is first reduced by the integer factor that keeps both sides
     at least ``shrink_to`` px (as :func:`decode_pixels` would reduce the RGB image: the same
     pixels, without a full-size RGB copy).
@@ -448,24 +448,29 @@ def _to_rgb(im: Image.Image, shrink_to: int | None = None) -> Image.Image:
 
 def _high_depth_to_gray(im: Image.Image) -> Image.Image:
     """An I;16*, I or F image as 8-bit grey (see :func:`_to_rgb`), converted in bands of
-    :data:`_BAND_ROWS` rows so that no full-size float copy is made."""
+    :data:`_BAND_ROWS` rows so that no full-size copy is made."""
     w, h = im.size
     bands = [(y, min(y + _BAND_ROWS, h)) for y in range(0, h, _BAND_ROWS)]
+    out = np.empty((h, w), np.uint8)
+    if im.mode in _UNSIGNED_16:  # a table of the 65,536 values: no float copy of a band
+        for y0, y1 in bands:
+            np.take(_SIXTEEN_TO_EIGHT, np.asarray(im.crop((0, y0, w, y1))), out=out[y0:y1])
+        return Image.fromarray(out)
 
     def values(y0, y1):
         band = np.asarray(im.crop((0, y0, w, y1)), dtype=np.float64)
-        return band if im.mode.startswith("I;16") else np.nan_to_num(band, nan=0.0, posinf=0.0,
-                                                                     neginf=0.0)
-    if im.mode.startswith("I;16"):
-        low, scale = 0.0, 1 / 257.0
-    else:
-        lows, highs = zip(*((v.min(), v.max()) for v in (values(*b) for b in bands)))
-        low, high = min(lows), max(highs)
-        scale = 255.0 / (high - low) if high > low else 0.0
-    out = np.empty((h, w), np.uint8)
+        return np.nan_to_num(band, nan=0.0, posinf=0.0, neginf=0.0)
+    lows, highs = zip(*((v.min(), v.max()) for v in (values(*b) for b in bands)))
+    low, high = min(lows), max(highs)
+    scale = 255.0 / (high - low) if high > low else 0.0
     for y0, y1 in bands:
         out[y0:y1] = np.rint((values(y0, y1) - low) * scale)
     return Image.fromarray(out)
+
+
+_UNSIGNED_16 = ("I;16", "I;16L", "I;16B", "I;16N")
+_SIXTEEN_TO_EIGHT = np.rint(np.arange(65536) / 257.0).astype(np.uint8)
+"""A 16-bit value v as 8 bits: round(v / 257), so 0 → 0 and 65535 → 255."""
 
 
 def _orientation(im: Image.Image) -> int:
