@@ -9,6 +9,11 @@ dataset of them (a private mongod on 127.0.0.1 unless FIFTYONE_DATABASE_URI is s
 and tags from the dataset; the scan (vislint.scan); writing the results (the field, the tags,
 the saved views and the run) — and the write time as a share of the scan time. Target
 (issue): writing < 10 % of the scan.
+
+``--database-alone`` also applies the same update statements to a copy of the dataset made
+before the scan, encoded beforehand, with the writer's threads and batches: the time the
+database itself needs for them, which no client code can go under
+(docs/benchmarks/fiftyone-write.md).
 """
 from __future__ import annotations
 
@@ -55,6 +60,9 @@ def main() -> int:
     ap.add_argument("--cache-gb", type=float, default=None,
                     help="WiredTiger cache of the private mongod in GB (default: mongod's own, "
                          "as FiftyOne's database service runs it; the tests use 0.25)")
+    ap.add_argument("--database-alone", action="store_true",
+                    help="after the scan, time the database applying the same statements, "
+                         "encoded beforehand (the write's floor on this machine)")
     args = ap.parse_args()
     if args.reuse and args.work is None:
         ap.error("--reuse needs --work (the folder of an earlier run)")
@@ -95,6 +103,7 @@ def main() -> int:
             clock["scan_end"] = time.perf_counter()
 
     vislint.scan = timed_scan
+    fresh = ds.clone(f"bench-{args.n}-alone") if args.database_alone else None
     t = time.perf_counter()
     run = vfo.scan(ds, split_field="tags", progress=False)
     end = time.perf_counter()
@@ -106,8 +115,36 @@ def main() -> int:
           f"vislint.scan {scan:.1f} s + writing results (field, tags, views, run) {write:.1f} s "
           f"({100 * write / scan:.1f} % of the scan); near-duplicate images "
           f"{int(s.loc['near_duplicate', 'images']):,}")
+    if args.database_alone:
+        alone = database_alone(vfo, fresh, run.results)
+        fresh.delete()
+        print(f"database alone: {alone:.1f} s for the same {args.n:,} update statements, encoded "
+              f"beforehand ({100 * alone / scan:.1f} % of the scan)")
     ds.delete()
     return 0
+
+
+def database_alone(vfo, ds, res) -> float:
+    """Seconds the database takes to apply the scan's update statements to ``ds`` (a copy of
+    the dataset as it was before the scan), sent as the writer sends them (batches of
+    ``vfo.BATCH`` by ``vfo.WRITERS`` threads) but encoded beforehand, so that the client only
+    hands over bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime, timezone
+
+    from vislint.integrations.fiftyone_updates import SampleUpdates
+
+    oids, paths, tags = vfo._read_samples(ds)
+    row_of_path = {p: i for i, p in enumerate(res.images["path"])}
+    updates = SampleUpdates(res, "vislint", [row_of_path[p] for p in paths],
+                            [str(o) for o in oids], oids, tags, [], datetime.now(timezone.utc))
+    batches = [updates.encoded(a, min(a + vfo.BATCH, len(oids)))
+               for a in range(0, len(oids), vfo.BATCH)]
+    coll = vfo._samples_collection(ds)
+    t = time.perf_counter()
+    with ThreadPoolExecutor(vfo.WRITERS) as pool:
+        list(pool.map(lambda batch: vfo._send_updates(coll, batch), batches))
+    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

@@ -718,109 +718,6 @@ def _vector_field(collection, field: str) -> np.ndarray:
     return np.stack([np.asarray(v, np.float32).ravel() for v in vals])
 
 
-def _strings(column) -> list:
-    """A string column as database values: missing (None/NaN) → None."""
-    return [x if isinstance(x, str) else None for x in column.tolist()]
-
-
-class _Updates:
-    """The update statement of each scanned sample: its embedded document (see the module
-    docstring; every subfield, null where it has no value, so that ``sample[key].x`` reads None
-    rather than raising AttributeError — 20 nulls more per document cost mongod ≈ 5 % more
-    time on 100k updates, and building the documents less), its tags and
-    ``last_modified_at``, as dicts that pymongo encodes (its C extension) when it sends them.
-
-    The result columns are kept as arrays; a batch's values become Python objects, documents
-    and tag lists only when the batch is asked for, in the writer threads of :func:`_write`,
-    so this work overlaps the database applying the previous batch.
-
-    rows: the scan row of each sample; sample_ids, oids: the samples' ids; old_tags: the
-    samples' tag lists; previous_tags: the tags an earlier run with this key wrote (replaced);
-    now: ``last_modified_at`` (a UTC datetime; the database keeps whole milliseconds).
-    """
-
-    def __init__(self, res, key: str, rows: list[int], sample_ids: list[str], oids: list,
-                 old_tags: list, previous_tags: list[str], now):
-        df = res.images
-        n = len(df)
-        # vislint image id → the first sample id with that file
-        sid_of_row = [None] * n
-        for sid, r in zip(sample_ids, rows):
-            if sid_of_row[r] is None:
-                sid_of_row[r] = sid
-        sid_of_id = dict(zip(df["id"].tolist(), sid_of_row))
-
-        def objects(values) -> np.ndarray:  # each item as is, lists too
-            return np.fromiter(values, object, n)
-
-        # subfield → its values by row: float (NaN = no value), bool, int (< 0 = no value) or
-        # object (None = no value) arrays; first what FiftyOne itself stores in an embedded
-        # document of this class (its "_cls")
-        columns = {k: objects([v] * n) for k, v in fo.DynamicEmbeddedDocument().to_dict().items()}
-        convert = {
-            "float": lambda c: df[c].to_numpy(np.float64), "int": lambda c: df[c].to_numpy(np.int64),
-            "bool": lambda c: df[c].to_numpy(bool), "str": lambda c: objects(_strings(df[c])),
-            "id": lambda c: objects([sid_of_id[x] if x else None for x in _strings(df[c])]),
-            "ids": lambda c: objects([[sid_of_id[p] for p in x.split(";")] if x else None
-                                      for x in _strings(df[c])]),
-            "labels": lambda c: objects([x.split("|") if x else None for x in _strings(df[c])]),
-        }
-        checks = [c for c in vocabulary.checks() if c.flag in df.columns]
-        for check in checks:
-            if check.scored:
-                columns[check.score] = df[check.score].to_numpy(np.float64)
-            columns[check.flag] = df[check.flag].to_numpy(bool)
-            columns.update((c, convert[kind](c)) for c, kind in check.evidence)
-        if "duplicate_group" in columns:  # the member the keep policy keeps: no duplicate_of
-            columns["is_representative"] = ((columns["duplicate_group"] >= 0)
-                                            & np.array([d is None for d in columns["duplicate_of"]]))
-        columns.update((c, convert["str"](c)) for c in (*REVIEW_COLUMNS, "split"))
-        self._names, self._columns = list(columns), list(columns.values())
-        row_tags = [[] for _ in range(n)]  # the tags each scanned file earns
-        self.tags = []  # the tags used
-        for check in checks:
-            flagged = np.flatnonzero(columns[check.flag])
-            if len(flagged):
-                self.tags.append(f"{key}:{check.name}")
-                for r in flagged.tolist():
-                    row_tags[r].append(self.tags[-1])
-        self._row_tags, self._previous = row_tags, set(previous_tags)
-        self._key, self._rows, self._now = key, np.asarray(rows, np.int64), now
-        self._oids, self._old_tags = oids, old_tags
-
-    def __call__(self, start: int, stop: int) -> list[dict]:
-        """The statements of samples ``start`` to ``stop - 1`` (positions in the scan's order)."""
-        rows = self._rows[start:stop]
-        names, values = self._names, zip(*(_python_values(c[rows]) for c in self._columns))
-        statements = []
-        for oid, r, old, row in zip(self._oids[start:stop], rows.tolist(),
-                                    self._old_tags[start:stop], values):
-            fields = {self._key: dict(zip(names, row)), "last_modified_at": self._now}
-            tags = self._new_tags(old or [], self._row_tags[r])
-            if tags is not None:
-                fields["tags"] = tags
-            statements.append({"q": {"_id": oid}, "u": {"$set": fields}})
-        return statements
-
-    def _new_tags(self, old: list[str], mine: list[str]) -> list[str] | None:
-        """A sample's new tag list (its tags but those of the earlier run, then the tags it
-        earns now), or None when it does not change."""
-        previous = self._previous
-        if not mine and not (previous and any(t in previous for t in old)):
-            return None
-        return [t for t in old if t not in previous] + mine if previous else old + mine
-
-
-def _python_values(a: np.ndarray) -> list:
-    """The values of a column of :class:`_Updates` as Python objects, None where there is no
-    value (NaN floats, negative ints)."""
-    if a.dtype.kind in "fi":
-        out = a.astype(object)
-        out[np.isnan(a) if a.dtype.kind == "f" else a < 0] = None
-        return out.tolist()
-    return a.tolist()
-
-
 def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_tags: list,
            sample_ids: list[str], previous_tags: list[str]) -> list[str]:
     """Write the field ``key`` and the tags ``<key>:<check>`` of every scanned sample, replacing
@@ -829,21 +726,24 @@ def _write(dataset, key: str, collection, res, rows: list[int], oids: list, old_
     Returns the tags used.
 
     Each sample gets one ``$set`` of its embedded document, tag list and ``last_modified_at``
-    (built by :class:`_Updates`, encoded by pymongo), sent as raw ``update`` commands of
-    :data:`BATCH` statements by :data:`WRITERS` threads, each building its next batch while the
-    database applies the last one: one database command per 1,000 samples, where pymongo's
-    bulk ``UpdateOne`` objects and FiftyOne's ``set_values`` cost far more client time per
-    sample (docs/benchmarks/fiftyone-write.md has the measurements).
+    (:class:`vislint.integrations.fiftyone_updates.SampleUpdates`, which encodes them), sent
+    as raw ``update`` commands of :data:`BATCH` statements by :data:`WRITERS` threads, each
+    building its next batch while the database applies the last one: one database command per
+    1,000 samples, where pymongo's bulk ``UpdateOne`` objects and FiftyOne's ``set_values``
+    cost far more client time per sample (docs/benchmarks/fiftyone-write.md has the
+    measurements).
     """
     from datetime import datetime, timezone
 
-    updates = _Updates(res, key, rows, sample_ids, oids, old_tags, previous_tags,
-                       datetime.now(timezone.utc))
+    from vislint.integrations.fiftyone_updates import SampleUpdates
+
+    updates = SampleUpdates(res, key, rows, sample_ids, oids, old_tags, previous_tags,
+                            datetime.now(timezone.utc))
     coll = _samples_collection(dataset)
 
     def write_part(part: range) -> None:
         for start in range(part.start, part.stop, BATCH):
-            _send_updates(coll, updates(start, min(start + BATCH, part.stop)))
+            _send_updates(coll, updates.encoded(start, min(start + BATCH, part.stop)))
 
     n = len(oids)
     bounds = [n * i // WRITERS for i in range(WRITERS + 1)]
@@ -943,11 +843,12 @@ def _hide_from_app(dataset, active_paths: list[str], group: str | None) -> None:
     dataset.save()
 
 
-def _send_updates(coll, updates: list[dict]) -> None:
-    """Apply ``updates`` (``{"q": filter, "u": update}`` each) to the pymongo collection
-    ``coll`` with one ``update`` command, or with halves of it, recursively, when the command
-    would pass the database's 16 MiB document limit (samples with very many partners). Raises
-    RuntimeError with the database's first write error, if any."""
+def _send_updates(coll, updates: list) -> None:
+    """Apply ``updates`` (``{"q": filter, "u": update}`` each, a dict or encoded) to the
+    pymongo collection ``coll`` with one ``update`` command, or with halves of it,
+    recursively, when the command would pass the database's 16 MiB document limit (samples
+    with very many partners). Raises RuntimeError with the database's first write error, if
+    any."""
     from pymongo.errors import DocumentTooLarge
 
     try:

@@ -246,6 +246,48 @@ def test_written_documents_hold_the_values_and_null_for_missing_ones(demo_ds):
     assert doc.suggested_label is None and doc.reviewed is None and doc.nearest_id is None
 
 
+@pytest.mark.parametrize("key", ["vislint", "clé ☕"])
+def test_each_encoded_statement_is_pymongos_encoding_of_its_dict(fo_db, demo_scan, key,
+                                                                   monkeypatch):
+    """The statements laid out column by column (fiftyone_updates) are, byte for byte, what
+    pymongo makes of their dicts: values at the edges of each kind, samples sharing a file,
+    tag lists that change or not, batches cut anywhere; statements of one shape by the column
+    path."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    import bson
+    from vislint.integrations.fiftyone_updates import SampleUpdates
+
+    df = demo_scan[0].images.copy()
+    ids = df["id"].tolist()
+    df.loc[0, ["outlier_score", "sharpness", "exact_group", "duplicate_group"]] = [
+        np.nan, -0.0, 2**40, -1]
+    df.loc[1, ["suggested_label", "invalid_reason", "conflict_labels"]] = ["čaj ☕", "", "a|ü"]
+    df.loc[2, ["leak_partners", "nearest_id", "exact_group"]] = [f"{ids[0]};{ids[1]}", None,
+                                                                  2**31 - 1]
+    df.loc[3, ["exact_group", "sharpness", "suggested_label"]] = [2**31, np.inf, "a\x00b"]
+    # samples sharing files: a few, then 300 sharing ten files with no finding
+    plain = [r for r in range(4, len(df)) if not df.loc[r, [c for c in df.columns
+                                                             if c.startswith("is_")]].any()]
+    rows = list(range(len(df))) + [0, 3, 5, 5] + plain[:10] * 30
+    oids = [bson.ObjectId() for _ in rows]
+    previous = [f"{key}:outlier", f"{key}:blurry"]
+    old_tags = [[["train"], [], None, [f"{key}:outlier", "mine"]][i % 4] for i in range(len(rows))]
+    updates = SampleUpdates(SimpleNamespace(images=df), key, rows, [str(o) for o in oids], oids,
+                            old_tags, previous, datetime.now(timezone.utc))
+    for start, stop in [(0, len(rows)), (0, 7), (7, len(rows)), (3, 4)]:
+        want = [bson.encode(s) for s in updates.statements(start, stop)]
+        calls = []
+        encode = bson.encode
+        monkeypatch.setattr(bson, "encode", lambda doc: calls.append(1) or encode(doc))
+        got = [r.raw for r in updates.encoded(start, stop)]
+        monkeypatch.undo()
+        assert len(got) == len(want) and got == want
+        if stop == len(rows):  # pymongo encoded one statement of each shape, not the 300
+            assert len(calls) < len(rows) - 250
+
+
 def test_updates_beyond_the_command_size_limit_are_split(demo_ds, monkeypatch):
     """A batch whose update command would pass MongoDB's 16 MiB limit (samples with very many
     partners) is sent in halves, and every sample still gets its update."""
