@@ -121,6 +121,69 @@ def test_query_finds_what_a_scan_of_index_and_query_together_finds(demo_data, tm
     assert set(res.matches["match_path"]) <= set(index)
 
 
+@pytest.mark.parametrize("exact_max", [None, 5])
+def test_the_copy_index_saved_with_a_scan_answers_as_the_features_in_its_cache(
+        demo_data, tmp_path, monkeypatch, exact_max):
+    """A query through the copy index a scan saves (its centred vectors, memory-mapped, and
+    IVF indexes) finds exactly what one that fits everything again from the feature cache
+    finds: with exact searches, and with every search approximate (exact_max 5)."""
+    from vislint import knn
+    from vislint.copy_index import Saved
+
+    if exact_max is not None:
+        monkeypatch.setattr(knn, "EXACT_MAX", exact_max)
+    paths = sorted(str(p) for p in demo_data.root.rglob("*.jpg"))
+    rng = random.Random(5)
+    index = sorted(rng.sample(paths, len(paths) * 2 // 3))
+    good = [p for p in index if loads(p)]
+    copies = plant(rng.sample(good, 12), tmp_path / "planted",
+                   ("jpeg", "resize", "crop", "hflip", "brightness", "rotate_any"))
+    queries = sorted(set(paths) - set(index)) + sorted(copies)
+    work = tmp_path / "index"
+    vislint.scan(index, out=work)
+    tables = next(work.glob("tables-*"))
+    saved = Saved.open(tables)
+    valid = ~vislint.load(work).images["is_invalid"].to_numpy(bool)
+    assert saved is not None and len(saved.copy) == valid.sum() == len(saved.stats)
+    assert (saved.copy_ivf is not None) == (exact_max is not None)
+    # its searches give what those over the features fitted again from the cache give
+    from vislint import _native
+    from vislint.checks.rotation import COLOUR_DIMS
+    from vislint.features import Builtin, Centring
+    from vislint.lookup import Index
+
+    base = Index(work)
+    got = base.cache.gather(base.hashes, fields=("raw", "stats", "rot"))
+    gray = got["stats"][:, _native.STAT_NAMES.index("channel_diff")] < base.thresholds.grayscale
+    fit = Centring.fit(got["raw"], Builtin.colour_dims, gray)
+    want = knn.cross_neighbors(fit.apply(got["raw"], gray), fit.apply(got["raw"], gray), 10)
+    for a, b in zip(saved.copy_neighbors(got["raw"], gray, 10, 2), want):
+        np.testing.assert_array_equal(a, b)
+    j = saved.rotation_rows
+    from vislint.checks.rotation import judged
+    info = base.cache.gather(base.hashes, fields=("rot_info",))["rot_info"]
+    entropy = got["stats"][:, _native.STAT_NAMES.index("entropy")]
+    np.testing.assert_array_equal(j, np.flatnonzero(judged(np.ones(len(info), bool), info,
+                                                           entropy)))
+    fit = Centring.fit(got["rot"][j], COLOUR_DIMS, gray[j])
+    want = knn.cross_neighbors(fit.apply(got["rot"][j], gray[j]), fit.apply(got["rot"][j], gray[j]), 6)
+    for a, b in zip(saved.rotation_neighbors(got["rot"][j], gray[j], 6, 2), want):
+        np.testing.assert_array_equal(a, b)
+    calls = []
+    search = Saved.copy_neighbors
+    monkeypatch.setattr(Saved, "copy_neighbors", lambda *a: calls.append(1) or search(*a))
+    with_index = vislint.query(queries, work)
+    assert calls and found(with_index).values() and sum(found(with_index)[(c, o)] in ("exact", "copy")
+                                              for c, o in copies.items()) >= 11
+    for name in [f.name for f in tables.iterdir()
+                 if f.name.startswith(("copy-", "rotation-", "index-stats"))]:
+        (tables / name).unlink()
+    assert Saved.open(tables) is None
+    from_cache = vislint.query(queries, work)
+    pd.testing.assert_frame_equal(with_index.matches, from_cache.matches)
+    pd.testing.assert_frame_equal(with_index.images, from_cache.images)
+
+
 def test_query_changes_nothing_in_the_work_dir_and_reads_it_again(demo_scan, tmp_path):
     res, out = demo_scan
     before = fingerprint(out)

@@ -6,7 +6,7 @@ hour. So a scan first estimates what it needs, from per-image costs measured on 
 do — before it has decoded or written anything:
 
 - **disk**: the work dir's feature cache (:data:`CACHE_BYTES` an image not cached yet) and
-  its tables (:data:`TABLE_BYTES` an image);
+  its tables and copy index (:data:`TABLE_BYTES` an image);
 - **memory**: :data:`MEMORY_BASE` plus a cost per image (:data:`MEMORY_BYTES`, more while the
   grey thumbnails and polar grids stay in memory: scans of at most
   :data:`vislint.pipeline.THUMBS_IN_MEMORY` images, or without a work dir), against a limit:
@@ -25,8 +25,11 @@ GIB = 2**30
 
 CACHE_BYTES = 8_900
 """Work-dir cache per image (a 200,000-image scan: 1.76 GB, 8.8 kB an image)."""
-TABLE_BYTES = 300
-"""Result tables per image (the same scan: 55 MB)."""
+TABLE_BYTES = 300 + 3_000
+"""Result tables per image (the same scan: 55 MB), and the copy index saved with them
+(:mod:`vislint.copy_index`: 1.8 kB of copy vectors, up to 0.6 kB of rotation vectors, 0.5 kB
+of IVF lists). A scan again of a work dir briefly holds the last scan's too, while most of its
+images are already cached (their cache costs nothing new)."""
 MEMORY_BASE = 0.6 * GIB
 """Peak memory of a scan of a few images: the interpreter, NumPy, faiss, Arrow."""
 MEMORY_BYTES = 11_200

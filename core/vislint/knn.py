@@ -153,12 +153,15 @@ def _ivf_search(faiss, x: np.ndarray, k: int, progress=None):
     return np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
 
 
-def _ivf_candidates(faiss, z: np.ndarray, k: int, metric, queries: np.ndarray | None = None,
-                    progress=None) -> np.ndarray:
-    """int64[m, k]: approximate nearest rows of ``z`` to each row of ``queries`` (default
-    ``z`` itself, each row then included; -1 where fewer were found) from an
-    ``IndexIVFFlat`` of √n lists, 8 probed, trained on a fixed sample with a fixed seed (so
-    deterministic)."""
+def _ivf_candidates(faiss, z: np.ndarray, k: int, metric, progress=None) -> np.ndarray:
+    """int64[n, k]: approximate nearest rows of ``z`` to each of its rows (each row then
+    included; -1 where fewer were found) from :func:`_ivf_index` of ``z``."""
+    return _search(_ivf_index(faiss, z, metric), z, k, progress=progress)[1]
+
+
+def _ivf_index(faiss, z: np.ndarray, metric):
+    """An ``IndexIVFFlat`` of ``z``: √n lists, 8 probed, trained on a fixed sample with a
+    fixed seed (so deterministic)."""
     n, d = z.shape
     nlist = int(max(16, np.sqrt(n)))
     quantizer = faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
@@ -169,23 +172,46 @@ def _ivf_candidates(faiss, z: np.ndarray, k: int, metric, queries: np.ndarray | 
     index.train(z[:: max(1, n // (64 * nlist))])
     index.nprobe = min(nlist, 8)
     index.add(z)
-    return _search(index, z if queries is None else queries, k, progress=progress)[1]
+    return index
 
 
-def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: int = 0
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def cross_index(base: np.ndarray):
+    """The approximate index :func:`cross_neighbors` searches ``base`` (L2-normalised
+    float32[n, d]) with beyond :data:`EXACT_MAX` rows: the IVF of :func:`knn_graph` behind a
+    PCA to :data:`IVF_DIM` dimensions trained on a fixed sample (a faiss
+    ``IndexPreTransform``, which ``faiss.write_index`` saves whole). Deterministic."""
+    import faiss
+
+    x = base
+    n, d = x.shape
+    pca = faiss.PCAMatrix(d, min(IVF_DIM, d))
+    rng = np.random.default_rng(0)
+    pca.train(np.ascontiguousarray(x[np.sort(rng.choice(n, min(n, 20_000), replace=False))],
+                                   dtype=np.float32))
+    z = np.empty((n, pca.d_out), np.float32)
+    for start in range(0, n, 65_536):  # (a memory-mapped base is read block by block)
+        z[start:start + 65_536] = pca.apply(np.ascontiguousarray(x[start:start + 65_536],
+                                                                 dtype=np.float32))
+    ivf = _ivf_index(faiss, z, faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexPreTransform(pca, ivf)
+
+
+def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: int = 0,
+                    index=None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``base`` most similar to each row of ``queries`` (both
-    L2-normalised float32[·, d]): (int64[m, k] row indices, -1 where base has fewer;
-    float32[m, k] cosine similarities rounded as the graph's, descending, ties by index).
+    L2-normalised float32[·, d]; ``base`` may be memory-mapped): (int64[m, k] row indices, -1
+    where base has fewer; float32[m, k] cosine similarities rounded as the graph's,
+    descending, ties by index).
 
-    Exact (faiss' flat inner-product search) while m × n ≤ :data:`EXACT_MAX`² or n ≤
-    :data:`EXACT_MAX`; beyond, the IVF of :func:`knn_graph` over ``base``, whose candidates
-    are re-ranked exactly. As in :func:`knn_graph`, similarities are computed again in one
-    fixed order, so the result does not depend on the thread count."""
+    Exact (faiss' flat inner-product search, over blocks of ``base``) while m × n ≤
+    :data:`EXACT_MAX`² or n ≤ :data:`EXACT_MAX`; beyond, :func:`cross_index` of ``base``
+    (``index``: that index made earlier, e.g. saved with a scan; else it is made now), whose
+    candidates are re-ranked exactly. As in :func:`knn_graph`, similarities are computed
+    again in one fixed order, so the result does not depend on the thread count."""
     import faiss
 
     q = np.ascontiguousarray(queries, dtype=np.float32)
-    x = np.ascontiguousarray(base, dtype=np.float32)
+    x = base if isinstance(base, np.memmap) else np.ascontiguousarray(base, dtype=np.float32)
     m, n = len(q), len(x)
     neighbors = np.full((m, k), -1, np.int64)
     sims = np.full((m, k), -np.inf, np.float32)
@@ -194,15 +220,10 @@ def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: i
     faiss.omp_set_num_threads(int(threads) or os.cpu_count() or 1)
     kc = min(k + TIE_SLACK, n)
     if n <= EXACT_MAX or m * n <= EXACT_MAX ** 2:
-        index = faiss.IndexFlatIP(x.shape[1])
-        index.add(x)
-        cand = _search(index, q, kc)[1]
+        cand = _flat_candidates(faiss, q, x, kc)
     else:
-        pca = faiss.PCAMatrix(x.shape[1], min(IVF_DIM, x.shape[1]))
-        rng = np.random.default_rng(0)
-        pca.train(x[np.sort(rng.choice(n, min(n, 20_000), replace=False))])
-        cand = _ivf_candidates(faiss, np.ascontiguousarray(pca.apply(x)), min(3 * kc, n),
-                               faiss.METRIC_INNER_PRODUCT, np.ascontiguousarray(pca.apply(q)))
+        index = index if index is not None else cross_index(x)
+        cand = _search(index, q, min(3 * kc, n))[1]
     s = np.full(cand.shape, -np.inf, np.float32)
     for start in range(0, m, 256):
         c = cand[start:start + 256]
@@ -215,6 +236,28 @@ def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: i
     sims[:, :kk] = np.take_along_axis(s, order, axis=1)
     neighbors[~np.isfinite(sims)] = -1
     return neighbors, sims
+
+
+FLAT_BLOCK = 131_072
+"""Rows of ``base`` held by one flat index in :func:`cross_neighbors`' exact search (230 MB
+of 448-d vectors): a memory-mapped base is never read whole into memory."""
+
+
+def _flat_candidates(faiss, q: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
+    """int64[m, k]: the rows of ``x`` with the highest inner products with each row of ``q``
+    (ties by row), by flat searches over blocks of :data:`FLAT_BLOCK` rows."""
+    best_s = best_i = None
+    for start in range(0, len(x), FLAT_BLOCK):
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(np.ascontiguousarray(x[start:start + FLAT_BLOCK], dtype=np.float32))
+        s, i = _search(index, q, min(k, index.ntotal))
+        i = np.where(i >= 0, i + start, -1)
+        if best_s is not None:
+            s, i = np.hstack([best_s, s]), np.hstack([best_i, i])
+            order = np.lexsort((np.where(i < 0, np.iinfo(np.int64).max, i), -s), axis=1)[:, :k]
+            s, i = np.take_along_axis(s, order, axis=1), np.take_along_axis(i, order, axis=1)
+        best_s, best_i = s, i
+    return best_i
 
 
 def kth_distances(x: np.ndarray, k: int, *, threads: int = 0) -> np.ndarray:

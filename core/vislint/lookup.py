@@ -40,6 +40,7 @@ from .checks.duplicates import pair_note
 from .checks.rotation import (CANDIDATE_SIM, CANDIDATES, COLOUR_DIMS, PADDED, judged,
                               rotation_similarity)
 from .checks.verification import ROTATION_VERIFIED, verify
+from .copy_index import Saved
 from .decode import MAX_PIXELS, decode_full, describe_all
 from .features import Builtin, Centring
 from .knn import DEFAULT_K, cross_neighbors
@@ -165,6 +166,7 @@ class Index:
         self.valid = ~np.array(self.columns["is_invalid"], bool)
         self.thresholds = Thresholds().replace(**info.get("thresholds", {}))
         self.cache = FeatureCache(Builtin.cache_dir(work_dir), on_disk=("thumb", "polar"))
+        self.saved = Saved.open(folder)  # the scan's copy index (None: an older work dir)
         self.rows = np.flatnonzero(self.valid)  # indexed images: the valid ones
         self.hashes = [self.columns["content_hash"][i] for i in self.rows]
         missing = sum(h not in self.cache for h in self.hashes)
@@ -225,23 +227,27 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
     grey_at = _native.STAT_NAMES.index("channel_diff")
     entropy_at = _native.STAT_NAMES.index("entropy")
     qhash = images.hashes
-    got_i = base.cache.gather(base.hashes, fields=("raw", "stats", "rot", "rot_info"))
-    got_q = {"raw": images.raw, "stats": images.stats, "rot": images.rot, "rot_info": images.rot_info}
     if not len(qhash) or not len(base.rows):
         return Found(*(np.zeros(0, np.int64),) * 2, np.zeros(0, object), np.zeros(0),
                       np.zeros(0), [])
-    gray_i = np.nan_to_num(got_i["stats"][:, grey_at]) < t.grayscale
+    got_q = {"raw": images.raw, "stats": images.stats, "rot": images.rot, "rot_info": images.rot_info}
     gray_q = np.nan_to_num(got_q["stats"][:, grey_at]) < t.grayscale
-
-    # the copy descriptor, centred as the index's scan centred it
-    builtin = Builtin()
-    centring = Centring.fit(got_i["raw"], builtin.colour_dims, gray_i)
-    x_i = centring.apply(got_i["raw"], gray_i)
-    x_q = centring.apply(got_q["raw"], gray_q)
-    nbr, sim = cross_neighbors(x_q, x_i, min(k, len(x_i)), threads=threads)
+    saved = base.saved if base.saved is not None and base.saved.grayscale == t.grayscale else None
+    if saved is not None:  # the scan's own vectors and searches, saved with it
+        gray_i = np.nan_to_num(saved.stats[:, 0]) < t.grayscale
+        entropy_i, info_i = saved.stats[:, 1], saved.stats[:, 2:]
+        nbr, sim = saved.copy_neighbors(got_q["raw"], gray_q, k, threads)
+    else:  # fitted again from every indexed image's features in the cache
+        got_i = base.cache.gather(base.hashes, fields=("raw", "stats", "rot", "rot_info"))
+        gray_i = np.nan_to_num(got_i["stats"][:, grey_at]) < t.grayscale
+        entropy_i, info_i = got_i["stats"][:, entropy_at], got_i["rot_info"]
+        # the copy descriptor, centred as the index's scan centred it
+        centring = Centring.fit(got_i["raw"], Builtin.colour_dims, gray_i)
+        nbr, sim = cross_neighbors(centring.apply(got_q["raw"], gray_q),
+                                   centring.apply(got_i["raw"], gray_i),
+                                   min(k, len(base.rows)), threads=threads)
     qi, col = np.nonzero(nbr >= 0)
     edges = {(int(nbr[a, b]), int(a)): float(sim[a, b]) for a, b in zip(qi, col)}
-    del x_i, x_q
 
     # exact copies: the same bytes, or the same pixels
     by_hash: dict[str, list[int]] = {}
@@ -256,16 +262,20 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
             exact.add((r, j))
 
     # the rotation rule: its candidates, and the descriptor's candidates between padded images
-    info_i, info_q = got_i["rot_info"], got_q["rot_info"]
-    judged_i = judged(np.ones(len(info_i), bool), info_i, got_i["stats"][:, entropy_at])
+    info_q = got_q["rot_info"]
+    judged_i = judged(np.ones(len(info_i), bool), info_i, entropy_i)
     judged_q = judged(np.ones(len(info_q), bool), info_q, got_q["stats"][:, entropy_at])
     rot_pairs = set()
     ji, jq = np.flatnonzero(judged_i), np.flatnonzero(judged_q)
     if len(ji) >= 1 and len(jq):
-        rc = Centring.fit(got_i["rot"][ji], COLOUR_DIMS, gray_i[ji])
-        rn, rs = cross_neighbors(rc.apply(got_q["rot"][jq], gray_q[jq]),
-                                 rc.apply(got_i["rot"][ji], gray_i[ji]),
-                                 min(CANDIDATES, len(ji)), threads=threads)
+        if saved is not None:
+            rn, rs = saved.rotation_neighbors(got_q["rot"][jq], gray_q[jq], CANDIDATES, threads)
+            ji = saved.rotation_rows
+        else:
+            rc = Centring.fit(got_i["rot"][ji], COLOUR_DIMS, gray_i[ji])
+            rn, rs = cross_neighbors(rc.apply(got_q["rot"][jq], gray_q[jq]),
+                                     rc.apply(got_i["rot"][ji], gray_i[ji]),
+                                     min(CANDIDATES, len(ji)), threads=threads)
         a, b = np.nonzero((rn >= 0) & (rs >= CANDIDATE_SIM))
         rot_pairs = {(int(ji[rn[x, y]]), int(jq[x])) for x, y in zip(a, b)}
     padded_i = judged_i & (info_i[:, 0] < PADDED)
@@ -273,7 +283,7 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
     rot_pairs |= {(r, q) for (r, q), s in edges.items()
                   if s >= t.copy_candidate and padded_i[r] and padded_q[q]}
     rot_pairs -= exact
-    del got_i, got_q
+    got_i = None
 
     # local rows: the indexed images involved, then the query images
     cand = {p for p, s in edges.items() if s >= t.copy_candidate} | rot_pairs

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import _native, budget
+from . import _native, budget, copy_index
 from ._version import __version__
 from .catalog import build_catalog
 from .checks.context import Context, Space
@@ -25,7 +25,7 @@ from .checks.outliers import appearance_distances
 from .checks.rotation import rotation_candidates
 from .decisions import for_scan, read_for_scan
 from .decode import REASONS, describe_all
-from .features import Builtin, Onnx, l2_normalise, resolve, validate_precomputed
+from .features import Builtin, Centring, Onnx, l2_normalise, resolve, validate_precomputed
 from .knn import DEFAULT_K, KnnGraph, knn_graph
 from .lookup import Described, Index, compare
 from .results import ScanResults
@@ -214,8 +214,9 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
             t, k, threads), vidx)
         timings["reference"] = time.perf_counter() - clock_ref
     builtin = Builtin()
-    copy = (_all_rows(builtin.fit_transform(got["raw"], gray[vidx], in_place=True), vidx, n, 0) if len(vidx)
-            else np.zeros((n, builtin.dim), np.float32))
+    centring = Centring.fit(got["raw"], builtin.colour_dims, gray[vidx]) if len(vidx) else None
+    copy = (_all_rows(centring.apply(got["raw"], gray[vidx], out=got["raw"]), vidx, n, 0)
+            if len(vidx) else np.zeros((n, builtin.dim), np.float32))
     del got
     spaces_vectors = {"copy": (copy, builtin.version)}
     if model is not None:
@@ -273,7 +274,10 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     })
     if out is not None:
         clock = time.perf_counter()
-        results.save_tables(out)
+        results.save_tables(out, also=None if centring is None else lambda folder: copy_index.write(
+            folder, rows=vidx, copy=copy, copy_centring=centring, stats=stats,
+            rot_info=rotation["info"], retrieval=rotation["retrieval"], grayscale_flags=gray,
+            grayscale=t.grayscale))
         timings["write"] = time.perf_counter() - clock
         results.save_manifest(out)  # last: it commits the new tables
         results.work_dir = Path(out)

@@ -204,9 +204,11 @@ class ScanResults:
         self.work_dir = Path(out)
         return Path(out)
 
-    def save_tables(self, out: str | Path) -> None:
+    def save_tables(self, out: str | Path, also=None) -> None:
         """Write the three tables into a new ``tables-<id>`` folder of ``out``; nothing
-        reads them until :meth:`save_manifest` commits them."""
+        reads them until :meth:`save_manifest` commits them. ``also(folder)``: writes more
+        files into that folder, committed with the tables (the scan's copy index,
+        :mod:`vislint.copy_index`)."""
         import numpy as np
         import pyarrow.parquet as pq
 
@@ -219,6 +221,8 @@ class ScanResults:
         for space, graph in self.graphs.items():
             with atomic_path(folder / f"graph-{space}.npz") as tmp, open(tmp, "wb") as f:
                 np.savez(f, neighbors=graph.neighbors, sims=graph.sims, method=graph.method)
+        if also is not None:
+            also(folder)
         self._tables_dir = name
 
     def save_manifest(self, out: str | Path) -> None:

@@ -1,0 +1,163 @@
+"""The copy index a scan saves beside its tables, so that a query (:mod:`vislint.lookup`) or a
+scan with ``--reference`` reads a few files rather than every image's features from the cache.
+
+Files, in the saved scan's tables folder (committed with the tables), one row per valid image
+in table order:
+
+- ``copy-vectors.npy``: float32[n, dim], the copy descriptor as the scan centred and
+  normalised it (its kNN graph's vectors); ``copy-ivf.faiss`` beside it when n is over
+  :data:`vislint.knn.EXACT_MAX`: :func:`vislint.knn.cross_index` of them;
+- ``rotation-vectors.npy`` / ``rotation-rows.npy`` / ``rotation-ivf.faiss``: the rotation
+  rule's retrieval vectors of the images it may judge, centred the same way, and their rows;
+- ``index-stats.npy``: float32[n, 4], what the comparison reads of each image: its colour
+  spread (``channel_diff``, for the grayscale rule), entropy and rotation info (2 values);
+- ``copy-index.json``: how the centring was fitted (its mean shift and grey colour block are in
+  ``copy-centring.npz``) and the grayscale threshold the scan used.
+
+The query memory-maps the vectors and reads the two IVF indexes: at a million images it reads
+~0.3 GB to search instead of ~4 GB of features. Searches give what
+:func:`vislint.knn.cross_neighbors` gives over the vectors fitted again from the cache (the same
+centring, the same deterministic IVF), which the tests check. A query with another grayscale
+threshold than the scan's centres differently, so it does not use the saved vectors.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _native
+from .checks.rotation import COLOUR_DIMS, judged
+from .features import Centring
+from . import knn
+from .workdir import atomic_path
+
+VERSION = 1
+"""Layout of the files; an index of another layout is not used (the query falls back to the
+feature cache)."""
+
+STATS = ("channel_diff", "entropy")
+"""The statistics kept per image, followed by the two rotation info values."""
+
+_BLOCK = 65_536
+"""Rows written at once (the vectors are written from the scan's arrays without a copy)."""
+
+
+def write(folder: Path, *, rows: np.ndarray, copy: np.ndarray, copy_centring: Centring,
+          stats: np.ndarray, rot_info: np.ndarray, retrieval: np.ndarray,
+          grayscale_flags: np.ndarray, grayscale: float) -> None:
+    """Save the index of a scan's valid images into ``folder``.
+
+    The scan's arrays hold a row per image; ``rows`` (int64[n]) are the valid ones, in order.
+    copy: float32[N, dim] the centred copy vectors, fitted by ``copy_centring``. stats:
+    float[N, len(STAT_NAMES)] the native statistics; rot_info: float[N, 2]; retrieval:
+    float32[N, dims] the rotation rule's raw retrieval vectors; grayscale_flags: bool[N];
+    grayscale: the scan's grayscale threshold.
+    """
+    _vectors(folder, "copy", copy, rows)
+    at = [_native.STAT_NAMES.index(s) for s in STATS]
+    kept = np.column_stack([stats[rows][:, at], rot_info[rows]]).astype(np.float32)
+    _array(folder / "index-stats.npy", kept)
+    # the rotation rule's vectors, centred on the images it may judge, as its search does
+    judged_rows = np.flatnonzero(judged(np.ones(len(rows), bool), kept[:, 2:], kept[:, 1]))
+    source = rows[judged_rows]
+    rotation_centring = (Centring.fit(retrieval[source], COLOUR_DIMS, grayscale_flags[source])
+                         if len(source) else None)
+    rotation = (rotation_centring.apply(retrieval[source], grayscale_flags[source])
+                if rotation_centring else np.zeros((0, retrieval.shape[1]), np.float32))
+    _vectors(folder, "rotation", rotation, np.arange(len(rotation)))
+    _array(folder / "rotation-rows.npy", judged_rows.astype(np.int64))
+    fits = {"copy": copy_centring, "rotation": rotation_centring}
+    with atomic_path(folder / "copy-centring.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{f"{name}_{part}": getattr(c, part) for name, c in fits.items() if c
+                       for part in ("shift", "grey") if getattr(c, part) is not None})
+    with atomic_path(folder / "copy-index.json") as tmp:
+        Path(tmp).write_text(json.dumps({
+            "version": VERSION, "grayscale": grayscale, "images": len(rows),
+            "colour_dims": {name: [c.colour_dims.start, c.colour_dims.stop]
+                            for name, c in fits.items() if c}}))
+
+
+@dataclass
+class Saved:
+    """A saved copy index, opened: the centrings, the memory-mapped vectors, the IVF indexes
+    (None when the search is exact), the per-image statistics (:data:`STATS`, then the
+    rotation info) and the grayscale threshold. ``rotation_rows`` are the rows (of the valid
+    images) of the rotation vectors; ``rotation_centring`` is None when there are none."""
+
+    grayscale: float
+    copy_centring: Centring
+    copy: np.ndarray
+    copy_ivf: object
+    rotation_centring: Centring | None
+    rotation: np.ndarray
+    rotation_rows: np.ndarray
+    rotation_ivf: object
+    stats: np.ndarray
+
+    @classmethod
+    def open(cls, folder: Path) -> "Saved | None":
+        """The index saved in ``folder``, or None when there is none of this layout."""
+        try:
+            info = json.loads((folder / "copy-index.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        if info.get("version") != VERSION:
+            return None
+        with np.load(folder / "copy-centring.npz") as z:
+            fits = {name: Centring(z[f"{name}_shift"], z[f"{name}_grey"] if f"{name}_grey" in z
+                                   else None, slice(*dims))
+                    for name, dims in info["colour_dims"].items()}
+        copy, copy_ivf = _open_vectors(folder, "copy")
+        rotation, rotation_ivf = _open_vectors(folder, "rotation")
+        return cls(info["grayscale"], fits["copy"], copy, copy_ivf, fits.get("rotation"),
+                   rotation, np.load(folder / "rotation-rows.npy"), rotation_ivf,
+                   np.load(folder / "index-stats.npy"))
+
+    def copy_neighbors(self, raw: np.ndarray, grayscale: np.ndarray, k: int, threads: int):
+        """The ``k`` indexed images nearest to each of these images (their raw descriptors,
+        grayscale flags) in the copy descriptor: as :func:`vislint.knn.cross_neighbors`."""
+        return knn.cross_neighbors(self.copy_centring.apply(raw, grayscale), self.copy,
+                               min(k, len(self.copy)), threads=threads, index=self.copy_ivf)
+
+    def rotation_neighbors(self, retrieval: np.ndarray, grayscale: np.ndarray, k: int,
+                           threads: int):
+        """Likewise in the rotation rule's retrieval vectors; the neighbours are rows of
+        :attr:`rotation` (:attr:`rotation_rows` maps them to the index's)."""
+        return knn.cross_neighbors(self.rotation_centring.apply(retrieval, grayscale), self.rotation,
+                               min(k, len(self.rotation)), threads=threads,
+                               index=self.rotation_ivf)
+
+
+def _vectors(folder: Path, name: str, x: np.ndarray, rows: np.ndarray) -> None:
+    """``<name>-vectors.npy``: ``x[rows]``, written block by block (no copy of all of them)
+    and, beyond :data:`vislint.knn.EXACT_MAX` rows, ``<name>-ivf.faiss``, made from the written file."""
+    import faiss
+
+    path = folder / f"{name}-vectors.npy"
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                        shape=(len(rows), x.shape[1]))
+        for start in range(0, len(rows), _BLOCK):
+            out[start:start + _BLOCK] = x[rows[start:start + _BLOCK]]
+        out.flush()
+        del out
+    if len(rows) > knn.EXACT_MAX:
+        with atomic_path(folder / f"{name}-ivf.faiss") as tmp:
+            faiss.write_index(knn.cross_index(np.load(path, mmap_mode="r")), str(tmp))
+
+
+def _open_vectors(folder: Path, name: str) -> tuple[np.ndarray, object]:
+    """(the memory-mapped vectors, their IVF index or None)."""
+    import faiss
+
+    vectors = np.load(folder / f"{name}-vectors.npy", mmap_mode="r")
+    ivf = folder / f"{name}-ivf.faiss"
+    return vectors, faiss.read_index(str(ivf)) if ivf.exists() else None
+
+
+def _array(path: Path, a: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, a)
