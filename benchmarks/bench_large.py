@@ -53,19 +53,23 @@ def make_block(root: str, start: int, stop: int, size: int) -> None:
         p = image_path(root_p, i)
         p.parent.mkdir(parents=True, exist_ok=True)
         if i % COPY_EVERY == COPY_EVERY - 1:
-            src = _field(original_of(i), size)
-            edit = EDITS[(i // COPY_EVERY) % len(EDITS)]
-            if edit == "reencode":
-                src.save(p, quality=70)
-            elif edit == "resize":
-                src.resize((80, 80), Image.Resampling.BILINEAR).save(p, quality=90)
-            elif edit == "crop":
-                m = size * 6 // 200
-                src.crop((m, m, size - m, size - m)).save(p, quality=90)
-            else:
-                ImageOps.mirror(src).save(p, quality=90)
+            save_edited(_field(original_of(i), size), EDITS[(i // COPY_EVERY) % len(EDITS)], p)
         else:
             _field(i, size).save(p, quality=90)
+
+
+def save_edited(src: Image.Image, edit: str, path: Path) -> None:
+    """Save ``src`` to ``path`` edited one of the :data:`EDITS` ways."""
+    size = src.width
+    if edit == "reencode":
+        src.save(path, quality=70)
+    elif edit == "resize":
+        src.resize((80, 80), Image.Resampling.BILINEAR).save(path, quality=90)
+    elif edit == "crop":
+        m = size * 6 // 200
+        src.crop((m, m, size - m, size - m)).save(path, quality=90)
+    else:
+        ImageOps.mirror(src).save(path, quality=90)
 
 
 def _field(i: int, size: int) -> Image.Image:

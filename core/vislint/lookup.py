@@ -46,7 +46,7 @@ from .features import Builtin, Centring
 from .knn import DEFAULT_K, cross_neighbors
 from .thresholds import Thresholds
 from .tuning import tuned
-from .workdir import FeatureCache, reading_work_dir, saved_scan
+from .workdir import CACHE_FIELDS, FeatureCache, reading_work_dir, saved_scan
 
 KINDS = ("exact", "copy", "same_scene")
 """What a match can be, most certain first."""
@@ -165,7 +165,10 @@ class Index:
         self.columns = {c: table.column(c).to_pylist() for c in cols}
         self.valid = ~np.array(self.columns["is_invalid"], bool)
         self.thresholds = Thresholds().replace(**info.get("thresholds", {}))
-        self.cache = FeatureCache(Builtin.cache_dir(work_dir), on_disk=("thumb", "polar"))
+        # every field read from the chunk files when needed: with the saved copy index, only
+        # the thumbnails and polar grids of candidate pairs are
+        self.cache = FeatureCache(Builtin.cache_dir(work_dir), on_disk=CACHE_FIELDS[1:],
+                                  check=False)
         self.saved = Saved.open(folder)  # the scan's copy index (None: an older work dir)
         self.rows = np.flatnonzero(self.valid)  # indexed images: the valid ones
         self.hashes = [self.columns["content_hash"][i] for i in self.rows]
@@ -230,7 +233,8 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
     if not len(qhash) or not len(base.rows):
         return Found(*(np.zeros(0, np.int64),) * 2, np.zeros(0, object), np.zeros(0),
                       np.zeros(0), [])
-    got_q = {"raw": images.raw, "stats": images.stats, "rot": images.rot, "rot_info": images.rot_info}
+    got_q = {"raw": images.raw, "stats": images.stats, "rot": images.rot,
+             "rot_info": images.rot_info}
     gray_q = np.nan_to_num(got_q["stats"][:, grey_at]) < t.grayscale
     saved = base.saved if base.saved is not None and base.saved.grayscale == t.grayscale else None
     if saved is not None:  # the scan's own vectors and searches, saved with it
@@ -250,10 +254,10 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
     edges = {(int(nbr[a, b]), int(a)): float(sim[a, b]) for a, b in zip(qi, col)}
 
     # exact copies: the same bytes, or the same pixels
-    by_hash: dict[str, list[int]] = {}
-    for r, h in enumerate(base.hashes):
-        by_hash.setdefault(h, []).append(r)
-    exact = {(r, j) for j, h in enumerate(qhash) for r in by_hash.get(h, ())}
+    of_hash: dict[str, list[int]] = {}
+    for j, h in enumerate(qhash):
+        of_hash.setdefault(h, []).append(j)
+    exact = {(r, j) for r, h in enumerate(base.hashes) if h in of_hash for j in of_hash[h]}
     width_i, height_i = (np.array(base.columns[c])[base.rows] for c in ("width", "height"))
     for (r, j), s in edges.items():
         if (s >= t.exact_pixels_min_sim and base.hashes[r] != qhash[j]

@@ -8,6 +8,9 @@ Layout of a work dir (``--out``)::
         images.parquet      one row per image (see ScanResults)
         groups.parquet      group memberships per check
         pairs.parquet       image pairs per check
+        graph-<space>.npz   the kNN graph of each feature space
+        copy-*, rotation-*, index-stats.npy
+                            the copy index that queries search (vislint.copy_index)
     cache/<key>/chunk-*.npz per-image descriptors, statistics and hashes, keyed by
                             the file's content hash (blake2b-128)
     cache/onnx-<sha>-<spec>/ per-image vectors of one ONNX model (its file's SHA-256)
@@ -265,11 +268,14 @@ class FeatureCache:
     the folder name, so vectors of different extractors never mix); ``None``
     keeps everything in memory. ``fields``: the arrays of a chunk, "hash" first
     (default :data:`CACHE_FIELDS`). ``on_disk``: fields kept in the chunk files only, not
-    in memory (with a root), read back from the files by :meth:`gather`.
+    in memory (with a root), read back from the files by :meth:`gather`. ``check``: read the
+    on-disk fields of every chunk once when opening (a damaged chunk is then left out and its
+    images described again); a reader that only gathers a few rows (a query) skips it, and a
+    damaged chunk raises when read.
     """
 
     def __init__(self, root: str | Path | None, fields: tuple[str, ...] = CACHE_FIELDS,
-                 on_disk: tuple[str, ...] = ()):
+                 on_disk: tuple[str, ...] = (), check: bool = True):
         self.root = Path(root) if root is not None else None
         self.fields = fields
         self.on_disk = frozenset(on_disk) if self.root is not None else frozenset()
@@ -281,8 +287,9 @@ class FeatureCache:
                 try:
                     with np.load(f, allow_pickle=False) as z:
                         chunk = {name: z[name] for name in fields if name not in self.on_disk}
-                        for name in self.on_disk:  # read once (zip CRC checked), not kept
-                            z[name]
+                        if check:  # the on-disk fields read once (zip CRC checked), not kept
+                            for name in self.on_disk:
+                                z[name]
                 except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
                     # damaged (a disk error, a copy cut short): what it held is recomputed
                     warnings.warn(f"vislint: ignoring the damaged cache file {f} ({e}); its "
