@@ -71,7 +71,7 @@ def main() -> int:
         tables = args.index / json.loads((args.index / "manifest.json").read_text())["tables"]
         aside = args.index / "index-aside"
         aside.mkdir(exist_ok=True)
-        moved = [f for f in tables.iterdir() if f.name.startswith(("copy-", "rotation-", "index-stats"))]
+        moved = [f for f in tables.iterdir() if f.name.startswith(("copy-", "rotation-"))]
         for f in moved:
             f.rename(aside / f.name)
         try:

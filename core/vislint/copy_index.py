@@ -7,12 +7,12 @@ in table order:
 - ``copy-vectors.npy``: float32[n, dim], the copy descriptor as the scan centred and
   normalised it (its kNN graph's vectors); ``copy-ivf.faiss`` beside it when n is over
   :data:`vislint.knn.EXACT_MAX`: :func:`vislint.knn.cross_index` of them;
-- ``rotation-vectors.npy`` / ``rotation-rows.npy`` / ``rotation-ivf.faiss``: the rotation
-  rule's retrieval vectors of the images it may judge, centred the same way, and their rows;
-- ``index-stats.npy``: float32[n, 4], what the comparison reads of each image: its colour
-  spread (``channel_diff``, for the grayscale rule), entropy and rotation info (2 values);
-- ``copy-index.json``: how the centring was fitted (its mean shift and grey colour block are in
-  ``copy-centring.npz``) and the grayscale threshold the scan used.
+- ``rotation-vectors.npy`` / ``rotation-ivf.faiss``: the rotation rule's retrieval vectors of
+  the images it may judge, centred the same way;
+- ``copy-index.npz`` (written last): the layout's version and the grayscale threshold the scan
+  used (``info``, JSON), both centrings (mean shift, grey colour block), the rows of the
+  rotation vectors, and float32[n, 4] of what the comparison reads of each image: its colour
+  spread (``channel_diff``, for the grayscale rule), entropy and rotation info (2 values).
 
 The query memory-maps the vectors and reads the two IVF indexes (0.5 GB at a million images)
 instead of every image's features (4.4 GB): 10,000 new images against a million took 12 s
@@ -24,6 +24,7 @@ threshold than the scan's centres differently, so it does not use the saved vect
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,6 @@ def write(folder: Path, *, rows: np.ndarray, copy: np.ndarray, copy_centring: Ce
     _vectors(folder, "copy", copy, rows)
     at = [_native.STAT_NAMES.index(s) for s in STATS]
     kept = np.column_stack([stats[rows][:, at], rot_info[rows]]).astype(np.float32)
-    _array(folder / "index-stats.npy", kept)
     # the rotation rule's vectors, centred on the images it may judge, as its search does
     judged_rows = np.flatnonzero(judged(np.ones(len(rows), bool), kept[:, 2:], kept[:, 1]))
     source = rows[judged_rows]
@@ -69,16 +69,16 @@ def write(folder: Path, *, rows: np.ndarray, copy: np.ndarray, copy_centring: Ce
     rotation = (rotation_centring.apply(retrieval[source], grayscale_flags[source])
                 if rotation_centring else np.zeros((0, retrieval.shape[1]), np.float32))
     _vectors(folder, "rotation", rotation, np.arange(len(rotation)))
-    _array(folder / "rotation-rows.npy", judged_rows.astype(np.int64))
     fits = {"copy": copy_centring, "rotation": rotation_centring}
-    with atomic_path(folder / "copy-centring.npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, **{f"{name}_{part}": getattr(c, part) for name, c in fits.items() if c
-                       for part in ("shift", "grey") if getattr(c, part) is not None})
-    with atomic_path(folder / "copy-index.json") as tmp:
-        Path(tmp).write_text(json.dumps({
-            "version": VERSION, "grayscale": grayscale, "images": len(rows),
+    info = {"version": VERSION, "grayscale": grayscale, "images": len(rows),
             "colour_dims": {name: [c.colour_dims.start, c.colour_dims.stop]
-                            for name, c in fits.items() if c}}))
+                            for name, c in fits.items() if c}}
+    # last: an index whose copy-index.npz exists is whole
+    with atomic_path(folder / "copy-index.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, info=np.array(json.dumps(info)), stats=kept,
+                 rotation_rows=judged_rows.astype(np.int64),
+                 **{f"{name}_{part}": getattr(c, part) for name, c in fits.items() if c
+                    for part in ("shift", "grey") if getattr(c, part) is not None})
 
 
 @dataclass
@@ -102,20 +102,19 @@ class Saved:
     def open(cls, folder: Path) -> "Saved | None":
         """The index saved in ``folder``, or None when there is none of this layout."""
         try:
-            info = json.loads((folder / "copy-index.json").read_text())
-        except (FileNotFoundError, ValueError):
+            with np.load(folder / "copy-index.npz", allow_pickle=False) as z:
+                arrays = {name: z[name] for name in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile):  # none, or not readable
             return None
+        info = json.loads(str(arrays.pop("info")))
         if info.get("version") != VERSION:
             return None
-        with np.load(folder / "copy-centring.npz") as z:
-            fits = {name: Centring(z[f"{name}_shift"], z[f"{name}_grey"] if f"{name}_grey" in z
-                                   else None, slice(*dims))
-                    for name, dims in info["colour_dims"].items()}
+        fits = {name: Centring(arrays[f"{name}_shift"], arrays.get(f"{name}_grey"), slice(*dims))
+                for name, dims in info["colour_dims"].items()}
         copy, copy_ivf = _open_vectors(folder, "copy")
         rotation, rotation_ivf = _open_vectors(folder, "rotation")
         return cls(info["grayscale"], fits["copy"], copy, copy_ivf, fits.get("rotation"),
-                   rotation, np.load(folder / "rotation-rows.npy"), rotation_ivf,
-                   np.load(folder / "index-stats.npy"))
+                   rotation, arrays["rotation_rows"], rotation_ivf, arrays["stats"])
 
     def copy_neighbors(self, raw: np.ndarray, grayscale: np.ndarray, k: int, threads: int):
         """The ``k`` indexed images nearest to each of these images (their raw descriptors,
@@ -139,13 +138,11 @@ def _vectors(folder: Path, name: str, x: np.ndarray, rows: np.ndarray) -> None:
     import faiss
 
     path = folder / f"{name}-vectors.npy"
-    with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                        shape=(len(rows), x.shape[1]))
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                 "shape": (len(rows), x.shape[1])})
         for start in range(0, len(rows), _BLOCK):
-            out[start:start + _BLOCK] = x[rows[start:start + _BLOCK]]
-        out.flush()
-        del out
+            np.ascontiguousarray(x[rows[start:start + _BLOCK]], dtype="<f4").tofile(f)
     if len(rows) > knn.EXACT_MAX:
         with atomic_path(folder / f"{name}-ivf.faiss") as tmp:
             faiss.write_index(knn.cross_index(np.load(path, mmap_mode="r")), str(tmp))
@@ -158,8 +155,3 @@ def _open_vectors(folder: Path, name: str) -> tuple[np.ndarray, object]:
     vectors = np.load(folder / f"{name}-vectors.npy", mmap_mode="r")
     ivf = folder / f"{name}-ivf.faiss"
     return vectors, faiss.read_index(str(ivf)) if ivf.exists() else None
-
-
-def _array(path: Path, a: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, a)

@@ -9,8 +9,7 @@ Layout of a work dir (``--out``)::
         groups.parquet      group memberships per check
         pairs.parquet       image pairs per check
         graph-<space>.npz   the kNN graph of each feature space
-        copy-*, rotation-*, index-stats.npy
-                            the copy index that queries search (vislint.copy_index)
+        copy-*, rotation-*  the copy index that queries search (vislint.copy_index)
     cache/<key>/chunk-*.npz per-image descriptors, statistics and hashes, keyed by
                             the file's content hash (blake2b-128)
     cache/onnx-<sha>-<spec>/ per-image vectors of one ONNX model (its file's SHA-256)
