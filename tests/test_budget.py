@@ -35,6 +35,19 @@ def test_a_scan_without_room_for_its_work_dir_stops_before_decoding(tmp_path, mo
     vislint.scan(data)  # no work dir: no disk needed
 
 
+def test_the_copy_index_counts_from_the_size_that_saves_one(tmp_path, monkeypatch):
+    from vislint import copy_index
+
+    usage = namedtuple("usage", "total used free")
+    n = copy_index.SAVED_FROM
+    room = n * (budget.CACHE_BYTES + budget.TABLE_BYTES) + n * budget.INDEX_BYTES // 2
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - room, room))
+    budget.check(n - 1, n - 1, tmp_path, thumbs_in_memory=False, memory_limit=10**6)
+    with pytest.raises(BudgetError, match="needs about"):
+        budget.check(n, n, tmp_path, thumbs_in_memory=False, saves_index=True,
+                     memory_limit=10**6)
+
+
 def test_the_default_limit_is_a_share_of_the_available_memory(tmp_path, monkeypatch):
     assert budget.available_memory() > 0
     data = write_images(tmp_path, 3)

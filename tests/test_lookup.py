@@ -127,9 +127,10 @@ def test_the_copy_index_saved_with_a_scan_answers_as_the_features_in_its_cache(
     """A query through the copy index a scan saves (its centred vectors, memory-mapped, and
     IVF indexes) finds exactly what one that fits everything again from the feature cache
     finds: with exact searches, and with every search approximate (exact_max 5)."""
-    from vislint import knn
+    from vislint import copy_index, knn
     from vislint.copy_index import Saved
 
+    monkeypatch.setattr(copy_index, "SAVED_FROM", 0)  # (saved from 20,000 images)
     if exact_max is not None:
         monkeypatch.setattr(knn, "EXACT_MAX", exact_max)
     paths = sorted(str(p) for p in demo_data.root.rglob("*.jpg"))
@@ -182,6 +183,16 @@ def test_the_copy_index_saved_with_a_scan_answers_as_the_features_in_its_cache(
     from_cache = vislint.query(queries, work)
     pd.testing.assert_frame_equal(with_index.matches, from_cache.matches)
     pd.testing.assert_frame_equal(with_index.images, from_cache.images)
+
+
+def test_a_scan_of_fewer_images_than_saved_from_saves_no_copy_index(demo_scan):
+    from vislint import copy_index
+
+    res, out = demo_scan
+    assert len(res.images) < copy_index.SAVED_FROM
+    tables = next(out.glob("tables-*"))
+    assert not [f for f in tables.iterdir() if f.name.startswith(("copy-", "rotation-"))]
+    assert copy_index.Saved.open(tables) is None
 
 
 def test_query_changes_nothing_in_the_work_dir_and_reads_it_again(demo_scan, tmp_path):

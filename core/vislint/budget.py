@@ -6,7 +6,8 @@ hour. So a scan first estimates what it needs, from per-image costs measured on 
 do — before it has decoded or written anything:
 
 - **disk**: the work dir's feature cache (:data:`CACHE_BYTES` an image not cached yet) and
-  its tables and copy index (:data:`TABLE_BYTES` an image);
+  its tables (:data:`TABLE_BYTES` an image) and, from 20,000 images, its copy index
+  (:data:`INDEX_BYTES` an image);
 - **memory**: :data:`MEMORY_BASE` plus a cost per image (:data:`MEMORY_BYTES`, more while the
   grey thumbnails and polar grids stay in memory: scans of at most
   :data:`vislint.pipeline.THUMBS_IN_MEMORY` images, or without a work dir), against a limit:
@@ -25,11 +26,13 @@ GIB = 2**30
 
 CACHE_BYTES = 8_900
 """Work-dir cache per image (a 200,000-image scan: 1.76 GB, 8.8 kB an image)."""
-TABLE_BYTES = 300 + 3_000
-"""Result tables per image (the same scan: 55 MB), and the copy index saved with them
-(:mod:`vislint.copy_index`: 1.8 kB of copy vectors, up to 0.6 kB of rotation vectors, 0.5 kB
-of IVF lists). A scan again of a work dir briefly holds the last scan's too, while most of its
-images are already cached (their cache costs nothing new)."""
+TABLE_BYTES = 300
+"""Result tables per image (the same scan: 55 MB)."""
+INDEX_BYTES = 3_000
+"""The copy index saved with the tables of a large scan (:mod:`vislint.copy_index`: 1.8 kB of
+copy vectors, up to 0.6 kB of rotation vectors, 0.5 kB of IVF lists; a million images: 3.0 GB).
+A scan again of a work dir briefly holds the last scan's too, while most of its images are
+already cached (their cache costs nothing new)."""
 MEMORY_BASE = 0.6 * GIB
 """Peak memory of a scan of a few images: the interpreter, NumPy, faiss, Arrow."""
 MEMORY_BYTES = 11_200
@@ -46,14 +49,15 @@ class BudgetError(ValueError):
     command exits with 2, as for any input it cannot use)."""
 
 
-def check(n: int, uncached: int, out, *, thumbs_in_memory: bool,
+def check(n: int, uncached: int, out, *, thumbs_in_memory: bool, saves_index: bool = False,
           memory_limit: float | None = None) -> None:
     """Raise :class:`BudgetError` when a scan of ``n`` images, ``uncached`` of them not in the
     work dir's cache yet, would not fit: in the free space of the work dir ``out`` (None: no
-    disk used) or in ``memory_limit`` GiB (None: :data:`AVAILABLE_SHARE` of the memory
-    available now; where the system does not say, memory is not checked)."""
+    disk used; ``saves_index``: with a copy index) or in ``memory_limit`` GiB (None:
+    :data:`AVAILABLE_SHARE` of the memory available now; where the system does not say,
+    memory is not checked)."""
     if out is not None:
-        need = uncached * CACHE_BYTES + n * TABLE_BYTES
+        need = uncached * CACHE_BYTES + n * (TABLE_BYTES + (INDEX_BYTES if saves_index else 0))
         free = shutil.disk_usage(_existing(Path(out))).free
         if need > free:
             raise BudgetError(

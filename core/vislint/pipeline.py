@@ -150,6 +150,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
                if model is not None else None)
     budget.check(n, max(0, n - len(cache)), out, memory_limit=memory_limit,
+                 saves_index=n >= copy_index.SAVED_FROM,
                  thumbs_in_memory=not cache.on_disk)
     timings["catalog"] = time.perf_counter() - clock
 
@@ -274,7 +275,8 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     })
     if out is not None:
         clock = time.perf_counter()
-        results.save_tables(out, also=None if centring is None else lambda folder: copy_index.write(
+        saves_index = centring is not None and len(vidx) >= copy_index.SAVED_FROM
+        results.save_tables(out, also=None if not saves_index else lambda folder: copy_index.write(
             folder, rows=vidx, copy=copy, copy_centring=centring, stats=stats,
             rot_info=rotation["info"], retrieval=rotation["retrieval"], grayscale_flags=gray,
             grayscale=t.grayscale))
