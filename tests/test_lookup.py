@@ -271,7 +271,7 @@ def test_query_command_prints_counts_and_writes_every_match(demo_scan, tmp_path)
     assert "--index" in helptext and "without changing it" in helptext
 
 
-def test_intel_query_agrees_with_a_scan_of_both_and_finds_planted_copies(tmp_path):
+def test_intel_query_agrees_with_a_scan_of_both_and_finds_planted_copies(tmp_path, monkeypatch):
     paths = sorted(str(p) for p in shared("intel-scenes-sample").rglob("*.jpg"))
     rng = random.Random(1)
     index = sorted(rng.sample(paths, 3000))
@@ -286,6 +286,15 @@ def test_intel_query_agrees_with_a_scan_of_both_and_finds_planted_copies(tmp_pat
                                                           if k in ("exact", "copy")}
     recall = np.mean([got.get(p) in ("exact", "copy") for p in copies.items()])
     print(f"planted copies found: {recall:.3f}")
+    # the index scanned again with its copy index saved (from 20,000 images otherwise): the
+    # query through it finds the same matches on these photos
+    from vislint import copy_index
+
+    monkeypatch.setattr(copy_index, "SAVED_FROM", 0)
+    vislint.scan(index, out=tmp_path / "index")
+    assert copy_index.Saved.open(next((tmp_path / "index").glob("tables-*"))) is not None
+    again = vislint.query(rest + sorted(copies), tmp_path / "index")
+    pd.testing.assert_frame_equal(again.matches, res.matches)
     assert recall >= 0.97, recall
     # among the untouched photos, copies are only called where the labelled natural pairs
     # (intel-scenes-pairs.csv, the exact-duplicate list) say copy
