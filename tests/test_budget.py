@@ -42,10 +42,24 @@ def test_the_copy_index_counts_from_the_size_that_saves_one(tmp_path, monkeypatc
     n = copy_index.SAVED_FROM
     room = n * (budget.CACHE_BYTES + budget.TABLE_BYTES) + n * budget.INDEX_BYTES // 2
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - room, room))
-    budget.check(n - 1, n - 1, tmp_path, thumbs_in_memory=False, memory_limit=10**6)
+    budget.check(n - 1, n - 1, tmp_path, on_disk=False, memory_limit=10**6)
     with pytest.raises(BudgetError, match="needs about"):
-        budget.check(n, n, tmp_path, thumbs_in_memory=False, saves_index=True,
+        budget.check(n, n, tmp_path, on_disk=False, saves_index=True,
                      memory_limit=10**6)
+
+
+def test_a_large_scan_counts_its_vector_files_and_less_memory(tmp_path, monkeypatch):
+    """A large scan keeps its vectors in files of the work dir (disk) rather than in memory."""
+    usage = namedtuple("usage", "total used free")
+    n = 1_000_000
+    room = n * (budget.CACHE_BYTES + budget.TABLE_BYTES) + n * budget.VECTORS_BYTES // 2
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**13, 10**13 - room, room))
+    budget.check(n, n, tmp_path, on_disk=False, memory_limit=10**6)
+    with pytest.raises(BudgetError, match="needs about"):
+        budget.check(n, n, tmp_path, on_disk=True, memory_limit=10**6)
+    budget.check(n, 0, None, on_disk=True, memory_limit=3.3)  # (measured: 2.86 GiB)
+    with pytest.raises(BudgetError, match="of memory"):
+        budget.check(n, 0, None, on_disk=False, memory_limit=3.3)
 
 
 def test_the_default_limit_is_a_share_of_the_available_memory(tmp_path, monkeypatch):

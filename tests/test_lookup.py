@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -121,18 +122,22 @@ def test_query_finds_what_a_scan_of_index_and_query_together_finds(demo_data, tm
     assert set(res.matches["match_path"]) <= set(index)
 
 
-@pytest.mark.parametrize("exact_max", [None, 5])
+@pytest.mark.parametrize("exact_max,on_disk", [(None, False), (5, False), (5, True)])
 def test_the_copy_index_saved_with_a_scan_answers_as_the_features_in_its_cache(
-        demo_data, tmp_path, monkeypatch, exact_max):
+        demo_data, tmp_path, monkeypatch, exact_max, on_disk):
     """A query through the copy index a scan saves (its centred vectors, memory-mapped, and
     IVF indexes) finds exactly what one that fits everything again from the feature cache
-    finds: with exact searches, and with every search approximate (exact_max 5)."""
-    from vislint import copy_index, knn
+    finds: with exact searches, with every search approximate (exact_max 5), and from a large
+    scan (on_disk: its vectors in files of the work dir; of valid images only, so the index
+    links the scan's file rather than copying it)."""
+    from vislint import copy_index, knn, pipeline
     from vislint.copy_index import Saved
 
     monkeypatch.setattr(copy_index, "SAVED_FROM", 0)  # (saved from 20,000 images)
     if exact_max is not None:
         monkeypatch.setattr(knn, "EXACT_MAX", exact_max)
+    if on_disk:
+        monkeypatch.setattr(pipeline, "ON_DISK_FROM", 0)
     paths = sorted(str(p) for p in demo_data.root.rglob("*.jpg"))
     rng = random.Random(5)
     index = sorted(rng.sample(paths, len(paths) * 2 // 3))
@@ -141,8 +146,13 @@ def test_the_copy_index_saved_with_a_scan_answers_as_the_features_in_its_cache(
                    ("jpeg", "resize", "crop", "hflip", "brightness", "rotate_any"))
     queries = sorted(set(paths) - set(index)) + sorted(copies)
     work = tmp_path / "index"
-    vislint.scan(index, out=work)
+    if on_disk:
+        index = good
+    res = vislint.scan(index, out=work)
     tables = next(work.glob("tables-*"))
+    assert isinstance(res.features, np.memmap) == on_disk
+    if on_disk:
+        assert (tables / "copy-vectors.npy").stat().st_ino == os.stat(res.features.filename).st_ino
     saved = Saved.open(tables)
     valid = ~vislint.load(work).images["is_invalid"].to_numpy(bool)
     assert saved is not None and len(saved.copy) == valid.sum() == len(saved.stats)

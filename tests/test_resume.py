@@ -198,39 +198,42 @@ def test_cache_fields_kept_on_disk_only_are_read_back_from_the_chunk_files(tmp_p
     assert len(reopened) == 0
 
 
-def test_a_large_scan_reads_the_thumbnails_back_from_its_work_dir(demo_data, demo_scan, tmp_path,
-                                                                monkeypatch):
-    """Beyond THUMBS_IN_MEMORY images the grey thumbnails that verify near duplicates and the
-    polar grids that verify rotated copies stay in the work dir's cache files: the same
-    findings, fresh and resumed."""
-    from vislint import pipeline
-    from vislint.workdir import FeatureCache
+def test_a_large_scan_keeps_its_vectors_thumbnails_and_grids_in_its_work_dir(
+        demo_data, demo_scan, tmp_path, monkeypatch):
+    """Beyond ON_DISK_FROM images the copy descriptors and rotation vectors are read from the
+    cache files into files of the work dir, which the searches read through a memory map, and
+    the grey thumbnails and polar grids that verify candidate pairs stay in the cache files:
+    the same vectors and findings as in memory, fresh and resumed."""
+    from vislint import pipeline, workdir
 
-    monkeypatch.setattr(pipeline, "THUMBS_IN_MEMORY", 0)
+    monkeypatch.setattr(pipeline, "ON_DISK_FROM", 0)
     read = []
-    real_read = FeatureCache._read
-    monkeypatch.setattr(FeatureCache, "_read", lambda self, name, locs: read.append(name) or
-                        real_read(self, name, locs))
+    real_read = workdir._read_rows
+    monkeypatch.setattr(workdir, "_read_rows", lambda files, root, name, locs: read.append(name)
+                        or real_read(files, root, name, locs))
     ref = demo_scan[0]
     assert len(ref.pairs("near_duplicate")) > 0  # (verification read thumbnails)
+    assert ref.images["is_invalid"].any()  # (invalid images: zero rows in the files)
     for _ in range(2):  # from nothing, then from the cache
         got = vislint.scan(demo_data.root, out=tmp_path / "out")
+        assert isinstance(got.features, np.memmap)
+        np.testing.assert_array_equal(got.features, ref.features)
         pd.testing.assert_frame_equal(got.images, ref.images)
         for check in ("near_duplicate", "same_scene", "leak"):
             pd.testing.assert_frame_equal(got.pairs(check), ref.pairs(check))
-        assert set(read) == {"thumb", "polar"}  # from the files
+        assert set(read) == {"raw", "rot", "thumb", "polar"}  # from the files
         read.clear()
 
 
 def test_a_scan_stopped_after_its_searches_resumes_without_searching_again(demo_data, demo_scan,
                                                                            tmp_path, monkeypatch):
-    """Beyond STAGES_FROM images the graphs, the rotation candidates and the appearance
+    """Beyond ON_DISK_FROM images the graphs, the rotation candidates and the appearance
     distances are kept in the work dir: a scan that stops in its checks (here: interrupted)
     resumes with them, and ends with the same results as a scan that ran through."""
     from vislint import pipeline
     from vislint.checks import outliers
 
-    monkeypatch.setattr(pipeline, "STAGES_FROM", 0)
+    monkeypatch.setattr(pipeline, "ON_DISK_FROM", 0)
     real = outliers.outlier
     monkeypatch.setattr(outliers, "outlier", lambda ctx: (_ for _ in ()).throw(KeyboardInterrupt))
     out = tmp_path / "out"

@@ -24,13 +24,14 @@ threshold than the scan's centres differently, so it does not use the saved vect
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import _native
+from . import _native, ondisk
 from .checks.rotation import COLOUR_DIMS, judged
 from .features import Centring
 from . import knn
@@ -49,7 +50,7 @@ STATS = ("channel_diff", "entropy")
 """The statistics kept per image, followed by the two rotation info values."""
 
 _BLOCK = 65_536
-"""Rows written at once (the vectors are written from the scan's arrays without a copy)."""
+"""Rows copied at once into the index's vectors file."""
 
 
 def write(folder: Path, *, rows: np.ndarray, copy: np.ndarray, copy_centring: Centring,
@@ -63,17 +64,20 @@ def write(folder: Path, *, rows: np.ndarray, copy: np.ndarray, copy_centring: Ce
     float32[N, dims] the rotation rule's raw retrieval vectors; grayscale_flags: bool[N];
     grayscale: the scan's grayscale threshold.
     """
-    _vectors(folder, "copy", copy, rows)
+    _vectors(folder, "copy", (len(rows), copy.shape[1]),
+             lambda out: _copy_rows(ondisk.subset(copy, rows), out),
+             same_file=getattr(copy, "filename", None) if len(rows) == len(copy) else None)
     at = [_native.STAT_NAMES.index(s) for s in STATS]
     kept = np.column_stack([stats[rows][:, at], rot_info[rows]]).astype(np.float32)
     # the rotation rule's vectors, centred on the images it may judge, as its search does
     judged_rows = np.flatnonzero(judged(np.ones(len(rows), bool), kept[:, 2:], kept[:, 1]))
     source = rows[judged_rows]
-    rotation_centring = (Centring.fit(retrieval[source], COLOUR_DIMS, grayscale_flags[source])
+    judged_retrieval = ondisk.subset(retrieval, source)
+    rotation_centring = (Centring.fit(judged_retrieval, COLOUR_DIMS, grayscale_flags[source])
                          if len(source) else None)
-    rotation = (rotation_centring.apply(retrieval[source], grayscale_flags[source])
-                if rotation_centring else np.zeros((0, retrieval.shape[1]), np.float32))
-    _vectors(folder, "rotation", rotation, np.arange(len(rotation)))
+    _vectors(folder, "rotation", (len(source), retrieval.shape[1]),
+             lambda out: rotation_centring.apply(judged_retrieval, grayscale_flags[source], out=out)
+             if rotation_centring else None)
     fits = {"copy": copy_centring, "rotation": rotation_centring}
     info = {"version": VERSION, "grayscale": grayscale, "images": len(rows),
             "colour_dims": {name: [c.colour_dims.start, c.colour_dims.stop]
@@ -136,21 +140,43 @@ class Saved:
                                    index=self.rotation_ivf)
 
 
-def _vectors(folder: Path, name: str, x: np.ndarray, rows: np.ndarray) -> None:
-    """``<name>-vectors.npy``: ``x[rows]``, written block by block (no copy of all of them)
-    and, beyond :data:`vislint.knn.EXACT_MAX` rows, ``<name>-ivf.faiss``, made from the
-    written file."""
+def _vectors(folder: Path, name: str, shape: tuple[int, int], fill, same_file=None) -> None:
+    """``<name>-vectors.npy``: float32[shape], written by ``fill(out)`` into the file's map
+    (never all in memory), or a hard link to ``same_file`` (a ``.npy`` file of the scan that
+    holds exactly these vectors: a large scan's) where the file system allows; and, beyond
+    :data:`vislint.knn.EXACT_MAX` rows, ``<name>-ivf.faiss``, made from the written file."""
     import faiss
 
     path = folder / f"{name}-vectors.npy"
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
-                                                 "shape": (len(rows), x.shape[1])})
-        for start in range(0, len(rows), _BLOCK):
-            np.ascontiguousarray(x[rows[start:start + _BLOCK]], dtype="<f4").tofile(f)
-    if len(rows) > knn.EXACT_MAX:
+    with atomic_path(path) as tmp:
+        if not _linked(same_file, tmp):
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype="<f4", shape=shape)
+            fill(out)
+            out.flush()
+            del out
+    if shape[0] > knn.EXACT_MAX:
         with atomic_path(folder / f"{name}-ivf.faiss") as tmp:
             faiss.write_index(knn.cross_index(np.load(path, mmap_mode="r")), str(tmp))
+
+
+def _linked(source, path: Path) -> bool:
+    """Make ``path`` a hard link to ``source`` (None: nothing to link); False where that
+    cannot be done (another file system, one without links)."""
+    if source is None:
+        return False
+    try:
+        path.unlink()
+        os.link(source, path)
+        return True
+    except OSError:
+        return False
+
+
+def _copy_rows(x, out) -> None:
+    """``out[:] = x`` block by block (both may be maps: their pages released as they go)."""
+    for start, block in ondisk.blockwise(x, _BLOCK):
+        out[start:start + len(block)] = block
+        ondisk.release(out)
 
 
 def _open_vectors(folder: Path, name: str) -> tuple[np.ndarray, object]:

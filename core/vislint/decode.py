@@ -619,7 +619,8 @@ def describe_all(paths: list[str], cache, *, threads: int, progress, min_side: i
     # cached images carry no decode metadata in this run: take it from the cache
     cached_rows = np.flatnonzero(meta["ok"] & (meta["width"] == 0)).tolist()
     if cached_rows:
-        got = cache.gather([meta["content_hash"][i] for i in cached_rows])
+        got = cache.gather([meta["content_hash"][i] for i in cached_rows],
+                           fields=("width", "height", "format"))
         meta["width"][cached_rows] = got["width"]
         meta["height"][cached_rows] = got["height"]
         for r, f in zip(cached_rows, got["format"].tolist()):

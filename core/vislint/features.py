@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _native
+from . import _native, ondisk
 from .onnx_features import Onnx
 
 BUILTIN_VERSION = "builtin-v4"
@@ -35,7 +35,7 @@ large sets, little of it for a few dozen images."""
 
 
 FIT_BLOCK = 65_536
-"""Rows centred and normalised at once by :func:`fit_centred` (a 235 MB float64 block)."""
+"""Rows centred and normalised at once by :class:`Centring` (a 235 MB float64 block)."""
 
 
 class Builtin:
@@ -95,34 +95,42 @@ class Centring:
     colour_dims: slice
 
     @classmethod
-    def fit(cls, raw: np.ndarray, colour_dims: slice,
-            grayscale: np.ndarray | None = None) -> "Centring":
-        n = len(raw)
-        mean = raw.mean(axis=0, dtype=np.float64)
+    def fit(cls, raw, colour_dims: slice, grayscale: np.ndarray | None = None) -> "Centring":
+        """Fit on ``raw`` (float[N, dim], in memory or mapped from a file: read block by block,
+        see :mod:`vislint.ondisk`); grayscale: bool[N]."""
+        n, dim = raw.shape
+        total = np.zeros(dim)
+        mixed = grayscale is not None and grayscale.any() and not grayscale.all()
+        colour_total = np.zeros(colour_dims.stop - colour_dims.start)
+        for start, block in ondisk.blockwise(raw, FIT_BLOCK):
+            x = np.asarray(block, np.float64)
+            total += x.sum(axis=0)
+            if mixed:
+                colour_total += x[~grayscale[start:start + len(x)], colour_dims].sum(axis=0)
+        mean = total / max(n, 1)
         grey = None
-        if grayscale is not None and grayscale.any() and not grayscale.all():
-            colour = raw[:, colour_dims].astype(np.float64)
-            grey = colour[~grayscale].mean(axis=0)
-            colour[grayscale] = grey
-            mean[colour_dims] = colour.mean(axis=0)
-            del colour
+        if mixed:
+            colour_rows = int((~grayscale).sum())
+            grey = colour_total / colour_rows
+            mean[colour_dims] = (colour_total + (n - colour_rows) * grey) / n
         return cls(mean * (n / (n + MEAN_PRIOR)), grey, colour_dims)
 
-    def apply(self, raw: np.ndarray, grayscale: np.ndarray | None = None,
-              out: np.ndarray | None = None) -> np.ndarray:
+    def apply(self, raw, grayscale: np.ndarray | None = None, out=None) -> np.ndarray:
         """float32[N, dim]: ``raw`` centred and L2-normalised (grayscale: bool[N]), into
-        ``out`` when given (which may be ``raw`` itself)."""
+        ``out`` when given (which may be ``raw`` itself, or a file's map)."""
         # Block by block, so that no float64 copy of all the vectors is made (at a million
-        # images: 3.6 GB a copy); each value goes through the same operations as it would in
-        # one piece, so the result is identical. A block is copied before it is overwritten.
+        # images: 3.6 GB a copy) and a mapped file's pages are released as they are done; each
+        # value goes through the same operations as it would in one piece, so the result is
+        # identical. A block is copied before it is overwritten.
         if out is None:
             out = np.empty(raw.shape, np.float32)
-        for start in range(0, len(raw), FIT_BLOCK):
-            x = raw[start:start + FIT_BLOCK].astype(np.float64)
+        for start, block in ondisk.blockwise(raw, FIT_BLOCK):
+            x = np.array(block, np.float64)
             if self.grey is not None and grayscale is not None:
                 x[grayscale[start:start + FIT_BLOCK], self.colour_dims] = self.grey
             x -= self.shift
             out[start:start + FIT_BLOCK] = l2_normalise(x)
+            ondisk.release(out)
         return out
 
 

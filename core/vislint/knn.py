@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
-from . import _native  # noqa: E402
+from . import _native, ondisk  # noqa: E402
 
 DEFAULT_K = 10
 """Neighbours per image. Enough for duplicate groups of up to 10 copies and for a
@@ -84,7 +84,8 @@ class KnnGraph:
 
 def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
               threads: int = 0, progress: Callable[[int], None] | None = None) -> KnnGraph:
-    """Build the kNN graph of L2-normalised ``features`` (float32[N, d]).
+    """Build the kNN graph of L2-normalised ``features`` (float32[N, d]; in memory, or mapped
+    from a file and read block by block: see :mod:`vislint.ondisk`).
 
     ``k``: neighbours per image (default :data:`DEFAULT_K`), capped at N-1.
     ``method``: "auto", "exact" or "ivf" (see module docstring).
@@ -93,14 +94,15 @@ def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
     """
     import faiss
 
-    x = np.ascontiguousarray(features, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"features must be a 2-D array (N images × d), got shape {x.shape}")
+    if not isinstance(features, (np.memmap, ondisk.Rows)):
+        features = np.ascontiguousarray(features, dtype=np.float32)
+    if len(features.shape) != 2:
+        raise ValueError(f"features must be a 2-D array (N images × d), got shape {features.shape}")
     if method not in ("auto", "exact", "ivf"):
         raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
     if k < 1:
         raise ValueError(f"k must be ≥ 1, got {k}")
-    n, d = x.shape
+    n, d = features.shape
     if threads:
         faiss.omp_set_num_threads(int(threads))
     else:
@@ -117,20 +119,23 @@ def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
     # ordered by index (otherwise which of them faiss returns depends on the thread count)
     kc = min(kk + 1 + TIE_SLACK, n)
     if used == "exact":
+        x = np.ascontiguousarray(features[:], dtype=np.float32)  # (at most EXACT_MAX rows)
         idx = _exact_candidates(faiss, x, kc, threads, progress)
-        s = _similarities(x, idx)
+        blocks = [(0, _similarities(x, idx), idx)]
     else:
-        s, idx = _ivf_search(faiss, x, kc, progress)
-    s = np.round(s, _SIM_DECIMALS).astype(np.float32)
-    # Self out wherever it landed (exact copies tie with it), then the canonical order:
-    # similarity descending, then index ascending; the first kk are the neighbours.
-    missing = (idx < 0) | (idx == np.arange(n)[:, None])
-    s[missing] = -np.inf
-    order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, idx), -s), axis=1)[:, :kk]
-    idx = np.take_along_axis(idx, order, axis=1)
-    s = np.take_along_axis(s, order, axis=1)
-    neighbors[:, :kk] = np.where(np.isfinite(s), idx, -1)
-    sims[:, :kk] = s
+        blocks = _ivf_search(faiss, features, kc, progress)
+    for start, s, idx in blocks:
+        stop = start + len(idx)
+        s = np.round(s, _SIM_DECIMALS).astype(np.float32)
+        # Self out wherever it landed (exact copies tie with it), then the canonical order:
+        # similarity descending, then index ascending; the first kk are the neighbours.
+        missing = (idx < 0) | (idx == np.arange(start, stop)[:, None])
+        s[missing] = -np.inf
+        order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, idx), -s), axis=1)[:, :kk]
+        idx = np.take_along_axis(idx, order, axis=1)
+        s = np.take_along_axis(s, order, axis=1)
+        neighbors[start:stop, :kk] = np.where(np.isfinite(s), idx, -1)
+        sims[start:stop, :kk] = s
     return KnnGraph(neighbors, sims, used)
 
 
@@ -138,62 +143,67 @@ IVF_DIM = 64
 """Dimensions of the PCA projection the approximate index searches in."""
 
 
-def _ivf_search(faiss, x: np.ndarray, k: int, progress=None):
-    """Approximate kNN: IVF over a PCA projection finds 3k candidates per image,
-    which are then re-ranked by their exact similarity on the full vectors."""
-    n, d = x.shape
-    rng = np.random.default_rng(0)
-    sample = x[np.sort(rng.choice(n, min(n, 20_000), replace=False))]
-    pca = faiss.PCAMatrix(d, min(IVF_DIM, d))
-    pca.train(sample)
-    z = np.ascontiguousarray(pca.apply(x))
-    cand = _ivf_candidates(faiss, z, min(3 * k, n), faiss.METRIC_INNER_PRODUCT, progress=progress)
-    sims = _similarities(x, cand)  # exact re-ranking
-    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
+SEARCH_BLOCK = 65_536
+"""Rows searched at once by the approximate search, whose candidates are re-ranked before
+the next block: the candidates of all rows are never held at once (65,536 rows: 3 million
+candidates, 24 MB of row numbers; a mapped file is read through once a block)."""
 
 
-def _ivf_candidates(faiss, z: np.ndarray, k: int, metric, progress=None) -> np.ndarray:
-    """int64[n, k]: approximate nearest rows of ``z`` to each of its rows (each row then
-    included; -1 where fewer were found) from :func:`_ivf_index` of ``z``."""
-    return _search(_ivf_index(faiss, z, metric), z, k, progress=progress)[1]
+def _ivf_search(faiss, x, k: int, progress=None):
+    """Approximate kNN, block by block of :data:`SEARCH_BLOCK` rows: (start, similarities
+    float32[rows, k], indices int64[rows, k]) of each block. An IVF over a PCA projection of
+    ``x`` (:func:`cross_index`) finds 3k candidates per row, which are re-ranked by their
+    exact similarity on the full vectors."""
+    n = len(x)
+    index = cross_index(x)
+    kc = min(3 * k, n)
+    for start, block in ondisk.blockwise(x, SEARCH_BLOCK):
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        cand = index.search(block, kc)[1]
+        sims = _similarities(block, cand, x)  # exact re-ranking
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        yield start, np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
+        if progress is not None:
+            progress(len(block))
 
 
-def _ivf_index(faiss, z: np.ndarray, metric):
-    """An ``IndexIVFFlat`` of ``z``: √n lists, 8 probed, trained on a fixed sample with a
-    fixed seed (so deterministic)."""
-    n, d = z.shape
+def _ivf_index(faiss, project, n: int, d: int, metric):
+    """An ``IndexIVFFlat`` of ``n`` rows of ``d`` dimensions: √n lists, 8 probed, trained on a
+    fixed sample with a fixed seed (so deterministic). ``project(rows)``: float32 vectors of
+    those rows (a slice or an index array); the rows are added block by block, so that only
+    the index holds them all."""
     nlist = int(max(16, np.sqrt(n)))
     quantizer = faiss.IndexFlatIP(d) if metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
     index.cp.seed = 1234
     index.cp.niter = 10
     # k-means on a deterministic sample: 64 points per list is plenty for the centroids
-    index.train(z[:: max(1, n // (64 * nlist))])
+    index.train(project(slice(0, n, max(1, n // (64 * nlist)))))
     index.nprobe = min(nlist, 8)
-    index.add(z)
+    for start in range(0, n, ondisk.RELEASE_ROWS):
+        index.add(project(slice(start, min(start + ondisk.RELEASE_ROWS, n))))
     return index
 
 
-def cross_index(base: np.ndarray):
-    """The approximate index :func:`cross_neighbors` searches ``base`` (L2-normalised
-    float32[n, d]) with beyond :data:`EXACT_MAX` rows: the IVF of :func:`knn_graph` behind a
-    PCA to :data:`IVF_DIM` dimensions trained on a fixed sample (a faiss
-    ``IndexPreTransform``, which ``faiss.write_index`` saves whole). Deterministic."""
+def cross_index(base):
+    """The approximate index :func:`knn_graph` and :func:`cross_neighbors` search ``base``
+    (L2-normalised float32[n, d], in memory or mapped) with beyond :data:`EXACT_MAX` rows: an
+    IVF (:func:`_ivf_index`) behind a PCA to :data:`IVF_DIM` dimensions trained on a fixed
+    sample (a faiss ``IndexPreTransform``, which ``faiss.write_index`` saves whole).
+    Deterministic."""
     import faiss
 
-    x = base
-    n, d = x.shape
+    n, d = base.shape
     pca = faiss.PCAMatrix(d, min(IVF_DIM, d))
     rng = np.random.default_rng(0)
-    pca.train(np.ascontiguousarray(x[np.sort(rng.choice(n, min(n, 20_000), replace=False))],
-                                   dtype=np.float32))
-    z = np.empty((n, pca.d_out), np.float32)
-    for start in range(0, n, 65_536):  # (a memory-mapped base is read block by block)
-        z[start:start + 65_536] = pca.apply(np.ascontiguousarray(x[start:start + 65_536],
-                                                                 dtype=np.float32))
-    ivf = _ivf_index(faiss, z, faiss.METRIC_INNER_PRODUCT)
-    return faiss.IndexPreTransform(pca, ivf)
+    pca.train(np.ascontiguousarray(
+        ondisk.take(base, np.sort(rng.choice(n, min(n, 20_000), replace=False))), dtype=np.float32))
+
+    def project(rows):
+        return pca.apply(np.ascontiguousarray(ondisk.take(base, rows), dtype=np.float32))
+
+    return faiss.IndexPreTransform(pca, _ivf_index(faiss, project, n, pca.d_out,
+                                                   faiss.METRIC_INNER_PRODUCT))
 
 
 def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: int = 0,
@@ -224,12 +234,7 @@ def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: i
     else:
         index = index if index is not None else cross_index(x)
         cand = _search(index, q, min(3 * kc, n))[1]
-    s = np.full(cand.shape, -np.inf, np.float32)
-    for start in range(0, m, 256):
-        c = cand[start:start + 256]
-        s[start:start + 256] = np.where(c >= 0, np.einsum("nkd,nd->nk", x[np.maximum(c, 0)],
-                                                          q[start:start + 256]), -np.inf)
-    s = np.round(s, _SIM_DECIMALS).astype(np.float32)
+    s = np.round(_similarities(q, cand, x), _SIM_DECIMALS).astype(np.float32)
     order = np.lexsort((np.where(cand < 0, np.iinfo(np.int64).max, cand), -s), axis=1)[:, :k]
     kk = order.shape[1]
     neighbors[:, :kk] = np.take_along_axis(cand, order, axis=1)
@@ -250,6 +255,7 @@ def _flat_candidates(faiss, q: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
     for start in range(0, len(x), FLAT_BLOCK):
         index = faiss.IndexFlatIP(x.shape[1])
         index.add(np.ascontiguousarray(x[start:start + FLAT_BLOCK], dtype=np.float32))
+        ondisk.release(x)
         s, i = _search(index, q, min(k, index.ntotal))
         i = np.where(i >= 0, i + start, -1)
         if best_s is not None:
@@ -274,20 +280,31 @@ def kth_distances(x: np.ndarray, k: int, *, threads: int = 0) -> np.ndarray:
     x64 = np.asarray(x, np.float64)
     # within the unit ball, as the exact search's candidate keys expect (squared distances
     # under 4: see _native.KnnCandidates); the order of distances is unchanged
-    centred = x64 - x64.mean(axis=0)
-    radius = float(np.sqrt((centred ** 2).sum(axis=1).max()))
-    z = np.ascontiguousarray(centred / (1.001 * radius) if radius > 0 else centred, dtype=np.float32)
+    mean = x64.mean(axis=0)
+    radius = float(np.sqrt(max(((x64[s:s + 65_536] - mean) ** 2).sum(axis=1).max()
+                               for s in range(0, n, 65_536))))
+    scale = 1.001 * radius if radius > 0 else 1.0
+    z = np.empty(x64.shape, np.float32)
+    for s in range(0, n, 65_536):
+        z[s:s + 65_536] = (x64[s:s + 65_536] - mean) / scale
     kc = min(k + 1 + TIE_SLACK, n)
-    cand = (_exact_candidates(faiss, z, kc, threads) if n <= EXACT_MAX
-            else _ivf_candidates(faiss, z, kc, faiss.METRIC_L2))
-    dist = np.full(cand.shape, np.inf)
-    for start in range(0, n, 1024):
-        c = cand[start:start + 1024]
-        diff = x64[np.maximum(c, 0)] - x64[start:start + 1024, None, :]
-        d2 = np.einsum("nkd,nkd->nk", diff, diff)
-        rows = np.arange(start, start + len(c))[:, None]
-        dist[start:start + 1024] = np.where((c >= 0) & (c != rows), d2, np.inf)
-    return np.sqrt(np.sort(dist, axis=1)[:, k - 1])
+    if n <= EXACT_MAX:
+        cand, index = _exact_candidates(faiss, z, kc, threads), None
+    else:
+        index = _ivf_index(faiss, lambda rows: z[rows], n, z.shape[1], faiss.METRIC_L2)
+    kth = np.empty(n)
+    for start in range(0, n, SEARCH_BLOCK):  # the candidates of one block at a time
+        c = (cand[start:start + SEARCH_BLOCK] if index is None
+             else index.search(z[start:start + SEARCH_BLOCK], kc)[1])
+        dist = np.full(c.shape, np.inf)
+        for sub in range(0, len(c), 1024):
+            cs = c[sub:sub + 1024]
+            rows = np.arange(start + sub, start + sub + len(cs))[:, None]
+            diff = x64[np.maximum(cs, 0)] - x64[rows]
+            dist[sub:sub + 1024] = np.where((cs >= 0) & (cs != rows),
+                                            np.einsum("nkd,nkd->nk", diff, diff), np.inf)
+        kth[start:start + len(c)] = np.sqrt(np.sort(dist, axis=1)[:, k - 1])
+    return kth
 
 
 def _exact_candidates(faiss, x: np.ndarray, k: int, threads: int, progress=None) -> np.ndarray:
@@ -306,17 +323,42 @@ def _exact_candidates(faiss, x: np.ndarray, k: int, threads: int, progress=None)
     return candidates.indices()
 
 
-def _similarities(x: np.ndarray, cand: np.ndarray, block: int = 256) -> np.ndarray:
-    """float32[n, c]: the inner product of each row of ``x`` with its candidates ``cand``
-    (int64[n, c], -1 = none: -inf), block by block (a few MB), summed in the same order for
-    any thread count (NumPy's einsum, no BLAS)."""
+def _similarities(q: np.ndarray, cand: np.ndarray, x=None) -> np.ndarray:
+    """float32[n, c]: the inner product of each row of ``q`` with its candidates ``cand``
+    (int64[n, c] rows of ``x``, -1 = none: -inf; ``x`` defaults to ``q``), summed in the same
+    order for any thread count (NumPy's einsum, no BLAS) and for any ``x``.
+
+    The pairs are taken in the order of their candidate rows, and ``x`` is read in blocks of
+    :data:`vislint.ondisk.RELEASE_ROWS` rows: a mapped ``x`` is read through once, each block's
+    pages released before the next (rows read in scattered order from a map are not bounded:
+    every read may map a large part of the file around it, see :mod:`vislint.ondisk`)."""
+    x = q if x is None else x
     sims = np.full(cand.shape, -np.inf, np.float32)
-    for start in range(0, len(x), block):
-        c = cand[start:start + block]
-        v = x[np.maximum(c, 0)]
-        sims[start:start + block] = np.where(c >= 0, np.einsum("nkd,nd->nk", v, x[start:start + block]),
-                                             -np.inf)
+    flat = cand.ravel()
+    pos = np.flatnonzero(flat >= 0)
+    rows = flat[pos]
+    order = np.argsort(rows, kind="stable")
+    pos, rows = pos[order], rows[order]
+    del order
+    found = np.empty(len(pos), np.float32)
+    bounds = np.searchsorted(rows, np.arange(0, len(x) + ondisk.RELEASE_ROWS, ondisk.RELEASE_ROWS))
+    for b, (lo, hi) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
+        if lo == hi:
+            continue
+        first = b * ondisk.RELEASE_ROWS
+        block = x[first:first + ondisk.RELEASE_ROWS]
+        for at in range(lo, hi, _PAIRS):
+            to = min(hi, at + _PAIRS)
+            found[at:to] = np.einsum("nd,nd->n", block[rows[at:to] - first],
+                                     q[pos[at:to] // cand.shape[1]])
+        ondisk.release(x)
+    sims.ravel()[pos] = found
     return sims
+
+
+_PAIRS = 8_192
+"""Pairs whose inner products are computed at once by :func:`_similarities` (two 15 MB
+arrays of 448-d rows)."""
 
 
 def _search(index, x: np.ndarray, k: int, block: int = 16384, progress=None):

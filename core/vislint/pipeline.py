@@ -26,6 +26,7 @@ from .checks.rotation import rotation_candidates
 from .decisions import for_scan, read_for_scan
 from .decode import REASONS, describe_all
 from .features import Builtin, Centring, Onnx, l2_normalise, resolve, validate_precomputed
+from .ondisk import subset
 from .knn import DEFAULT_K, KnnGraph, knn_graph
 from .lookup import Described, Index, compare
 from .results import ScanResults
@@ -37,21 +38,27 @@ from .vocabulary import checks
 from .workdir import FeatureCache, StageCache, open_work_dir, reading_work_dir
 
 
-THUMBS_IN_MEMORY = 100_000
-"""Scans of more images (with a work dir) keep the grey thumbnails that verify near
-duplicates and the polar grids that verify rotated copies in the work dir's cache files only
-(4 kB and 2 kB an image: 6 GB at a million) and read back those of the candidate pairs;
-smaller scans keep them in memory (reading them back would cost a few percent of a small
-scan)."""
+ON_DISK_FROM = 100_000
+"""Scans of more images with a work dir keep what is large per image in the work dir rather
+than in memory (at a million images, gigabytes each):
 
-STAGES_FROM = 100_000
-"""Scans of more images (with a work dir) keep what their searches found — the kNN graphs, the
-rotation rule's candidates, the appearance distances — in the work dir
-(:class:`vislint.workdir.StageCache`), so that a scan killed after them resumes without
-searching again (at a million images: minutes); smaller scans search again in seconds."""
+- the copy descriptors and the rotation rule's retrieval vectors (1.8 kB and 0.6 kB an image),
+  gathered from the cache into ``.npy`` files that every stage reads through a memory map,
+  block by block (:mod:`vislint.ondisk`);
+- the grey thumbnails that verify near duplicates and the polar grids that verify rotated
+  copies (4 kB and 2 kB an image), read back from the cache files for the candidate pairs;
+- what the searches found — the kNN graphs, the rotation rule's candidates, the appearance
+  distances (:class:`vislint.workdir.StageCache`) — so that a scan killed after them resumes
+  without searching again (at a million images: minutes).
+
+Smaller scans keep them in memory: reading them back would cost a few percent of a scan of a
+few thousand images, and they search again in seconds."""
 
 PAIR_FIELDS = ("thumb", "polar")
-"""Cache fields read only for the images of candidate pairs (see :data:`THUMBS_IN_MEMORY`)."""
+"""Cache fields read only for the images of candidate pairs (see :data:`ON_DISK_FROM`)."""
+
+VECTOR_FIELDS = ("raw", "rot")
+"""Cache fields a large scan reads into files of its own (see :data:`ON_DISK_FROM`)."""
 
 
 def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
@@ -145,13 +152,14 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     predicted = (read_predictions(predictions, relpaths=catalog.relpaths, paths=catalog.paths,
                                   labels=catalog.labels) if predictions is not None else None)
     model = semantic if isinstance(semantic, Onnx) else None
+    large = out is not None and n > ON_DISK_FROM
     cache = FeatureCache(Builtin.cache_dir(out) if out else None,
-                         on_disk=PAIR_FIELDS if n > THUMBS_IN_MEMORY else ())
+                         on_disk=PAIR_FIELDS + VECTOR_FIELDS if large else ())
     vectors = (FeatureCache(Path(out) / "cache" / model.version if out else None, fields=("hash", "vec"))
                if model is not None else None)
     budget.check(n, max(0, n - len(cache)), out, memory_limit=memory_limit,
                  saves_index=n >= copy_index.SAVED_FROM,
-                 thumbs_in_memory=not cache.on_disk)
+                 on_disk=large)
     timings["catalog"] = time.perf_counter() - clock
 
     # Decode and describe, batch by batch; each batch is cached as it completes.
@@ -171,28 +179,41 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     valid = meta["ok"]
     vidx = np.flatnonzero(valid)
     hashes = meta["content_hash"]
-    # every field but the thumbnails and polar grids, taken out of the chunks, which then keep
-    # only those (only the images of candidate pairs need them)
-    got = cache.gather([hashes[i] for i in vidx], fields=tuple(f for f in cache.fields[1:]
-                                                                 if f not in PAIR_FIELDS), drop=True)
-    pair_cache = cache  # now the hashes, thumbnails and polar grids only
+    # the small fields, taken out of the chunks, which then keep only the thumbnails and polar
+    # grids (only the images of candidate pairs need them); the vectors of every image
+    vhash = [hashes[i] for i in vidx]
+    by_row = [h if ok else None for h, ok in zip(hashes, valid.tolist())]
+    got = cache.gather(vhash, fields=tuple(f for f in cache.fields[1:]
+                                           if f not in PAIR_FIELDS + VECTOR_FIELDS), drop=True)
+    stages = StageCache(cache.root / "stages") if large else None
+    if not len(vidx):
+        raw = np.zeros((n, Builtin.dim), np.float32)
+        retrieval = np.zeros((n, _native.ROTATION_DIM), np.float32)
+    elif large:
+        raw = cache.gather_file("raw", by_row, stages.root / "copy-vectors.npy")
+        retrieval = cache.gather_file("rot", by_row, stages.root / "rotation-retrieval.npy")
+    else:
+        vectors_of = cache.gather(vhash, fields=VECTOR_FIELDS, drop=True)
+        raw = _all_rows(vectors_of["raw"], vidx, n, 0)
+        retrieval = _all_rows(vectors_of["rot"], vidx, n, 0)
+        del vectors_of
+    read = cache.reader(by_row)  # the thumbnails and polar grids of candidate pairs, by row
+    del cache
     stats = _all_rows(got["stats"], vidx, n, np.nan)
-    rotation = {"retrieval": _all_rows(got["rot"], vidx, n, 0),
-                "polar": lambda rows: pair_cache.gather([hashes[r] for r in rows], fields=("polar",))["polar"],
+    rotation = {"retrieval": retrieval, "polar": lambda rows: read("polar", rows),
                 "info": _all_rows(got["rot_info"], vidx, n, np.nan)}
     gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
     # Rotated-copy candidates need only the rotation vectors: a second thread searches them
     # while this one fits the descriptor and builds the graphs (on 2 cores, the descriptor's
     # single-threaded NumPy work leaves the other core free for them).
-    stages = (StageCache(cache.root / "stages") if cache.root is not None and n > STAGES_FROM
-              else None)
     background = ThreadPoolExecutor(1)
     entropy = stats[:, _native.STAT_NAMES.index("entropy")]
     rot_candidates = background.submit(
         _staged, stages, "rotation", (rotation["retrieval"], rotation["info"], valid, entropy, gray),
         lambda: {"pairs": rotation_candidates(
             retrieval=rotation["retrieval"], info=rotation["info"], valid=valid, entropy=entropy,
-            grayscale=gray, threads=max(1, threads // 2))})
+            grayscale=gray, threads=max(1, threads // 2),
+            vectors_file=stages.root / "rotation-vectors.npy" if stages else None)})
     # so do the outlier check's appearance distances, which need only the statistics (with
     # every thread: at a million images their search outlasts the graphs', and the checks
     # would wait for it with a core idle)
@@ -205,20 +226,21 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     reference = None
     if base is not None:  # before the raw descriptors are centred in place
         clock_ref = time.perf_counter()
-        vhash = [hashes[i] for i in vidx]
         reference = (base, compare(base, Described(
             paths=[catalog.paths[i] for i in vidx], hashes=vhash, width=meta["width"][vidx],
-            height=meta["height"][vidx], raw=got["raw"], stats=got["stats"], rot=got["rot"],
-            rot_info=got["rot_info"],
-            thumbs=lambda rows: pair_cache.gather([vhash[r] for r in rows], fields=("thumb",))["thumb"],
-            polar=lambda rows: pair_cache.gather([vhash[r] for r in rows], fields=("polar",))["polar"]),
+            height=meta["height"][vidx], raw=subset(raw, vidx), stats=got["stats"],
+            rot=subset(retrieval, vidx), rot_info=got["rot_info"],
+            thumbs=lambda rows: read("thumb", vidx[rows]), polar=lambda rows: read("polar", vidx[rows])),
             t, k, threads), vidx)
         timings["reference"] = time.perf_counter() - clock_ref
     builtin = Builtin()
-    centring = Centring.fit(got["raw"], builtin.colour_dims, gray[vidx]) if len(vidx) else None
-    copy = (_all_rows(centring.apply(got["raw"], gray[vidx], out=got["raw"]), vidx, n, 0)
-            if len(vidx) else np.zeros((n, builtin.dim), np.float32))
-    del got
+    centring = None
+    if len(vidx):  # the copy descriptor centred over its raw vectors, in memory or in its file
+        centring = Centring.fit(subset(raw, vidx), builtin.colour_dims, gray[vidx])
+        centring.apply(subset(raw, vidx), gray[vidx], out=subset(raw, vidx))
+    # (a large scan's file is mapped again read-only: the results hand it out)
+    copy = np.load(raw.filename, mmap_mode="r") if isinstance(raw, np.memmap) else raw
+    del got, raw
     spaces_vectors = {"copy": (copy, builtin.version)}
     if model is not None:
         vec = np.zeros((n, model.dim), np.float32)
@@ -248,7 +270,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                   predictions=predicted,
                   appearance=appearance.result()["distances"] if appearance else None,
                   reference=reference,
-                  thumbs=lambda rows: pair_cache.gather([hashes[r] for r in rows], fields=("thumb",))["thumb"])
+                  thumbs=lambda rows: read("thumb", rows))
     with stage(progress, "checks", total=len(checks()), unit="check") as bar:
         for check in checks():
             bar.note(check.name)
@@ -282,6 +304,8 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
             grayscale=t.grayscale))
         timings["write"] = time.perf_counter() - clock
         results.save_manifest(out)  # last: it commits the new tables
+        if stages is not None:  # (the copy vectors stay: the results map them)
+            (stages.root / "rotation-retrieval.npy").unlink(missing_ok=True)
         results.work_dir = Path(out)
     return results
 
@@ -358,7 +382,7 @@ def _graph(feats, valid, k, index, threads, progress=None) -> KnnGraph:
     as they are searched)."""
     n = len(valid)
     vidx = np.flatnonzero(valid)
-    g = knn_graph(feats[vidx], k, method=index, threads=threads, progress=progress)
+    g = knn_graph(subset(feats, vidx), k, method=index, threads=threads, progress=progress)
     neighbors = np.full((n, k), -1, np.int64)
     sims = np.full((n, k), -np.inf, np.float32)
     mapped = np.where(g.neighbors >= 0, vidx[np.maximum(g.neighbors, 0)], -1)

@@ -215,16 +215,18 @@ class StageCache:
 
     @staticmethod
     def key(*inputs) -> str:
-        """A digest of ``inputs``: arrays (dtype, shape and bytes), lists of str, and plain
-        values (their repr)."""
+        """A digest of ``inputs``: arrays (dtype, shape and bytes; in memory or mapped from a
+        file), lists of str, and plain values (their repr)."""
         import hashlib
+
+        from . import ondisk
 
         h = hashlib.blake2b(digest_size=16)
         for x in inputs:
             if isinstance(x, np.ndarray):
-                x = np.ascontiguousarray(x)
                 h.update(f"{x.dtype.str}{x.shape}".encode())
-                h.update(memoryview(x).cast("B"))
+                for _, block in ondisk.blockwise(x) if x.ndim else [(0, x)]:  # (mapped: released)
+                    h.update(memoryview(np.ascontiguousarray(block)).cast("B"))
             elif isinstance(x, list):
                 h.update("\n".join("" if v is None else str(v) for v in x).encode("utf-8", "surrogateescape"))
             else:
@@ -350,23 +352,58 @@ class FeatureCache:
             self.fields = tuple(f for f in self.fields if f not in out or f in self.on_disk)
         return out
 
-    def _read(self, name: str, locs: np.ndarray) -> np.ndarray:
-        """Field ``name`` of the rows at ``locs`` ((chunk, row) pairs), read from the chunk
-        files, each file once."""
+    def gather_file(self, name: str, content_hashes: list, path: Path) -> np.memmap:
+        """Field ``name`` (an on-disk one) of the given hashes, in that order, written to the
+        ``.npy`` file ``path`` and returned mapped from it (read and write): row i holds the
+        field of ``content_hashes[i]``, zeros where that is None. Read chunk file by chunk
+        file, so it is never all in memory (see :mod:`vislint.ondisk`)."""
+        from . import ondisk
+
+        at = np.array([i for i, h in enumerate(content_hashes) if h is not None], np.int64)
+        locs = np.array([self._index[content_hashes[i]] for i in at.tolist()],
+                        np.int64).reshape(-1, 2)
         out = None
         by_chunk = np.argsort(locs[:, 0], kind="stable")
         chunks, starts = np.unique(locs[by_chunk, 0], return_index=True)
+        written = 0
         for ci, sel in zip(chunks.tolist(), np.split(by_chunk, starts[1:])):
-            try:
-                with np.load(self._files[ci], allow_pickle=False) as z:
-                    values = z[name][locs[sel, 1]]
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-                raise RuntimeError(f"the cache file {self._files[ci]} cannot be read ({e}); delete "
-                                   f"{self.root} and scan again") from e
+            values = self._read(name, np.column_stack([np.full(len(sel), ci), locs[sel, 1]]))
             if out is None:
-                out = np.empty((len(locs),) + values.shape[1:], values.dtype)
-            out[sel] = values
-        return out if out is not None else np.empty(0)
+                out = ondisk.create(path, (len(content_hashes),) + values.shape[1:], values.dtype)
+            out[at[sel]] = values
+            written += len(sel)
+            if written >= ondisk.RELEASE_ROWS:
+                ondisk.release(out)
+                written = 0
+        if out is None:  # no row: the field's shape is not known, an empty file stands for it
+            out = ondisk.create(path, (len(content_hashes), 0), np.float32)
+        ondisk.release(out)
+        return out
+
+    def reader(self, content_hashes: list):
+        """``read(name, rows)``: field ``name`` of the images ``content_hashes[rows]`` (rows: a
+        list or int array; a None hash is an image not cached, never to be read). For the
+        on-disk fields the reader holds only the chunk files' names and an int32 location per
+        image, not the cache, so that a large scan can let the cache go once it has gathered
+        the rest (at a million images its hash index is hundreds of MB)."""
+        if not self.on_disk:
+            return lambda name, rows: self.gather([content_hashes[r] for r in rows],
+                                                  fields=(name,))[name]
+        locs = np.array([self._index[h] if h is not None else (-1, -1) for h in content_hashes],
+                        np.int32).reshape(-1, 2)
+        files, root, on_disk = list(self._files), self.root, self.on_disk
+
+        def read(name: str, rows) -> np.ndarray:
+            if name not in on_disk:
+                raise ValueError(f"{name} is not an on-disk field of this cache")
+            return _read_rows(files, root, name, locs[np.asarray(rows, np.int64)])
+
+        return read
+
+    def _read(self, name: str, locs: np.ndarray) -> np.ndarray:
+        """Field ``name`` of the rows at ``locs`` ((chunk, row) pairs), read from the chunk
+        files, each file once."""
+        return _read_rows(self._files, self.root, name, locs)
 
     def _register(self, chunk: dict[str, np.ndarray], file: Path | None) -> None:
         ci = len(self._chunks)
@@ -374,3 +411,22 @@ class FeatureCache:
         self._files.append(file)
         for row, h in enumerate(chunk["hash"].tolist()):
             self._index.setdefault(h, (ci, row))
+
+
+def _read_rows(files: list, root, name: str, locs: np.ndarray) -> np.ndarray:
+    """Field ``name`` of the rows at ``locs`` ((chunk, row) pairs) of the cache files
+    ``files`` (of the cache folder ``root``), each file read once."""
+    out = None
+    by_chunk = np.argsort(locs[:, 0], kind="stable")
+    chunks, starts = np.unique(locs[by_chunk, 0], return_index=True)
+    for ci, sel in zip(chunks.tolist(), np.split(by_chunk, starts[1:])):
+        try:
+            with np.load(files[ci], allow_pickle=False) as z:
+                values = z[name][locs[sel, 1]]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise RuntimeError(f"the cache file {files[ci]} cannot be read ({e}); delete "
+                               f"{root} and scan again") from e
+        if out is None:
+            out = np.empty((len(locs),) + values.shape[1:], values.dtype)
+        out[sel] = values
+    return out if out is not None else np.empty(0)

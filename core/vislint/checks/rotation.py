@@ -32,11 +32,12 @@ expand, with resizing and JPEG; no pair added among the 3,999 Intel photos.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from .. import _native
-from ..features import fit_centred
+from .. import _native, ondisk
+from ..features import Centring
 from ..knn import KnnGraph, knn_graph
 
 CANDIDATES = 10
@@ -93,22 +94,29 @@ def judged(valid, info, entropy) -> np.ndarray:
 
 
 def rotation_candidates(*, retrieval, info, valid, entropy, grayscale,
-                        threads: int = 0) -> np.ndarray:
+                        threads: int = 0, vectors_file=None) -> np.ndarray:
     """Step 1: int64[P, 2] row pairs of :func:`judged` images, each image with those of its
     :data:`CANDIDATES` nearest neighbours in the retrieval vectors at cosine ≥
     :data:`CANDIDATE_SIM` (a pair may appear twice, in either order).
 
-    retrieval: float32[N, 160] raw retrieval vectors; info: float32[N, 2] (see
-    :func:`vislint._native.rotation_features`); rows that are not ``valid`` are ignored.
-    entropy: float[N] luminance entropy (bits); grayscale: bool[N]. Needs no other feature:
-    a scan runs it beside the descriptor's graph.
+    retrieval: float32[N, 160] raw retrieval vectors (in memory or mapped from a file); info:
+    float32[N, 2] (see :func:`vislint._native.rotation_features`); rows that are not ``valid``
+    are ignored. entropy: float[N] luminance entropy (bits); grayscale: bool[N]. vectors_file:
+    where the centred vectors of the judged images go while they are searched (a file of a
+    large scan's work dir, deleted after; None: in memory). Needs no other feature: a scan runs it beside the descriptor's graph.
     """
     textured = judged(valid, info, entropy)
     tidx = np.flatnonzero(textured)
     if len(tidx) < 2:
         return np.empty((0, 2), np.int64)
-    vecs = fit_centred(retrieval[tidx], COLOUR_DIMS, grayscale[tidx])
+    source = ondisk.subset(retrieval, tidx)
+    centring = Centring.fit(source, COLOUR_DIMS, grayscale[tidx])
+    vecs = centring.apply(source, grayscale[tidx], out=None if vectors_file is None else
+                          ondisk.create(vectors_file, (len(tidx), retrieval.shape[1])))
     g = knn_graph(vecs, min(CANDIDATES, len(tidx) - 1), threads=threads)
+    if vectors_file is not None:  # (only this search reads it)
+        del vecs
+        Path(vectors_file).unlink(missing_ok=True)
     r, c = np.nonzero((g.neighbors >= 0) & (g.sims >= CANDIDATE_SIM))
     return np.stack([tidx[r], tidx[g.neighbors[r, c]]], axis=1)
 
