@@ -636,3 +636,19 @@ def test_rotation_identical_for_any_thread_count_and_validates():
         nat.rotation_verify(polar, np.array([0, 1]), np.array([1]))
     empty = nat.rotation_verify(polar, np.zeros(0, int), np.zeros(0, int))
     assert all(len(x) == 0 for x in empty)
+
+
+def test_pair_dots_are_the_inner_products_whatever_the_threads():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(300, 451)).astype(np.float32)  # (a dimension that is no lane multiple)
+    b = rng.normal(size=(200, 451)).astype(np.float32)
+    ia, ib = rng.integers(0, 300, 5_000), rng.integers(0, 200, 5_000)
+    got = nat.pair_dots(a, ia, b, ib, threads=1)
+    want = np.einsum("nd,nd->n", a[ia].astype(np.float64), b[ib].astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(got, nat.pair_dots(a, ia, b, ib, threads=3))
+    np.testing.assert_array_equal(got[::7], nat.pair_dots(a, ia[::7], b, ib[::7], threads=2))
+    with pytest.raises(ValueError, match="out of range"):
+        nat.pair_dots(a, np.array([300]), b, np.array([0]))
+    with pytest.raises(ValueError, match="same number of columns"):
+        nat.pair_dots(a, ia, b[:, :10], ib)

@@ -179,6 +179,37 @@ py::array_t<std::int64_t> knn_indices_py(const vislint::KnnCandidates& self) {
     return out;
 }
 
+py::array_t<float> pair_dots_py(const py::array& a, const py::array& ia, const py::array& b,
+                                const py::array& ib, int threads) {
+    check_threads(threads);
+    const std::string expected = "float32 array of shape (rows, d)";
+    if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(1))
+        throw py::value_error("a, b: expected two 2-D float arrays with the same number of "
+                              "columns, got " + describe(a) + " and " + describe(b));
+    auto fa = convert<float>(a, "a", Kind::Floating, expected);
+    auto fb = convert<float>(b, "b", Kind::Floating, expected);
+    auto xa = convert<std::int64_t>(ia, "ia", Kind::Integer, "integer array of shape (P,)");
+    auto xb = convert<std::int64_t>(ib, "ib", Kind::Integer, "integer array of shape (P,)");
+    if (xa.ndim() != 1 || xb.ndim() != 1 || xa.shape(0) != xb.shape(0))
+        throw py::value_error("ia, ib: expected two integer arrays of the same shape (P,), got " +
+                              describe(ia) + " and " + describe(ib));
+    const auto n = static_cast<std::size_t>(xa.shape(0));
+    py::array_t<float> out(static_cast<py::ssize_t>(n));
+    const float* pa = fa.data();
+    const float* pb = fb.data();
+    const std::int64_t* pia = xa.data();
+    const std::int64_t* pib = xb.data();
+    float* dst = out.mutable_data();
+    const auto ra = static_cast<std::size_t>(fa.shape(0));
+    const auto rb = static_cast<std::size_t>(fb.shape(0));
+    const auto d = static_cast<std::size_t>(fa.shape(1));
+    {
+        py::gil_scoped_release nogil;
+        vislint::pair_dots(pa, ra, pia, pb, rb, pib, n, d, dst, threads);
+    }
+    return out;
+}
+
 py::array_t<std::int64_t> center_groups_py(const py::array& neighbors, const py::array& sims,
                                            double threshold, const py::array& order) {
     auto [nb, sm] = as_knn(neighbors, sims);
@@ -762,6 +793,21 @@ Returns:
     (isolated nodes get their own index).
 )doc");
 
+    m.def("pair_dots", &pair_dots_py, py::arg("a"), py::arg("ia"), py::arg("b"), py::arg("ib"),
+          py::arg("threads") = 0,
+          R"doc(Inner products of pairs of rows: out[p] = a[ia[p]] . b[ib[p]].
+
+Each product is summed in one fixed order, so the result does not depend on the
+thread count (the exact re-ranking of kNN candidates; the GIL is released).
+
+Args:
+    a, b: float32[rows, d] (other float types are converted), the same d.
+    ia, ib: int[P] row indices into a and b (a row out of range: ValueError).
+    threads: worker threads, 0 (default) = all hardware threads.
+
+Returns:
+    float32[P].
+)doc");
     m.def("center_groups", &center_groups_py, py::arg("neighbors"), py::arg("sims"),
           py::arg("threshold"), py::arg("order"),
           R"doc(Non-chaining grouping around centres (sequential).

@@ -271,4 +271,28 @@ void label_tally(std::size_t n, std::size_t k, const std::int64_t* neighbors,
     });
 }
 
+void pair_dots(const float* a, std::size_t a_rows, const std::int64_t* ia, const float* b,
+               std::size_t b_rows, const std::int64_t* ib, std::size_t n_pairs, std::size_t d,
+               float* out, int threads) {
+    for (std::size_t p = 0; p < n_pairs; ++p) {
+        if (ia[p] < 0 || static_cast<std::size_t>(ia[p]) >= a_rows || ib[p] < 0 ||
+            static_cast<std::size_t>(ib[p]) >= b_rows)
+            throw std::invalid_argument("pair_dots: pair " + std::to_string(p) +
+                                        " names a row out of range");
+    }
+    constexpr std::size_t kLanes = 8;
+    const std::size_t body = d - d % kLanes;
+    parallel_for(n_pairs, threads, [&](std::size_t p) {
+        const float* x = a + static_cast<std::size_t>(ia[p]) * d;
+        const float* y = b + static_cast<std::size_t>(ib[p]) * d;
+        float lane[kLanes] = {};
+        for (std::size_t j = 0; j < body; j += kLanes)
+            for (std::size_t l = 0; l < kLanes; ++l) lane[l] += x[j + l] * y[j + l];
+        float sum = 0.0f;
+        for (std::size_t l = 0; l < kLanes; ++l) sum += lane[l];
+        for (std::size_t j = body; j < d; ++j) sum += x[j] * y[j];
+        out[p] = sum;
+    });
+}
+
 }  // namespace vislint

@@ -46,6 +46,14 @@ private:
     std::vector<float> bound_;  // distances above it cannot enter the row's list
 };
 
+// Inner products of pairs of rows: out[p] = a[ia[p]] . b[ib[p]] for p < n_pairs, a and b
+// row-major with d columns (a_rows and b_rows rows: indices are checked). Each product is
+// summed in one fixed order (8 float32 lanes, then the lanes in order), so it does not depend
+// on the thread count or on which other pairs are computed with it.
+void pair_dots(const float* a, std::size_t a_rows, const std::int64_t* ia, const float* b,
+               std::size_t b_rows, const std::int64_t* ib, std::size_t n_pairs, std::size_t d,
+               float* out, int threads);
+
 // Connected components of n nodes over edges (i[e], j[e]), e < n_edges.
 // Union-find with path halving and union by size. out[v] = the smallest node
 // index in v's component.

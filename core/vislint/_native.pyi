@@ -15,7 +15,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DESCRIPTOR_DIM', 'KnnCandidates', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'VERIFY_SIZE', 'aligned_pair', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'grey_thumbnails', 'have_jpeg', 'image_stats', 'label_tally', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images', 'verify_pairs']
+__all__: list[str] = ['DESCRIPTOR_DIM', 'KnnCandidates', 'ROTATION_DIM', 'STAT_NAMES', 'TILE_SIZE', 'VERIFY_SIZE', 'aligned_pair', 'analyze', 'center_groups', 'components', 'decode_jpeg', 'descriptor', 'grey_thumbnails', 'have_jpeg', 'image_stats', 'label_tally', 'pair_dots', 'preprocess', 'rotation_features', 'rotation_verify', 'thumbnail', 'tiles_from_images', 'verify_pairs']
 class KnnCandidates:
     """
     The k best candidates of
@@ -238,6 +238,21 @@ def label_tally(neighbors: numpy.ndarray, sims: numpy.ndarray, labels: numpy.nda
         support = total weight; suggested = label with the largest weight
         (ties -> smallest label; -1 when support == 0); agreement = weight of
         labels[r] / support (NaN when labels[r] < 0 or support == 0).
+    """
+def pair_dots(a: numpy.ndarray, ia: numpy.ndarray, b: numpy.ndarray, ib: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Inner products of pairs of rows: out[p] = a[ia[p]] . b[ib[p]].
+    
+    Each product is summed in one fixed order, so the result does not depend on the
+    thread count (the exact re-ranking of kNN candidates; the GIL is released).
+    
+    Args:
+        a, b: float32[rows, d] (other float types are converted), the same d.
+        ia, ib: int[P] row indices into a and b (a row out of range: ValueError).
+        threads: worker threads, 0 (default) = all hardware threads.
+    
+    Returns:
+        float32[P].
     """
 def preprocess(images: list, out: numpy.ndarray, *, layout: str = 'NCHW', crop: typing.SupportsFloat | typing.SupportsIndex = 1.0, mean: collections.abc.Sequence = (0.0, 0.0, 0.0), std: collections.abc.Sequence = (1.0, 1.0, 1.0), bgr: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
     """

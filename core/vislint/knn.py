@@ -121,9 +121,9 @@ def knn_graph(features: np.ndarray, k: int = DEFAULT_K, *, method: str = "auto",
     if used == "exact":
         x = np.ascontiguousarray(features[:], dtype=np.float32)  # (at most EXACT_MAX rows)
         idx = _exact_candidates(faiss, x, kc, threads, progress)
-        blocks = [(0, _similarities(x, idx), idx)]
+        blocks = [(0, _similarities(x, idx, threads=threads), idx)]
     else:
-        blocks = _ivf_search(faiss, features, kc, progress)
+        blocks = _ivf_search(faiss, features, kc, threads, progress)
     for start, s, idx in blocks:
         stop = start + len(idx)
         s = np.round(s, _SIM_DECIMALS).astype(np.float32)
@@ -149,7 +149,7 @@ the next block: the candidates of all rows are never held at once (65,536 rows: 
 candidates, 24 MB of row numbers; a mapped file is read through once a block)."""
 
 
-def _ivf_search(faiss, x, k: int, progress=None):
+def _ivf_search(faiss, x, k: int, threads: int, progress=None):
     """Approximate kNN, block by block of :data:`SEARCH_BLOCK` rows: (start, similarities
     float32[rows, k], indices int64[rows, k]) of each block. An IVF over a PCA projection of
     ``x`` (:func:`cross_index`) finds 3k candidates per row, which are re-ranked by their
@@ -160,7 +160,7 @@ def _ivf_search(faiss, x, k: int, progress=None):
     for start, block in ondisk.blockwise(x, SEARCH_BLOCK):
         block = np.ascontiguousarray(block, dtype=np.float32)
         cand = index.search(block, kc)[1]
-        sims = _similarities(block, cand, x)  # exact re-ranking
+        sims = _similarities(block, cand, x, threads)  # exact re-ranking
         top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
         yield start, np.take_along_axis(sims, top, axis=1), np.take_along_axis(cand, top, axis=1)
         if progress is not None:
@@ -234,7 +234,7 @@ def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: i
     else:
         index = index if index is not None else cross_index(x)
         cand = _search(index, q, min(3 * kc, n))[1]
-    s = np.round(_similarities(q, cand, x), _SIM_DECIMALS).astype(np.float32)
+    s = np.round(_similarities(q, cand, x, threads), _SIM_DECIMALS).astype(np.float32)
     order = np.lexsort((np.where(cand < 0, np.iinfo(np.int64).max, cand), -s), axis=1)[:, :k]
     kk = order.shape[1]
     neighbors[:, :kk] = np.take_along_axis(cand, order, axis=1)
@@ -323,16 +323,18 @@ def _exact_candidates(faiss, x: np.ndarray, k: int, threads: int, progress=None)
     return candidates.indices()
 
 
-def _similarities(q: np.ndarray, cand: np.ndarray, x=None) -> np.ndarray:
+def _similarities(q: np.ndarray, cand: np.ndarray, x=None, threads: int = 0) -> np.ndarray:
     """float32[n, c]: the inner product of each row of ``q`` with its candidates ``cand``
-    (int64[n, c] rows of ``x``, -1 = none: -inf; ``x`` defaults to ``q``), summed in the same
-    order for any thread count (NumPy's einsum, no BLAS) and for any ``x``.
+    (int64[n, c] rows of ``x``, -1 = none: -inf; ``x`` defaults to ``q``), each summed in one
+    fixed order by the native core (:func:`vislint._native.pair_dots`, ``threads`` threads),
+    so that it does not depend on the thread count or on ``x`` being in memory or mapped.
 
     The pairs are taken in the order of their candidate rows, and ``x`` is read in blocks of
     :data:`vislint.ondisk.RELEASE_ROWS` rows: a mapped ``x`` is read through once, each block's
     pages released before the next (rows read in scattered order from a map are not bounded:
     every read may map a large part of the file around it, see :mod:`vislint.ondisk`)."""
     x = q if x is None else x
+    q = np.ascontiguousarray(q, dtype=np.float32)
     sims = np.full(cand.shape, -np.inf, np.float32)
     flat = cand.ravel()
     pos = np.flatnonzero(flat >= 0)
@@ -346,19 +348,12 @@ def _similarities(q: np.ndarray, cand: np.ndarray, x=None) -> np.ndarray:
         if lo == hi:
             continue
         first = b * ondisk.RELEASE_ROWS
-        block = x[first:first + ondisk.RELEASE_ROWS]
-        for at in range(lo, hi, _PAIRS):
-            to = min(hi, at + _PAIRS)
-            found[at:to] = np.einsum("nd,nd->n", block[rows[at:to] - first],
-                                     q[pos[at:to] // cand.shape[1]])
+        block = np.asarray(x[first:first + ondisk.RELEASE_ROWS])
+        found[lo:hi] = _native.pair_dots(block, rows[lo:hi] - first, q, pos[lo:hi] // cand.shape[1],
+                                         threads=int(threads))
         ondisk.release(x)
     sims.ravel()[pos] = found
     return sims
-
-
-_PAIRS = 8_192
-"""Pairs whose inner products are computed at once by :func:`_similarities` (two 15 MB
-arrays of 448-d rows)."""
 
 
 def _search(index, x: np.ndarray, k: int, block: int = 16384, progress=None):
