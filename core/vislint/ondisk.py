@@ -40,7 +40,7 @@ def release(x) -> None:
     """Hand the pages of a memory-mapped array that this process has read or written back to
     the page cache (written pages are kept there and reach the file; nothing is lost); no-op
     for arrays in memory and for views that own no map."""
-    m = getattr(x, "_mmap", None)
+    m = getattr(x, "_mmap", None)  # (np.memmap keeps its mmap object there, views too)
     if m is not None and not m.closed:
         m.madvise(mmap.MADV_DONTNEED)
 
@@ -76,8 +76,8 @@ def take(x, rows) -> np.ndarray:
 class Rows:
     """The rows ``rows`` of a matrix ``x`` (an array or a map), indexed as an array of those
     rows would be (``len``, ``shape``, ``r[i]``, ``r[a:b]``, ``r[int array of any shape]``,
-    and assigned to likewise) without copying them: a search over a large scan's valid images reads them from its
-    vectors file as it goes."""
+    and assigned to likewise) without copying them: a search over a large scan's valid
+    images reads them from its vectors file as it goes."""
 
     def __init__(self, x, rows: np.ndarray):
         self.x, self.rows = x, np.asarray(rows, np.int64)
