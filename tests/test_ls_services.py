@@ -123,7 +123,15 @@ def test_annotation_like_a_reviewer(ls_client, review):
     assert ann.completed_by == me.id
     listed = ls_client.annotations.list(id=tid)
     assert [(a.id, a.result[0]["value"]["choices"]) for a in listed] == [(ann.id, ["keep"])]
-    assert ls_client.tasks.get(str(tid)).total_annotations == 1
+    task = ls_client.tasks.get(str(tid))
+    assert [a["id"] for a in task.annotations] == [ann.id]
+    # the task's counters are updated after the annotation is saved (once, in CI, the task
+    # was read with its annotation but a count of 0): wait for them a little
+    deadline = time.monotonic() + 10
+    while task.total_annotations != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        task = ls_client.tasks.get(str(tid))
+    assert task.total_annotations == 1
 
 
 def test_restart_keeps_data(ls_server, ls_client, review):
