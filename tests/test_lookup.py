@@ -180,10 +180,18 @@ def test_the_copy_index_saved_with_a_scan_answers_as_the_features_in_its_cache(
     want = knn.cross_neighbors(fit.apply(got["rot"][j], gray[j]), fit.apply(got["rot"][j], gray[j]), 6)
     for a, b in zip(saved.rotation_neighbors(got["rot"][j], gray[j], 6, 2), want):
         np.testing.assert_array_equal(a, b)
-    calls = []
-    search = Saved.copy_neighbors
+    # where each image is in the cache is saved too: the query reads its candidates'
+    # thumbnails and polar grids from there, without opening the cache
+    assert saved.cache_locs is not None and len(saved.cache_locs) == valid.sum()
+    from vislint import lookup
+
+    calls, opened = [], []
+    search, open_cache = Saved.copy_neighbors, lookup.FeatureCache
     monkeypatch.setattr(Saved, "copy_neighbors", lambda *a: calls.append(1) or search(*a))
+    monkeypatch.setattr(lookup, "FeatureCache", lambda root, *a, **kw: opened.append(root)
+                        or open_cache(root, *a, **kw))
     with_index = vislint.query(queries, work)
+    assert opened == [None]  # (the query images' own, in memory)
     assert calls and found(with_index).values() and sum(found(with_index)[(c, o)] in ("exact", "copy")
                                               for c, o in copies.items()) >= 11
     for name in [f.name for f in tables.iterdir()

@@ -198,6 +198,40 @@ def test_cache_fields_kept_on_disk_only_are_read_back_from_the_chunk_files(tmp_p
     assert len(reopened) == 0
 
 
+def test_cache_locations_read_only_the_rows_they_name_and_notice_a_changed_cache(tmp_path):
+    """A saved index reads a candidate's thumbnail from its chunk file by location, without
+    opening the cache: only the rows asked for are read (bytes of other rows damaged on disk
+    do not matter), compressed members too, and locations kept with their hashes refuse a
+    cache changed since (another image at that place)."""
+    import zipfile
+
+    from vislint.workdir import CacheRows, FeatureCache
+
+    root = tmp_path / "cache"
+    cache = FeatureCache(root, fields=("hash", "t"), on_disk=("t",))
+    cache.add({"hash": np.array(["a", "b", "c"]), "t": np.arange(9).reshape(3, 3) * 10})
+    cache.add({"hash": np.array(["d"]), "t": np.full((1, 3), 99)})
+    where = cache.locations(["d", None, "c", "a"])
+    assert where("t", [2, 0, 3]).tolist() == [[60, 70, 80], [99, 99, 99], [0, 10, 20]]
+    assert where.take([3, 0])("t", [1]).tolist() == [[99, 99, 99]]
+    with pytest.raises(ValueError, match="not in the cache"):
+        where("t", [1])
+    first = cache._files[0]
+    with zipfile.ZipFile(first) as zf:
+        info = zf.getinfo("t.npy")
+    raw = bytearray(first.read_bytes())
+    raw[info.header_offset + 30 + len("t.npy") + info.compress_size - 1] ^= 0xFF  # row "c"
+    first.write_bytes(bytes(raw))
+    assert where("t", [3]).tolist() == [[0, 10, 20]]  # "a" is read, the zip's CRC is not
+    kept = CacheRows(where.files, where.locs, ["d", None, "c", "a"])
+    assert kept("t", [0]).tolist() == [[99, 99, 99]]
+    np.savez_compressed(first, hash=np.array(["a", "b", "c"]), t=np.arange(9).reshape(3, 3))
+    assert kept("t", [3]).tolist() == [[0, 1, 2]]  # compressed: read whole, the same rows
+    np.savez(first, hash=np.array(["x", "y", "z"]), t=np.zeros((3, 3), int))
+    with pytest.raises(RuntimeError, match="changed after the scan"):
+        kept("t", [3])
+
+
 def test_a_large_scan_keeps_its_vectors_thumbnails_and_grids_in_its_work_dir(
         demo_data, demo_scan, tmp_path, monkeypatch):
     """Beyond ON_DISK_FROM images the copy descriptors and rotation vectors are read from the
@@ -209,8 +243,8 @@ def test_a_large_scan_keeps_its_vectors_thumbnails_and_grids_in_its_work_dir(
     monkeypatch.setattr(pipeline, "ON_DISK_FROM", 0)
     read = []
     real_read = workdir._read_rows
-    monkeypatch.setattr(workdir, "_read_rows", lambda files, root, name, locs: read.append(name)
-                        or real_read(files, root, name, locs))
+    monkeypatch.setattr(workdir, "_read_rows", lambda files, name, locs, **kw: read.append(name)
+                        or real_read(files, name, locs, **kw))
     ref = demo_scan[0]
     assert len(ref.pairs("near_duplicate")) > 0  # (verification read thumbnails)
     assert ref.images["is_invalid"].any()  # (invalid images: zero rows in the files)

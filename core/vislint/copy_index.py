@@ -11,8 +11,11 @@ Saved by scans of :data:`SAVED_FROM` images or more. Files, in the saved scan's 
   the images it may judge, centred the same way;
 - ``copy-index.npz`` (written last): the layout's version and the grayscale threshold the scan
   used (``info``, JSON), both centrings (mean shift, grey colour block), the rows of the
-  rotation vectors, and float32[n, 4] of what the comparison reads of each image: its colour
-  spread (``channel_diff``, for the grayscale rule), entropy and rotation info (2 values).
+  rotation vectors, float32[n, 4] of what the comparison reads of each image: its colour
+  spread (``channel_diff``, for the grayscale rule), entropy and rotation info (2 values), and
+  where each image is in the feature cache's chunk files (``cache_files``, relative to the
+  work dir, and int32[n, 2] ``cache_locs``: :class:`vislint.workdir.CacheRows`), so that a
+  query reads the thumbnails and polar grids of its candidates without opening the cache.
 
 The query memory-maps the vectors and reads the two IVF indexes (0.5 GB at a million images)
 instead of every image's features (4.4 GB): 10,000 new images against a million took 12 s
@@ -35,7 +38,7 @@ from . import _native, ondisk
 from .checks.rotation import COLOUR_DIMS, judged
 from .features import Centring
 from . import knn
-from .workdir import atomic_path
+from .workdir import CacheRows, atomic_path
 
 SAVED_FROM = 20_000
 """Valid images from which a scan saves its copy index. Below, a query fits the index's
@@ -55,14 +58,16 @@ _BLOCK = 65_536
 
 def write(folder: Path, *, rows: np.ndarray, copy: np.ndarray, copy_centring: Centring,
           stats: np.ndarray, rot_info: np.ndarray, retrieval: np.ndarray,
-          grayscale_flags: np.ndarray, grayscale: float) -> None:
+          grayscale_flags: np.ndarray, grayscale: float, cache_rows: CacheRows | None = None,
+          work_dir: Path | None = None) -> None:
     """Save the index of a scan's valid images into ``folder``.
 
     The scan's arrays hold a row per image; ``rows`` (int64[n]) are the valid ones, in order.
     copy: float32[N, dim] the centred copy vectors, fitted by ``copy_centring``. stats:
     float[N, len(STAT_NAMES)] the native statistics; rot_info: float[N, 2]; retrieval:
     float32[N, dims] the rotation rule's raw retrieval vectors; grayscale_flags: bool[N];
-    grayscale: the scan's grayscale threshold.
+    grayscale: the scan's grayscale threshold. cache_rows: where the valid images are in the
+    feature cache of ``work_dir`` (the scan's work dir), saved with the index; None: not saved.
     """
     _vectors(folder, "copy", (len(rows), copy.shape[1]),
              lambda out: _copy_rows(ondisk.subset(copy, rows), out),
@@ -82,10 +87,13 @@ def write(folder: Path, *, rows: np.ndarray, copy: np.ndarray, copy_centring: Ce
     info = {"version": VERSION, "grayscale": grayscale, "images": len(rows),
             "colour_dims": {name: [c.colour_dims.start, c.colour_dims.stop]
                             for name, c in fits.items() if c}}
+    located = ({} if cache_rows is None else
+               {"cache_files": np.array([str(Path(f).relative_to(work_dir)) for f in cache_rows.files]),
+                "cache_locs": cache_rows.locs})
     # last: an index whose copy-index.npz exists is whole
     with atomic_path(folder / "copy-index.npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, info=np.array(json.dumps(info)), stats=kept,
-                 rotation_rows=judged_rows.astype(np.int64),
+                 rotation_rows=judged_rows.astype(np.int64), **located,
                  **{f"{name}_{part}": getattr(c, part) for name, c in fits.items() if c
                     for part in ("shift", "grey") if getattr(c, part) is not None})
 
@@ -95,7 +103,9 @@ class Saved:
     """A saved copy index, opened: the centrings, the memory-mapped vectors, the IVF indexes
     (None when the search is exact), the per-image statistics (:data:`STATS`, then the
     rotation info) and the grayscale threshold. ``rotation_rows`` are the rows (of the valid
-    images) of the rotation vectors; ``rotation_centring`` is None when there are none."""
+    images) of the rotation vectors; ``rotation_centring`` is None when there are none.
+    ``cache_files`` (relative to the work dir) and ``cache_locs``: where the images are in the
+    feature cache, None in an index saved without them."""
 
     grayscale: float
     copy_centring: Centring
@@ -106,6 +116,8 @@ class Saved:
     rotation_rows: np.ndarray
     rotation_ivf: object
     stats: np.ndarray
+    cache_files: list | None = None
+    cache_locs: np.ndarray | None = None
 
     @classmethod
     def open(cls, folder: Path) -> "Saved | None":
@@ -123,7 +135,9 @@ class Saved:
         copy, copy_ivf = _open_vectors(folder, "copy")
         rotation, rotation_ivf = _open_vectors(folder, "rotation")
         return cls(info["grayscale"], fits["copy"], copy, copy_ivf, fits.get("rotation"),
-                   rotation, arrays["rotation_rows"], rotation_ivf, arrays["stats"])
+                   rotation, arrays["rotation_rows"], rotation_ivf, arrays["stats"],
+                   arrays["cache_files"].tolist() if "cache_files" in arrays else None,
+                   arrays.get("cache_locs"))
 
     def copy_neighbors(self, raw: np.ndarray, grayscale: np.ndarray, k: int, threads: int):
         """The ``k`` indexed images nearest to each of these images (their raw descriptors,

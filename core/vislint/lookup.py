@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ from .features import Builtin, Centring
 from .knn import DEFAULT_K, cross_neighbors
 from .thresholds import Thresholds
 from .tuning import tuned
-from .workdir import CACHE_FIELDS, FeatureCache, reading_work_dir, saved_scan
+from .workdir import CACHE_FIELDS, CacheRows, FeatureCache, reading_work_dir, saved_scan
 
 KINDS = ("exact", "copy", "same_scene")
 """What a match can be, most certain first."""
@@ -150,33 +151,54 @@ def query(images, index, *, threads: int = 0, progress=False,
 
 class Index:
     """A saved scan as an index: its images table (paths, hashes, labels, splits, validity),
-    its thresholds and its feature cache (read only). Open it inside
+    its thresholds, its copy index (:class:`vislint.copy_index.Saved`, None for a small or an
+    older scan) and ``read(name, rows)``, which reads a cached field of some of its valid
+    images (:class:`vislint.workdir.CacheRows`). Open it inside
     :func:`vislint.workdir.reading_work_dir`."""
+
+    COLUMNS = ("id", "path", "relpath", "label", "split", "content_hash", "is_invalid",
+               "width", "height")
+    """The columns of the images table an index reads (:meth:`column`)."""
 
     def __init__(self, work_dir: Path):
         import pyarrow.parquet as pq
 
         self.work_dir = work_dir
 
-        cols = ("id", "path", "relpath", "label", "split", "content_hash", "is_invalid",
-                "width", "height")
         folder, info = saved_scan(work_dir)
-        table = pq.read_table(folder / "images.parquet", columns=list(cols))
-        self.columns = {c: table.column(c).to_pylist() for c in cols}
-        self.valid = ~np.array(self.columns["is_invalid"], bool)
+        self.table = pq.read_table(folder / "images.parquet", columns=list(self.COLUMNS))
+        self.valid = ~self.table.column("is_invalid").to_numpy()
         self.thresholds = Thresholds().replace(**info.get("thresholds", {}))
-        # every field read from the chunk files when needed: with the saved copy index, only
-        # the thumbnails and polar grids of candidate pairs are
-        self.cache = FeatureCache(Builtin.cache_dir(work_dir), on_disk=CACHE_FIELDS[1:],
-                                  check=False)
         self.saved = Saved.open(folder)  # the scan's copy index (None: an older work dir)
         self.rows = np.flatnonzero(self.valid)  # indexed images: the valid ones
-        self.hashes = [self.columns["content_hash"][i] for i in self.rows]
-        missing = sum(h not in self.cache for h in self.hashes)
+        self.hashes = self.table.column("content_hash").take(self.rows).to_pylist()
+        saved = self.saved
+        if saved is not None and saved.cache_locs is not None and len(saved.cache_locs) == len(self.rows):
+            # where each image is in the cache, saved with the index: the cache is not opened
+            # (at a million images that reads 2,000 files), and the hashes are checked as read
+            self.read = CacheRows([work_dir / f for f in saved.cache_files], saved.cache_locs,
+                                  self.hashes)
+        else:
+            self.read = self.cache.locations(self.hashes)
+
+    def column(self, name: str, rows) -> list:
+        """Column ``name`` (one of :attr:`COLUMNS`) of the images table, at table rows ``rows``
+        (converted for those rows only: at a million images the whole columns are seconds)."""
+        return self.table.column(name).take(np.asarray(rows, np.int64)).to_pylist()
+
+    @cached_property
+    def cache(self) -> FeatureCache:
+        """The feature cache (read only), opened when first used: without a saved copy index
+        every indexed image's features are read from it. Every field is read from the chunk
+        files when needed."""
+        cache = FeatureCache(Builtin.cache_dir(self.work_dir), on_disk=CACHE_FIELDS[1:],
+                             check=False)
+        missing = sum(h not in cache for h in self.hashes)
         if missing:
-            raise ValueError(f"the feature cache of {work_dir} lacks {missing:,} of its "
+            raise ValueError(f"the feature cache of {self.work_dir} lacks {missing:,} of its "
                              f"{len(self.hashes):,} images (written by another vislint version, "
-                             f"or deleted); scan the images again with --out {work_dir}")
+                             f"or deleted); scan the images again with --out {self.work_dir}")
+        return cache
 
 
 def _thresholds(of_index: Thresholds, given) -> Thresholds:
@@ -258,12 +280,12 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
     for j, h in enumerate(qhash):
         of_hash.setdefault(h, []).append(j)
     exact = {(r, j) for r, h in enumerate(base.hashes) if h in of_hash for j in of_hash[h]}
-    width_i, height_i = (np.array(base.columns[c])[base.rows] for c in ("width", "height"))
-    for (r, j), s in edges.items():
-        if (s >= t.exact_pixels_min_sim and base.hashes[r] != qhash[j]
-                and width_i[r] == images.width[j] and height_i[r] == images.height[j]
-                and _pixels_equal(base.columns["path"][base.rows[r]], images.paths[j])):
-            exact.add((r, j))
+    width_i, height_i = (base.table.column(c).to_numpy()[base.rows] for c in ("width", "height"))
+    twins = [(r, j) for (r, j), s in edges.items()
+             if s >= t.exact_pixels_min_sim and base.hashes[r] != qhash[j]
+             and width_i[r] == images.width[j] and height_i[r] == images.height[j]]
+    paths_i = base.column("path", [base.rows[r] for r, _ in twins])
+    exact |= {(r, j) for (r, j), path in zip(twins, paths_i) if _pixels_equal(path, images.paths[j])}
 
     # the rotation rule: its candidates, and the descriptor's candidates between padded images
     info_q = got_q["rot_info"]
@@ -299,9 +321,7 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
         rp = sorted(rot_pairs)
         rot_i = sorted({r for r, _ in rp})
         rot_q = sorted({j for _, j in rp})
-        polar = np.concatenate([
-            base.cache.gather([base.hashes[r] for r in rot_i], fields=("polar",))["polar"],
-            images.polar(rot_q)])
+        polar = np.concatenate([base.read("polar", rot_i), images.polar(rot_q)])
         at_i = {r: x for x, r in enumerate(rot_i)}
         at_q = {j: len(rot_i) + x for x, j in enumerate(rot_q)}
         score, angle, _ = _native.rotation_verify(
@@ -315,8 +335,8 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
 
     def thumbs(rows: list[int]) -> np.ndarray:
         i_rows = [r for r in rows if r < n_i]
-        parts = [base.cache.gather([base.hashes[involved[r]] for r in i_rows], fields=("thumb",))["thumb"]
-                 if i_rows else np.zeros((0, 64, 64), np.uint8)]
+        parts = [base.read("thumb", [involved[r] for r in i_rows]) if i_rows
+                 else np.zeros((0, 64, 64), np.uint8)]
         q_rows = [r - n_i for r in rows if r >= n_i]
         if q_rows:
             parts.append(images.thumbs(q_rows))
@@ -357,20 +377,17 @@ def _tables(base: Index, catalog, meta, found: Found):
     rank = {k: i for i, k in enumerate(KINDS)}
     order = sorted(range(len(found.kind)), key=lambda j: (
         found.query_rows[j], rank[found.kind[j]], -found.score[j], found.index_rows[j]))
-    cols = base.columns
     at = [int(base.rows[found.index_rows[j]]) for j in order]
     q_at = [int(qrows[found.query_rows[j]]) for j in order]
+    cols = {c: base.column(c, at) for c in ("id", "path", "relpath", "label", "split")}
     matches = table({
         "query_path": [catalog.paths[q] for q in q_at],
         "query_relpath": [catalog.relpaths[q] for q in q_at],
         "kind": [found.kind[j] for j in order],
         "score": np.round(found.score[order], 5) if order else np.zeros(0),
         "similarity": np.round(found.similarity[order], 5) if order else np.zeros(0),
-        "match_id": [cols["id"][i] for i in at],
-        "match_path": [cols["path"][i] for i in at],
-        "match_relpath": [cols["relpath"][i] for i in at],
-        "match_label": [cols["label"][i] for i in at],
-        "match_split": [cols["split"][i] for i in at],
+        "match_id": cols["id"], "match_path": cols["path"], "match_relpath": cols["relpath"],
+        "match_label": cols["label"], "match_split": cols["split"],
         "evidence": [found.evidence[j] for j in order],
     })
     n = len(catalog)
@@ -378,9 +395,9 @@ def _tables(base: Index, catalog, meta, found: Found):
     count = np.zeros(n, np.int64)
     best_id, best_path = [None] * n, [None] * n
     best_score = np.full(n, np.nan)
-    for j, q, i in zip(order, q_at, at):
+    for m, (j, q) in enumerate(zip(order, q_at)):
         if count[q] == 0:  # the first match of a query image is its best (sorted above)
-            status[q], best_id[q], best_path[q] = found.kind[j], cols["id"][i], cols["path"][i]
+            status[q], best_id[q], best_path[q] = found.kind[j], cols["id"][m], cols["path"][m]
             best_score[q] = found.score[j]
         count[q] += 1
     images = table({

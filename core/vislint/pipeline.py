@@ -35,7 +35,7 @@ from .progress import stage
 from .thresholds import Thresholds
 from .tuning import tuned
 from .vocabulary import checks
-from .workdir import FeatureCache, StageCache, open_work_dir, reading_work_dir
+from .workdir import CacheRows, FeatureCache, StageCache, open_work_dir, reading_work_dir
 
 
 ON_DISK_FROM = 100_000
@@ -198,6 +198,9 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
         retrieval = _all_rows(vectors_of["rot"], vidx, n, 0)
         del vectors_of
     read = cache.reader(by_row)  # the thumbnails and polar grids of candidate pairs, by row
+    saves_index = out is not None and len(vidx) >= copy_index.SAVED_FROM
+    located = ((read if isinstance(read, CacheRows) else cache.locations(by_row)).take(vidx)
+               if saves_index else None)  # (saved with the copy index)
     del cache
     stats = _all_rows(got["stats"], vidx, n, np.nan)
     rotation = {"retrieval": retrieval, "polar": lambda rows: read("polar", rows),
@@ -297,11 +300,10 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     })
     if out is not None:
         clock = time.perf_counter()
-        saves_index = centring is not None and len(vidx) >= copy_index.SAVED_FROM
         results.save_tables(out, also=None if not saves_index else lambda folder: copy_index.write(
             folder, rows=vidx, copy=copy, copy_centring=centring, stats=stats,
             rot_info=rotation["info"], retrieval=rotation["retrieval"], grayscale_flags=gray,
-            grayscale=t.grayscale))
+            grayscale=t.grayscale, cache_rows=located, work_dir=Path(out)))
         timings["write"] = time.perf_counter() - clock
         results.save_manifest(out)  # last: it commits the new tables
         if stages is not None:  # (the copy vectors stay: the results map them)

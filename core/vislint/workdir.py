@@ -383,27 +383,25 @@ class FeatureCache:
     def reader(self, content_hashes: list):
         """``read(name, rows)``: field ``name`` of the images ``content_hashes[rows]`` (rows: a
         list or int array; a None hash is an image not cached, never to be read). For the
-        on-disk fields the reader holds only the chunk files' names and an int32 location per
-        image, not the cache, so that a large scan can let the cache go once it has gathered
-        the rest (at a million images its hash index is hundreds of MB)."""
-        if not self.on_disk:
-            return lambda name, rows: self.gather([content_hashes[r] for r in rows],
-                                                  fields=(name,))[name]
+        on-disk fields it is :meth:`locations`, which holds only the chunk files' names and an
+        int32 location per image, not the cache, so that a large scan can let the cache go
+        once it has gathered the rest (at a million images its hash index is hundreds of MB)."""
+        if self.on_disk:
+            return self.locations(content_hashes)
+        return lambda name, rows: self.gather([content_hashes[r] for r in rows],
+                                              fields=(name,))[name]
+
+    def locations(self, content_hashes: list) -> "CacheRows":
+        """Where the images ``content_hashes`` (None: an image not cached) are in the chunk
+        files (a cache with a root)."""
         locs = np.array([self._index[h] if h is not None else (-1, -1) for h in content_hashes],
                         np.int32).reshape(-1, 2)
-        files, root, on_disk = list(self._files), self.root, self.on_disk
-
-        def read(name: str, rows) -> np.ndarray:
-            if name not in on_disk:
-                raise ValueError(f"{name} is not an on-disk field of this cache")
-            return _read_rows(files, root, name, locs[np.asarray(rows, np.int64)])
-
-        return read
+        return CacheRows(list(self._files), locs)
 
     def _read(self, name: str, locs: np.ndarray) -> np.ndarray:
         """Field ``name`` of the rows at ``locs`` ((chunk, row) pairs), read from the chunk
         files, each file once."""
-        return _read_rows(self._files, self.root, name, locs)
+        return _read_rows(self._files, name, locs)
 
     def _register(self, chunk: dict[str, np.ndarray], file: Path | None) -> None:
         ci = len(self._chunks)
@@ -413,20 +411,104 @@ class FeatureCache:
             self._index.setdefault(h, (ci, row))
 
 
-def _read_rows(files: list, root, name: str, locs: np.ndarray) -> np.ndarray:
+class CacheRows:
+    """Where some images are in a cache's chunk files, to read their fields without the cache.
+
+    ``files``: the chunk files (paths); ``locs``: int32[n, 2], each image's chunk (an index
+    into ``files``) and row, -1 for an image not cached (never to be read); ``hashes``: the
+    images' content hashes, or None. Called as ``rows_in_cache(name, rows)``: field ``name``
+    of the images ``rows`` (a list or int array), reading only those rows of each file. With
+    ``hashes``, every read also checks the rows' hashes, so that locations kept apart from the
+    cache (a saved copy index's) raise rather than give another image's field once the cache
+    has changed.
+    """
+
+    def __init__(self, files: list, locs: np.ndarray, hashes: list | None = None):
+        self.files, self.locs, self.hashes = files, locs, hashes
+
+    def __len__(self) -> int:
+        return len(self.locs)
+
+    def take(self, rows) -> "CacheRows":
+        """The locations of the images ``rows`` only."""
+        rows = np.asarray(rows, np.int64)
+        return CacheRows(self.files, self.locs[rows],
+                         None if self.hashes is None else [self.hashes[r] for r in rows])
+
+    def __call__(self, name: str, rows) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        locs = self.locs[rows]
+        if not len(rows):
+            return np.empty(0)
+        if (locs < 0).any():
+            raise ValueError("an image that is not in the cache cannot be read from it")
+        if self.hashes is None:
+            return _read_rows(self.files, name, locs)
+        values, found = _read_rows(self.files, name, locs, with_hash=True)
+        expected = [self.hashes[r] for r in rows.tolist()]
+        if found.tolist() != expected:
+            folder = Path(self.files[0]).parent
+            raise RuntimeError(f"the feature cache {folder} changed after the scan that indexed "
+                               "it: scan the images again with the same --out")
+        return values
+
+
+def _read_rows(files: list, name: str, locs: np.ndarray, with_hash: bool = False):
     """Field ``name`` of the rows at ``locs`` ((chunk, row) pairs) of the cache files
-    ``files`` (of the cache folder ``root``), each file read once."""
-    out = None
+    ``files``, each file opened once and only those rows read (:func:`_member_rows`); with
+    ``with_hash``, (the field, the rows' content hashes)."""
+    out = hashes = None
     by_chunk = np.argsort(locs[:, 0], kind="stable")
     chunks, starts = np.unique(locs[by_chunk, 0], return_index=True)
+    names = (name, "hash") if with_hash else (name,)
     for ci, sel in zip(chunks.tolist(), np.split(by_chunk, starts[1:])):
         try:
-            with np.load(files[ci], allow_pickle=False) as z:
-                values = z[name][locs[sel, 1]]
+            values = _member_rows(files[ci], names, locs[sel, 1])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise RuntimeError(f"the cache file {files[ci]} cannot be read ({e}); delete "
-                               f"{root} and scan again") from e
+                               f"{Path(files[ci]).parent} and scan again") from e
         if out is None:
-            out = np.empty((len(locs),) + values.shape[1:], values.dtype)
-        out[sel] = values
-    return out if out is not None else np.empty(0)
+            out = np.empty((len(locs),) + values[0].shape[1:], values[0].dtype)
+            hashes = np.empty(len(locs), object)
+        out[sel] = values[0]
+        if with_hash:
+            hashes[sel] = values[1]
+    if out is None:
+        out, hashes = np.empty(0), np.empty(0, object)
+    return (out, hashes) if with_hash else out
+
+
+def _member_rows(path, names: tuple[str, ...], rows: np.ndarray) -> list[np.ndarray]:
+    """Rows ``rows`` of the arrays ``names`` of the ``.npz`` file ``path``, reading only them.
+
+    The cache writes its chunks with :func:`numpy.savez`, whose members are stored
+    uncompressed: a member's array sits at a fixed offset in the file, behind the zip entry's
+    local header and the ``.npy`` header, so its rows are mapped from there rather than the
+    whole member read (a candidate pair needs one 4 kB thumbnail of a chunk's 2 MB). Such a
+    read skips the member's zip CRC: a chunk damaged on disk gives wrong values, not an error
+    (a scan opening the cache reads every member once with its CRC: see
+    :class:`FeatureCache`). A compressed member is read whole."""
+    rows = np.asarray(rows, np.int64)
+    out = []
+    with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+        for name in names:
+            info = z.getinfo(f"{name}.npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                with z.open(info) as member:
+                    out.append(np.lib.format.read_array(member, allow_pickle=False)[rows])
+                continue
+            f.seek(info.header_offset)
+            local = f.read(30)  # the local file header: name and extra lengths at 26-29
+            if local[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile(f"no local header for {name}.npy")
+            f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                   + int.from_bytes(local[28:30], "little"))
+            version = np.lib.format.read_magic(f)
+            shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                     else np.lib.format.read_array_header_2_0(f))
+            if fortran or dtype.hasobject:
+                raise ValueError(f"{name}.npy is not a plain C-ordered array")
+            data = np.memmap(f, dtype=dtype, mode="r", offset=f.tell(), shape=tuple(shape))
+            out.append(np.array(data[rows]))
+            del data
+    return out

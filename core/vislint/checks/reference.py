@@ -34,9 +34,9 @@ def in_reference(ctx):
             if r not in best or (found.kind[p] == "exact", found.score[p]) > (
                     found.kind[best[r]] == "exact", found.score[best[r]]):
                 best[r] = p
-        for r, p in best.items():
-            flag[r], score[r] = True, float(found.score[p])
-            match[r] = base.columns["path"][int(base.rows[found.index_rows[p]])]
+        paths = base.column("path", [base.rows[found.index_rows[p]] for p in best.values()])
+        for (r, p), path in zip(best.items(), paths):
+            flag[r], score[r], match[r] = True, float(found.score[p]), path
             kind[r], note[r] = found.kind[p], found.evidence[p]
     return CheckResult(flag=flag, score=score,
                        columns={"reference_match": match, "reference_kind": kind,
