@@ -10,7 +10,9 @@ first N of them for each size, from nothing (a fresh work dir), with the command
 per image and its ratio to the smallest size's (issue 18 asks ≤ 1.3 from 10,000 to a
 million; the median of ``--runs`` scans up to 100,000 images), the stages, the peak PSS of the scan's process tree (sampled every 0.5 s: the
 scan and its decode workers, shared pages counted once) and how many planted copies share a
-near-duplicate group with their original. ``--plot`` draws time per image and peak memory
+near-duplicate group with their original. ``--cold`` drops the images from the page cache
+before every scan (the system keeps only part of a million files cached, all of 10,000: without
+it the sizes are not read alike). ``--plot`` draws time per image and peak memory
 against N (needs matplotlib).
 """
 from __future__ import annotations
@@ -54,6 +56,17 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
+def evict(paths: list[Path]) -> None:
+    """Drop these files from the system's page cache (``posix_fadvise(DONTNEED)``), so that the
+    next scan reads them from disk, as the first scan of a collection does."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def scan(vislint: str, listing: Path, work: Path) -> dict:
     """One scan from nothing: wall time, stage timings, peak PSS (GiB), copy recall."""
     peak = 0
@@ -81,6 +94,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3,
                     help="scans of each size up to 100,000 images, the median kept (default 3; "
                          "a first scan of few files is the noisiest); larger sizes are scanned once")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the images from the page cache before every scan: every size then "
+                         "reads its files from disk (otherwise a small size finds them cached "
+                         "by its earlier runs, and a million only partly)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--plot", type=Path, help="draw time per image and peak memory against N")
     args = ap.parse_args()
@@ -99,6 +116,8 @@ def main() -> int:
                     w = csv.writer(f)
                     w.writerow(["path"])
                     w.writerows([str(image_path(images, i))] for i in range(n))
+                if args.cold:
+                    evict([image_path(images, i) for i in range(n)])
                 runs.append({"n": n, **scan(args.vislint, listing, Path(tmp) / "work")})
         r = sorted(runs, key=lambda x: x["wall"])[len(runs) // 2]
         r["walls"] = [x["wall"] for x in runs]

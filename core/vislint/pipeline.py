@@ -206,23 +206,24 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     rotation = {"retrieval": retrieval, "polar": lambda rows: read("polar", rows),
                 "info": _all_rows(got["rot_info"], vidx, n, np.nan)}
     gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
-    # Rotated-copy candidates need only the rotation vectors: a second thread searches them
-    # while this one fits the descriptor and builds the graphs (on 2 cores, the descriptor's
-    # single-threaded NumPy work leaves the other core free for them).
-    background = ThreadPoolExecutor(1)
+    # Rotated-copy candidates need only the rotation vectors, and the outlier check's
+    # appearance distances only the statistics: two more threads search them while this one
+    # fits the descriptor and builds the graphs. Each takes one core: while the graph's
+    # search holds both they share them, and when it ends they take both; one after the other
+    # (a million images: the rotation search alone outlasted the graph's by a minute) the
+    # checks waited with a core idle.
+    background = ThreadPoolExecutor(2)
     entropy = stats[:, _native.STAT_NAMES.index("entropy")]
     rot_candidates = background.submit(
         _staged, stages, "rotation", (rotation["retrieval"], rotation["info"], valid, entropy, gray),
         lambda: {"pairs": rotation_candidates(
             retrieval=rotation["retrieval"], info=rotation["info"], valid=valid, entropy=entropy,
-            grayscale=gray, threads=max(1, threads // 2),
+            grayscale=gray, threads=threads,
             vectors_file=stages.root / "rotation-vectors.npy" if stages else None)})
-    # so do the outlier check's appearance distances, which need only the statistics (with
-    # every thread: at a million images their search outlasts the graphs', and the checks
-    # would wait for it with a core idle)
     appearance = (background.submit(
         _staged, stages, "appearance", (stats, valid, meta["content_hash"]),
-        lambda: {"distances": appearance_distances(stats, valid, meta["content_hash"], threads=threads)})
+        lambda: {"distances": appearance_distances(stats, valid, meta["content_hash"],
+                                                   threads=max(1, threads // 2))})
         if t.outlier_appearance_z is not None else None)
     background.shutdown(wait=False)
 
