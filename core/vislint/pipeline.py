@@ -207,12 +207,13 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
                 "info": _all_rows(got["rot_info"], vidx, n, np.nan)}
     gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
     # Rotated-copy candidates need only the rotation vectors, and the outlier check's
-    # appearance distances only the statistics: two more threads search them while this one
-    # fits the descriptor and builds the graphs. Each takes one core: while the graph's
-    # search holds both they share them, and when it ends they take both; one after the other
-    # (a million images: the rotation search alone outlasted the graph's by a minute) the
-    # checks waited with a core idle.
-    background = ThreadPoolExecutor(2)
+    # appearance distances only the statistics: a second thread searches them, one after the
+    # other, while this one fits the descriptor and builds the graphs. Each search takes
+    # every thread (faiss' OpenMP shares the cores with the graph's): with one thread, the
+    # rotation search of a million images outlasted the graph's by a minute, and the checks
+    # waited with a core idle. (Both at once were no faster, and held both indexes at once:
+    # +0.5 GiB at a million.)
+    background = ThreadPoolExecutor(1)
     entropy = stats[:, _native.STAT_NAMES.index("entropy")]
     rot_candidates = background.submit(
         _staged, stages, "rotation", (rotation["retrieval"], rotation["info"], valid, entropy, gray),
@@ -223,7 +224,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     appearance = (background.submit(
         _staged, stages, "appearance", (stats, valid, meta["content_hash"]),
         lambda: {"distances": appearance_distances(stats, valid, meta["content_hash"],
-                                                   threads=max(1, threads // 2))})
+                                                   threads=threads)})
         if t.outlier_appearance_z is not None else None)
     background.shutdown(wait=False)
 
