@@ -67,22 +67,27 @@ def evict(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def scan(vislint: str, listing: Path, work: Path) -> dict:
-    """One scan from nothing: wall time, stage timings, peak PSS (GiB), copy recall."""
+def measured(command: list[str]) -> dict:
+    """Run a vislint command that prints JSON: its wall time (s), the peak PSS of its process
+    tree (GiB) and what it printed."""
     peak = 0
     with tempfile.TemporaryFile() as stdout:
         start = time.perf_counter()
-        proc = subprocess.Popen([vislint, "scan", str(listing), "--out", str(work), "--json",
-                                 "--no-report"], stdout=stdout, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.DEVNULL)
         while proc.poll() is None:
             peak = max(peak, sum(pss_kib(p) for p in process_tree(proc.pid)))
             time.sleep(0.5)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
-            raise RuntimeError(f"{vislint} failed ({proc.returncode})")
+            raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode})")
         stdout.seek(0)
-        info = json.loads(stdout.read())
-    return {"wall": wall, "timings": info["timings"], "peak_pss_gib": peak / 2**20,
+        return {"wall": wall, "peak_pss_gib": peak / 2**20, "info": json.loads(stdout.read())}
+
+
+def scan(vislint: str, listing: Path, work: Path) -> dict:
+    """One scan from nothing: wall time, stage timings, peak PSS (GiB), copy recall."""
+    r = measured([vislint, "scan", str(listing), "--out", str(work), "--json", "--no-report"])
+    return {"wall": r["wall"], "timings": r["info"]["timings"], "peak_pss_gib": r["peak_pss_gib"],
             **copy_recall(work)}
 
 

@@ -83,7 +83,7 @@ def context(vectors, *, labels=None, splits=None, hashes=None, valid=None, seman
 
 
 def _graph(vectors, valid):
-    from vislint.pipeline import _graph as graph
+    from vislint.knn import valid_graph as graph
 
     return graph(vectors, valid, min(4, len(vectors) - 1), "exact", 1)
 

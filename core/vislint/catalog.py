@@ -210,7 +210,7 @@ def _from_folder(folder: Path) -> Catalog:
                          "extensions or image signatures")
     labels, splits = _infer_labels_and_splits(relpaths)
     return Catalog(root=root, paths=[os.path.join(root, r) for r in relpaths], relpaths=relpaths,
-                   labels=labels, splits=splits, ids=[_stable_id(r) for r in relpaths])
+                   labels=labels, splits=splits, ids=[stable_id(r) for r in relpaths])
 
 
 def _walk(root: Path) -> list[str]:
@@ -324,9 +324,10 @@ def _catalog_of(items, base: Path | None, labels, splits, what: str) -> Catalog:
         seen.add(p)
     relpaths = [Path(p).as_posix() for p in given]
     return Catalog(root=None, paths=paths, relpaths=relpaths, labels=list(labels),
-                   splits=list(splits), ids=[_stable_id(r) for r in relpaths])
+                   splits=list(splits), ids=[stable_id(r) for r in relpaths])
 
 
-def _stable_id(relpath: str) -> str:
+def stable_id(relpath: str) -> str:
+    """The id of an image: the first 16 hex characters of blake2b(its relative path, UTF-8)."""
     # surrogateescape: a name that is not valid UTF-8 is hashed as its own bytes
     return hashlib.blake2b(relpath.encode("utf-8", "surrogateescape")).hexdigest()[:16]

@@ -176,6 +176,11 @@ def _parser(with_integrations: bool = True) -> argparse.ArgumentParser:
                    help="the work dir of another saved scan (set B): also flag the images that "
                         "are exact or verified copies of its images (the in_reference check; "
                         "B's own findings are not looked for)")
+    s.add_argument("--add", action="store_true",
+                   help="add these images to the scan saved in --out instead of scanning them "
+                        "alone: only they are decoded and checked, against everything saved "
+                        "(duplicates, leaks and label conflicts of groups formed again where "
+                        "they reach); the saved scan's thresholds and settings apply")
     s.add_argument("--memory-limit", type=float, default=None, metavar="GIB",
                    help="memory the scan may need at its peak, in GiB (default: 90%% of the memory "
                         "available); a scan estimated to need more, or more disk than the work "
@@ -272,7 +277,7 @@ def _cmd_scan(args) -> int:
                    predictions=args.predictions,
                    decisions=None if args.decisions == "none" else args.decisions,
                    progress=not args.quiet and not args.json, memory_limit=args.memory_limit,
-                   reference=args.reference, **kwargs)
+                   reference=args.reference, add=args.add, **kwargs)
         _print(res, args.json, args.out, time.perf_counter() - start)
         if args.out is not None and not args.no_report:
             _write_report(res, args.out, args.json)

@@ -98,6 +98,57 @@ def write(folder: Path, *, rows: np.ndarray, copy: np.ndarray, copy_centring: Ce
                     for part in ("shift", "grey") if getattr(c, part) is not None})
 
 
+def extend(folder: Path, saved: "Saved", *, copy: np.ndarray, stats: np.ndarray,
+           rot_info: np.ndarray, retrieval: np.ndarray, grayscale_flags: np.ndarray,
+           cache_rows: CacheRows, work_dir: Path) -> None:
+    """Save into ``folder`` the index ``saved`` with more images after its own (the valid
+    images a scan adds, :mod:`vislint.adding`; one row each, in table order): their copy
+    vectors ``copy`` (centred by the saved centring), native ``stats``, ``rot_info``, raw
+    rotation ``retrieval`` vectors, ``grayscale_flags`` and ``cache_rows`` (where they are in
+    the feature cache of ``work_dir``). The centrings stay the saved ones; the IVF indexes
+    keep their lists and take the new vectors (one is made when the images first outgrow
+    the exact search)."""
+    n_old = len(saved.copy)
+    _vectors(folder, "copy", (n_old + len(copy), copy.shape[1]),
+             _appending(saved.copy, copy), ivf=saved.copy_ivf, added=copy)
+    at = [_native.STAT_NAMES.index(s) for s in STATS]
+    kept = np.column_stack([stats[:, at], rot_info]).astype(np.float32).reshape(-1, len(STATS) + 2)
+    judged_rows = np.flatnonzero(judged(np.ones(len(kept), bool), kept[:, 2:], kept[:, 1]))
+    rotation_centring = saved.rotation_centring
+    if rotation_centring is None:  # no saved image could be judged: centred on the new ones
+        rotation_centring = (Centring.fit(retrieval[judged_rows], COLOUR_DIMS,
+                                          grayscale_flags[judged_rows]) if len(judged_rows) else None)
+    added = (rotation_centring.apply(retrieval[judged_rows], grayscale_flags[judged_rows])
+             if rotation_centring is not None else np.zeros((0, retrieval.shape[1]), np.float32))
+    n_rot = len(saved.rotation)
+    _vectors(folder, "rotation", (n_rot + len(added), retrieval.shape[1]),
+             _appending(saved.rotation, added), ivf=saved.rotation_ivf, added=added)
+    fits = {"copy": saved.copy_centring, "rotation": rotation_centring}
+    info = {"version": VERSION, "grayscale": saved.grayscale, "images": n_old + len(copy),
+            "colour_dims": {name: [c.colour_dims.start, c.colour_dims.stop]
+                            for name, c in fits.items() if c}}
+    located = {}
+    if saved.cache_locs is not None:  # the saved images' chunk files, then the new ones'
+        files = list(saved.cache_files)
+        number = {f: i for i, f in enumerate(files)}
+        for f in cache_rows.files:
+            name = str(Path(f).relative_to(work_dir))
+            if name not in number:
+                number[name] = len(files)
+                files.append(name)
+        remap = np.array([number[str(Path(f).relative_to(work_dir))] for f in cache_rows.files]
+                         + [-1], np.int32)
+        locs = cache_rows.locs.copy()
+        locs[:, 0] = remap[locs[:, 0]]
+        located = {"cache_files": np.array(files), "cache_locs": np.concatenate([saved.cache_locs, locs])}
+    with atomic_path(folder / "copy-index.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, info=np.array(json.dumps(info)), stats=np.concatenate([saved.stats, kept]),
+                 rotation_rows=np.concatenate([saved.rotation_rows, n_old + judged_rows]).astype(np.int64),
+                 **located,
+                 **{f"{name}_{part}": getattr(c, part) for name, c in fits.items() if c
+                    for part in ("shift", "grey") if getattr(c, part) is not None})
+
+
 @dataclass
 class Saved:
     """A saved copy index, opened: the centrings, the memory-mapped vectors, the IVF indexes
@@ -154,11 +205,13 @@ class Saved:
                                    index=self.rotation_ivf)
 
 
-def _vectors(folder: Path, name: str, shape: tuple[int, int], fill, same_file=None) -> None:
+def _vectors(folder: Path, name: str, shape: tuple[int, int], fill, same_file=None, ivf=None,
+             added=None) -> None:
     """``<name>-vectors.npy``: float32[shape], written by ``fill(out)`` into the file's map
     (never all in memory), or a hard link to ``same_file`` (a ``.npy`` file of the scan that
     holds exactly these vectors: a large scan's) where the file system allows; and, beyond
-    :data:`vislint.knn.EXACT_MAX` rows, ``<name>-ivf.faiss``, made from the written file."""
+    :data:`vislint.knn.EXACT_MAX` rows, ``<name>-ivf.faiss``: made from the written file, or
+    the index ``ivf`` of the rows before the last ones, ``added``, with them added."""
     import faiss
 
     path = folder / f"{name}-vectors.npy"
@@ -169,8 +222,14 @@ def _vectors(folder: Path, name: str, shape: tuple[int, int], fill, same_file=No
             out.flush()
             del out
     if shape[0] > knn.EXACT_MAX:
+        if ivf is not None:
+            ivf = faiss.clone_index(ivf)  # (the saved one stays as it was)
+            if len(added):
+                ivf.add(np.ascontiguousarray(added, np.float32))
+        else:
+            ivf = knn.cross_index(np.load(path, mmap_mode="r"))
         with atomic_path(folder / f"{name}-ivf.faiss") as tmp:
-            faiss.write_index(knn.cross_index(np.load(path, mmap_mode="r")), str(tmp))
+            faiss.write_index(ivf, str(tmp))
 
 
 def _linked(source, path: Path) -> bool:
@@ -184,6 +243,14 @@ def _linked(source, path: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def _appending(old: np.ndarray, new: np.ndarray):
+    """A ``fill(out)`` for :func:`_vectors`: the rows of ``old`` (block by block), then ``new``."""
+    def fill(out) -> None:
+        _copy_rows(old, out[:len(old)])
+        out[len(old):] = new
+    return fill
 
 
 def _copy_rows(x, out) -> None:

@@ -149,6 +149,19 @@ the next block: the candidates of all rows are never held at once (65,536 rows: 
 candidates, 24 MB of row numbers; a mapped file is read through once a block)."""
 
 
+def valid_graph(feats, valid, k, index: str = "auto", threads: int = 0, progress=None) -> KnnGraph:
+    """:func:`knn_graph` over the ``valid`` rows of ``feats`` (bool[N]), mapped back to all N
+    rows (-1 / -inf for invalid rows); ``progress(rows)`` as they are searched."""
+    n = len(valid)
+    vidx = np.flatnonzero(valid)
+    g = knn_graph(ondisk.subset(feats, vidx), k, method=index, threads=threads, progress=progress)
+    neighbors = np.full((n, k), -1, np.int64)
+    sims = np.full((n, k), -np.inf, np.float32)
+    mapped = np.where(g.neighbors >= 0, vidx[np.maximum(g.neighbors, 0)], -1)
+    neighbors[vidx], sims[vidx] = mapped, g.sims
+    return KnnGraph(neighbors, sims, g.method)
+
+
 def _ivf_search(faiss, x, k: int, threads: int, progress=None):
     """Approximate kNN, block by block of :data:`SEARCH_BLOCK` rows: (start, similarities
     float32[rows, k], indices int64[rows, k]) of each block. An IVF over a PCA projection of
@@ -194,7 +207,7 @@ def cross_index(base):
     import faiss
 
     n, d = base.shape
-    pca = faiss.PCAMatrix(d, min(IVF_DIM, d))
+    pca = faiss.PCAMatrix(d, min(IVF_DIM, d, n))  # (n < IVF_DIM only where a test forces an IVF)
     rng = np.random.default_rng(0)
     pca.train(np.ascontiguousarray(
         ondisk.take(base, np.sort(rng.choice(n, min(n, 20_000), replace=False))), dtype=np.float32))

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _native
 from .catalog import build_catalog
-from .checks.duplicates import pair_note
+from .checks.duplicates import pair_evidence, pair_note
 from .checks.rotation import (CANDIDATE_SIM, CANDIDATES, COLOUR_DIMS, PADDED, judged,
                               rotation_similarity)
 from .checks.verification import ROTATION_VERIFIED, verify
@@ -243,6 +243,13 @@ class Found:
     score: np.ndarray
     similarity: np.ndarray
     evidence: list
+    pair_columns: dict | None = None
+    """The :data:`vislint.vocabulary.PAIR_EVIDENCE` columns of each pair (NaN / False for
+    exact copies), as a scan's pairs table shows them."""
+    neighbors: np.ndarray | None = None
+    """int64[q, k]: the index rows nearest to each described image in the copy descriptor
+    (-1: none), with ``sims`` float32[q, k], their similarities, best first."""
+    sims: np.ndarray | None = None
 
 
 def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, threads: int = 0
@@ -254,7 +261,9 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
     qhash = images.hashes
     if not len(qhash) or not len(base.rows):
         return Found(*(np.zeros(0, np.int64),) * 2, np.zeros(0, object), np.zeros(0),
-                      np.zeros(0), [])
+                      np.zeros(0), [], pair_evidence(None, np.zeros((0, 2), np.int64)),
+                      np.full((len(qhash), k), -1, np.int64),
+                      np.full((len(qhash), k), -np.inf, np.float32))
     got_q = {"raw": images.raw, "stats": images.stats, "rot": images.rot,
              "rot_info": images.rot_info}
     gray_q = np.nan_to_num(got_q["stats"][:, grey_at]) < t.grayscale
@@ -353,13 +362,15 @@ def compare(base: Index, images: Described, t: Thresholds, k: int = DEFAULT_K, t
     notes = [pair_note(s, checked.evidence, int(j), scene=kd == "same_scene")
              for j, kd, s in zip(np.flatnonzero(keep), kinds, scores)]
     kept = [p for p, m in zip(verifiable, keep) if m]
+    # evidence columns: the exact pairs have none (rows -1 are not in ``checked``)
+    at = np.concatenate([np.full((len(ex), 2), -1, np.int64), pairs[keep]])
     return Found(
         np.array([r for r, _ in ex] + [r for r, _ in kept], np.int64),
         np.array([q for _, q in ex] + [q for _, q in kept], np.int64),
         np.array(["exact"] * len(ex) + list(kinds), object),
         np.concatenate([np.ones(len(ex)), scores]),
         np.array([edges.get(p, np.nan) for p in ex + kept], np.float64),
-        ["exact copy"] * len(ex) + notes)
+        ["exact copy"] * len(ex) + notes, pair_evidence(checked, at), nbr, sim)
 
 
 def _pixels_equal(a: str, b: str) -> bool:

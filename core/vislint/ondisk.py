@@ -101,3 +101,13 @@ def subset(x, rows: np.ndarray):
     if len(rows) == len(x):
         return x
     return Rows(x, rows)
+
+
+def all_rows(values: np.ndarray, rows: np.ndarray, n: int, fill) -> np.ndarray:
+    """An array of ``n`` rows holding ``values`` at ``rows`` and ``fill`` elsewhere
+    (``values`` itself when ``rows`` are all n rows, in order)."""
+    if len(rows) == n:
+        return values
+    out = np.full((n,) + values.shape[1:], fill, values.dtype)
+    out[rows] = values
+    return out

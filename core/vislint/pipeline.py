@@ -26,8 +26,8 @@ from .checks.rotation import rotation_candidates
 from .decisions import for_scan, read_for_scan
 from .decode import REASONS, describe_all
 from .features import Builtin, Centring, Onnx, l2_normalise, resolve, validate_precomputed
-from .ondisk import subset
-from .knn import DEFAULT_K, KnnGraph, knn_graph
+from .ondisk import all_rows, subset
+from .knn import DEFAULT_K, KnnGraph, valid_graph
 from .lookup import Described, Index, compare
 from .results import ScanResults
 from .predictions import read_predictions
@@ -66,7 +66,7 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
          thresholds: Thresholds | dict | None = None, progress: bool | Callable = False,
          min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512,
          decisions="auto", offline: bool | None = None, features=None,
-         memory_limit: float | None = None, reference=None) -> ScanResults:
+         memory_limit: float | None = None, reference=None, add: bool = False) -> ScanResults:
     """Scan images for every kind of problem and return :class:`ScanResults`.
 
     source: a folder (labels from class folders, splits from top folders named
@@ -119,6 +119,12 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
         it starts). A scan whose estimated peak memory, or work-dir disk space, does not fit
         raises :class:`vislint.budget.BudgetError` before it decodes anything (see
         :mod:`vislint.budget`).
+    add: add the images of ``source`` to the scan saved in ``out`` instead of scanning them
+        alone (:mod:`vislint.adding`): only they are decoded, compared with the saved images and
+        checked, and the copy checks (duplicates, same scene, leaks, label conflicts of
+        groups) are formed again where their pairs reach; the saved scan's thresholds, ``k``
+        and index are used (giving others raises ValueError), and the result of all the images
+        is saved in ``out`` and returned.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
@@ -130,6 +136,14 @@ def scan(source, *, out: str | Path | None = None, labels="auto", splits="auto",
     semantic = resolve(embeddings, offline=offline) if embeddings is not None else None
     if reference is not None and out is not None and os.path.realpath(reference) == os.path.realpath(out):
         raise ValueError("the reference must be another scan's work dir, not this scan's --out")
+    if add:
+        return _add(source, out, labels=labels, splits=splits, threads=threads, progress=progress,
+                    min_side=min_side, max_pixels=max_pixels, batch_size=batch_size,
+                    decisions=decisions, settings={
+                        "embeddings": embeddings, "predictions": predictions,
+                        "reference": reference, "thresholds": thresholds,
+                        "k": None if k == DEFAULT_K else k,
+                        "index": None if index == "auto" else index})
     with ExitStack() as held:
         held.enter_context(tuned())
         if out is not None:
@@ -194,17 +208,17 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
         retrieval = cache.gather_file("rot", by_row, stages.root / "rotation-retrieval.npy")
     else:
         vectors_of = cache.gather(vhash, fields=VECTOR_FIELDS, drop=True)
-        raw = _all_rows(vectors_of["raw"], vidx, n, 0)
-        retrieval = _all_rows(vectors_of["rot"], vidx, n, 0)
+        raw = all_rows(vectors_of["raw"], vidx, n, 0)
+        retrieval = all_rows(vectors_of["rot"], vidx, n, 0)
         del vectors_of
     read = cache.reader(by_row)  # the thumbnails and polar grids of candidate pairs, by row
     saves_index = out is not None and len(vidx) >= copy_index.SAVED_FROM
     located = ((read if isinstance(read, CacheRows) else cache.locations(by_row)).take(vidx)
                if saves_index else None)  # (saved with the copy index)
     del cache
-    stats = _all_rows(got["stats"], vidx, n, np.nan)
+    stats = all_rows(got["stats"], vidx, n, np.nan)
     rotation = {"retrieval": retrieval, "polar": lambda rows: read("polar", rows),
-                "info": _all_rows(got["rot_info"], vidx, n, np.nan)}
+                "info": all_rows(got["rot_info"], vidx, n, np.nan)}
     gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
     # Rotated-copy candidates need only the rotation vectors, and the outlier check's
     # appearance distances only the statistics: a second thread searches them, one after the
@@ -263,7 +277,7 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
         for name, (vec, source) in spaces_vectors.items():
             bar.note(f"{name} space")
             g = _staged(stages, f"graph-{name}", (vec, valid, k, index), lambda: vars(
-                _graph(vec, valid, k, index, threads, bar)), done=lambda: bar(len(vidx)))
+                valid_graph(vec, valid, k, index, threads, bar)), done=lambda: bar(len(vidx)))
             spaces[name] = Space(name, vec, KnnGraph(g["neighbors"], g["sims"], str(g["method"])),
                                  source)
     timings["graph"] = time.perf_counter() - clock
@@ -314,6 +328,21 @@ def _scan(source, out, labels, splits, semantic, k, index, threads, t, progress,
     return results
 
 
+def _add(source, out, *, settings: dict, **kwargs) -> ScanResults:
+    """``scan(..., add=True)``: :func:`vislint.adding.add`, holding the work dir."""
+    from .adding import add
+
+    if out is None:
+        raise ValueError("add=True adds images to the scan saved in out=: give the work dir "
+                         "(--out) of that scan")
+    given = [name for name, value in settings.items() if value is not None]
+    if given:
+        raise ValueError(f"images added to a saved scan are checked with its own settings: "
+                         f"drop {', '.join(given)} (or scan all the images again, without --add)")
+    with tuned(), open_work_dir(out):
+        return add(source, out, **kwargs)
+
+
 def embeddings_argument(embeddings, features):
     """``embeddings``, or the deprecated ``features`` it replaces ("builtin" = None)."""
     if features is None:
@@ -327,16 +356,6 @@ def embeddings_argument(embeddings, features):
                   "are copies; features= will be removed in the next release",
                   DeprecationWarning, stacklevel=3)
     return features
-
-
-def _all_rows(values: np.ndarray, rows: np.ndarray, n: int, fill) -> np.ndarray:
-    """An array of ``n`` rows holding ``values`` at ``rows`` and ``fill`` elsewhere
-    (``values`` itself when ``rows`` are all n rows, in order)."""
-    if len(rows) == n:
-        return values
-    out = np.full((n,) + values.shape[1:], fill, values.dtype)
-    out[rows] = values
-    return out
 
 
 def _thresholds(thresholds) -> Thresholds:
@@ -379,16 +398,3 @@ def _staged(stages, name: str, inputs: tuple, compute, done=None) -> dict:
     got = compute()
     stages.save(name, key, **got)
     return got
-
-
-def _graph(feats, valid, k, index, threads, progress=None) -> KnnGraph:
-    """kNN graph over the valid rows, mapped back to catalog row indices (``progress(rows)``
-    as they are searched)."""
-    n = len(valid)
-    vidx = np.flatnonzero(valid)
-    g = knn_graph(subset(feats, vidx), k, method=index, threads=threads, progress=progress)
-    neighbors = np.full((n, k), -1, np.int64)
-    sims = np.full((n, k), -np.inf, np.float32)
-    mapped = np.where(g.neighbors >= 0, vidx[np.maximum(g.neighbors, 0)], -1)
-    neighbors[vidx], sims[vidx] = mapped, g.sims
-    return KnnGraph(neighbors, sims, g.method)

@@ -58,7 +58,7 @@ def assemble(ctx, results: dict[str, CheckResult], original_labels: list):
                                 for i, o in enumerate(original_labels)]
     images["reviewed"] = ["; ".join(reviewed.notes[i]) if i in reviewed.notes else None
                           for i in range(n)]
-    info["confused_labels"] = _confused(images)
+    info["confused_labels"] = confused_labels(images)
     return (tables.table(images), _group_table(images, results), _pair_table(images, results),
             info)
 
@@ -117,7 +117,7 @@ def _take(values, rows) -> list:
     return [values[i] for i in rows.tolist()]
 
 
-def _confused(images: dict, top: int = 10) -> list[dict]:
+def confused_labels(images: dict, top: int = 10) -> list[dict]:
     """Most frequent (label, suggested or conflicting label) pairs among label conflicts."""
     counts: dict[tuple[str, str], int] = {}
     for i in np.flatnonzero(images["is_label_conflict"]).tolist():

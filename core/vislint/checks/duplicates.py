@@ -115,9 +115,7 @@ def find_duplicates(*, valid, content_hash, width, height, graph, order, thumbs,
                 ei.append(int(i))
                 ej.append(int(j))
     comp = _native.components(n, np.array(ei, np.int64), np.array(ej, np.int64))
-    comp_size = np.bincount(comp, minlength=n)
-    is_exact = valid & (comp_size[comp] > 1)
-    exact_group = _renumber(np.where(is_exact, comp, -1), order)
+    is_exact = valid & (np.bincount(comp, minlength=n)[comp] > 1)
 
     # Verify the candidates that are not exact copies of each other: the graph's pairs at
     # the candidate threshold and the pairs the rotation rule accepts (with their descriptor
@@ -134,12 +132,30 @@ def find_duplicates(*, valid, content_hash, width, height, graph, order, thumbs,
     checked = verify(thumbs=thumbs, pairs=cand,
                      similarity=np.where(in_graph, e_sim[at] if len(e_sim) else 0.0, -np.inf),
                      rotation=rotation, near_threshold=near_threshold, threads=threads)
-    copy = checked.kind == "copy"
-    exact_pairs = [(int(m[x]), int(m[y])) for m in _members(exact_group)
+    return group_duplicates(valid=valid, exact_links=np.stack([ei, ej], axis=1)
+                            .astype(np.int64).reshape(-1, 2), verified=checked, order=order)
+
+
+def group_duplicates(*, valid, exact_links, verified: Verified, order) -> Duplicates:
+    """The groups of :class:`Duplicates` from what was found between the ``valid`` rows:
+    ``exact_links`` (int64[E, 2], pairs of rows with the same bytes or pixels; their
+    connected components are the exact groups) and the ``verified`` candidate pairs (i < j;
+    those joining two members of one exact group are ignored), in keep ``order`` (see the
+    module docstring). Used by a scan, and by a scan that adds images to a saved one
+    (:mod:`vislint.adding`), which gives it the pairs found before and the new ones."""
+    n = len(valid)
+    comp = _native.components(n, exact_links[:, 0].copy(), exact_links[:, 1].copy())
+    comp_size = np.bincount(comp, minlength=n)
+    is_exact = valid & (comp_size[comp] > 1)
+    exact_group = _renumber(np.where(is_exact, comp, -1), order)
+    vp = verified.pairs
+    inside = is_exact[vp[:, 0]] & (comp[vp[:, 0]] == comp[vp[:, 1]])
+    copy = (verified.kind == "copy") & ~inside
+    exact_pairs = [(int(m[x]), int(m[y])) for m in group_members(exact_group)
                    for x in range(len(m)) for y in range(x + 1, len(m))]
     exact_pairs = np.array(sorted(exact_pairs), np.int64).reshape(-1, 2)
-    pairs = np.concatenate([exact_pairs, cand[copy]])
-    scores = np.concatenate([np.ones(len(exact_pairs)), checked.copy_probability[copy]])
+    pairs = np.concatenate([exact_pairs, vp[copy]])
+    scores = np.concatenate([np.ones(len(exact_pairs)), verified.copy_probability[copy]])
     srt = np.lexsort((pairs[:, 1], pairs[:, 0])) if len(pairs) else np.zeros(0, np.int64)
     pairs, scores = pairs[srt], scores[srt]
     pair_exact = np.concatenate([np.ones(len(exact_pairs), bool), np.zeros(copy.sum(), bool)])[srt]
@@ -148,25 +164,25 @@ def find_duplicates(*, valid, content_hash, width, height, graph, order, thumbs,
     centre = _groups(n, valid, pairs, scores, order)
     rank = np.empty(n, np.int64)
     rank[np.concatenate([order, np.flatnonzero(~valid)])] = np.arange(n)
-    for members in _members(exact_group):
+    for members in group_members(exact_group):
         first = members[np.argmin(rank[members])]
         target = centre[first] if centre[first] >= 0 else first
         centre[members] = target
     centre = _drop_singletons(centre)
     representative = np.full(n, -1, np.int64)
-    for members in _members(centre):
+    for members in group_members(centre):
         representative[members] = members[np.argmin(rank[members])]
     near_score = _best(n, pairs, scores)
     near_score[is_exact] = 1.0
 
-    scene = checked.kind == "same_scene"
-    scene_pairs, scene_scores = cand[scene], checked.scene_score[scene]
+    scene = (verified.kind == "same_scene") & ~inside
+    scene_pairs, scene_scores = vp[scene], verified.scene_score[scene]
     scene_group = _renumber(_drop_singletons(_groups(n, valid, scene_pairs, scene_scores, order)),
                             order)
     return Duplicates(exact_group, _renumber(centre, order), representative,
                       np.where(valid, near_score, np.nan), pairs, scores, pair_exact,
                       scene_group, np.where(valid, _best(n, scene_pairs, scene_scores), np.nan),
-                      scene_pairs, scene_scores, checked)
+                      scene_pairs, scene_scores, verified)
 
 
 def _groups(n, valid, pairs, scores, order) -> np.ndarray:
@@ -211,7 +227,7 @@ def _best(n: int, pairs: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return best
 
 
-def _members(group: np.ndarray):
+def group_members(group: np.ndarray):
     """Yield the row indices of each group (label ≥ 0), in label order."""
     idx = np.flatnonzero(group >= 0)
     if not len(idx):
@@ -273,7 +289,7 @@ def group_rows(ctx, group: np.ndarray, keep=None, scene: bool = False) -> list:
     pairs, scores = (dup.scene_pairs, dup.scene_pair_scores) if scene else (dup.pairs, dup.pair_scores)
     score_of = dict(zip(map(tuple, pairs.tolist()), scores.tolist()))
     out = []
-    for members in _members(group):
+    for members in group_members(group):
         g = int(group[members[0]])
         if keep is not None and not keep(members, g):
             continue
@@ -356,7 +372,7 @@ def near_duplicate(ctx):
     dup, ids = ctx.duplicates, ctx.catalog.ids
     n = len(ctx)
     flag = np.zeros(n, bool)
-    for members in _members(dup.duplicate_group):
+    for members in group_members(dup.duplicate_group):
         for m in members:
             flag[m] = any(dup.exact_group[o] < 0 or dup.exact_group[o] != dup.exact_group[m]
                           for o in members if o != m)
@@ -407,21 +423,20 @@ def _splits(splits, rows) -> str | None:
     return "|".join(found) if len(found) > 1 else None
 
 
-def pair_evidence(verified: Verified, pairs: np.ndarray) -> dict:
+def pair_evidence(verified: Verified | None, pairs: np.ndarray) -> dict:
     """The :data:`vislint.vocabulary.PAIR_EVIDENCE` columns of ``pairs`` (NaN / False for
-    pairs never verified: exact copies)."""
+    pairs never verified: exact copies; all of them when ``verified`` is None)."""
     from ..vocabulary import PAIR_EVIDENCE
 
-    index = {p: k for k, p in enumerate(map(tuple, verified.pairs.tolist()))}
+    index = ({} if verified is None else
+             {p: k for k, p in enumerate(map(tuple, verified.pairs.tolist()))})
     at = np.array([index.get(p, -1) for p in map(tuple, pairs.tolist())], np.int64)
     known = at >= 0
     out = {}
     for name, kind in PAIR_EVIDENCE:
-        src = verified.similarity if name == "descriptor_similarity" else verified.evidence[name]
-        if kind == "bool":
-            col = np.zeros(len(at), bool)
-        else:
-            col = np.full(len(at), np.nan)
-        col[known] = np.asarray(src)[at[known]]
+        col = np.zeros(len(at), bool) if kind == "bool" else np.full(len(at), np.nan)
+        if known.any():
+            src = verified.similarity if name == "descriptor_similarity" else verified.evidence[name]
+            col[known] = np.asarray(src)[at[known]]
         out[name] = col
     return out

@@ -25,15 +25,18 @@ _COL = {name: i for i, name in enumerate(_native.STAT_NAMES)}
 
 
 def quality_scores(stats: np.ndarray, width: np.ndarray, height: np.ndarray,
-                   valid: np.ndarray, t: Thresholds) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{check: (statistic float[N], score float[N])}; NaN for invalid images."""
+                   valid: np.ndarray, t: Thresholds, median_area: float | None = None
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{check: (statistic float[N], score float[N])}; NaN for invalid images. median_area:
+    the area (px) odd sizes are measured against (None: the median of the valid images')."""
     st = {name: np.where(valid, stats[:, c], np.nan) for name, c in _COL.items()}
     w = np.where(valid, width, 0).astype(np.float64)
     h = np.where(valid, height, 0).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         aspect = np.maximum(w, h) / np.minimum(w, h)
         area = w * h
-        median_area = np.median(area[valid]) if valid.any() else 1.0
+        if median_area is None:
+            median_area = np.median(area[valid]) if valid.any() else 1.0
         odd = np.maximum(np.log(aspect) / np.log(t.odd_aspect),
                          np.abs(np.log(area / median_area)) / np.log(t.odd_area_factor))
     odd = np.where(valid, odd, np.nan)

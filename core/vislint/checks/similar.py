@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _native
-from .duplicates import _members, _renumber
+from .duplicates import group_members, _renumber
 
 
 def similar_groups(*, valid, graph, order, threshold: float) -> np.ndarray:
@@ -67,7 +67,7 @@ def similar_content(ctx):
 def _listed(group, rank, vectors) -> list:
     """Groups as (number, rows with the representative first, cosine to it)."""
     out = []
-    for members in _members(group):
+    for members in group_members(group):
         rep = int(members[np.argmin(rank[members])])
         rows = [rep] + sorted(int(m) for m in members if m != rep)
         sims = np.clip(vectors[rows] @ vectors[rep], -1.0, 1.0).astype(float).tolist()

@@ -1,0 +1,538 @@
+"""Adding images to a saved scan: ``vislint scan NEW --out W --add``.
+
+A scan saved in the work dir W (its tables, its kNN graph, its copy index and its feature
+cache) takes new images without searching or checking its own images again:
+
+1. The new images are decoded and described into W's feature cache. Files the scan holds
+   already (the same path, or the same id) are skipped, and counted in a warning.
+2. Their copies among the saved images are found as a query finds them
+   (:func:`vislint.lookup.compare`: the saved images' centring and copy index, the rotation
+   rule, verification). The copies among the new images themselves are found as a scan finds
+   them: their own kNN graph, the rotation rule, verification.
+3. **The copy checks are formed again where those pairs reach**: exact and near duplicates,
+   same-scene shots, leaks and the label conflicts of duplicate groups. This happens for the
+   new images and for every saved image connected to one through a chain of copy, exact or
+   same-scene pairs. The saved pairs among them are read from the pairs table, not verified
+   again. The groups are made by the scan's own rule
+   (:func:`vislint.checks.duplicates.group_duplicates`), in the keep order of all the images,
+   so they are the groups a scan of old and new images together makes from the same pairs.
+   Groups no new image reaches stay as saved.
+4. The new images get their other checks too:
+   - invalid files;
+   - the image statistics (blurry, dark, bright, low information, grayscale; odd size against
+     the median size of all the images);
+   - the label vote and the neighbour outlier distance, over their nearest saved or new
+     images. Its z is taken against the saved images' distances.
+5. A new scan of W is saved, atomically, as a scan saves one:
+   - the tables;
+   - the kNN graph, with the new images' rows added;
+   - the copy index, with the new images added to its vectors and to its IVF lists.
+
+What differs from a scan of all the images at once:
+
+- The copy descriptor stays centred on the first scan's images (a query's centring), so a
+  pair whose similarity sits at the candidate threshold can fall on the other side of it
+  (as for a query: docs/query.md). The IVF lists stay those trained on the first scan's images.
+- The saved images' own neighbour lists are not searched again. Their nearest neighbour,
+  label vote and outlier distance stay as saved, even where a new image is now nearer.
+- The appearance outlier measure of the new images is not computed (NaN). It compares every
+  image's statistics with every other's; a scan of all the images computes it.
+- A scan made with embeddings, predictions or a reference set cannot take images
+  (ValueError): scan all the images again.
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import _native, copy_index
+from .catalog import Catalog, build_catalog, stable_id
+from .checks.context import Context, Space
+from .checks.duplicates import find_duplicates_in, group_duplicates, group_members
+from .checks.outliers import outlier_scores
+from .checks.quality import quality_scores
+from .checks.rotation import rotation_candidates
+from .checks.verification import Verified
+from .decisions import Decisions, read_for_scan, resolve
+from .decode import describe_all
+from .features import Builtin, Centring
+from .knn import KnnGraph, valid_graph
+from .lookup import Described, Index, compare
+from .ondisk import all_rows
+from .results import ScanResults, load
+from .schema import assemble, confused_labels
+from .thresholds import Thresholds, soft_score
+from .vocabulary import check as check_record, checks
+from .workdir import CACHE_FIELDS, FeatureCache
+
+COPY_CHECKS = ("exact_duplicate", "near_duplicate", "same_scene", "leak", "label_conflict")
+"""The checks formed again over the images the new pairs reach: their columns, groups and
+pairs. The other checks are computed for the new images only."""
+
+NOT_ADDABLE = ("embeddings", "predictions", "reference")
+"""Scan parameters with which a scan cannot take images (see the module docstring)."""
+
+_EVIDENCE = ("residual_median", "residual_max", "mirrored", "scale_x", "scale_y",
+             "rotation_angle")
+"""The verification evidence a saved pair keeps in the pairs table (its descriptor
+similarity aside)."""
+
+
+def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress=False,
+        min_side: int = 10, max_pixels: int = 178_956_970, batch_size: int = 512,
+        decisions="auto") -> ScanResults:
+    """Add the images of ``source`` to the scan saved in the work dir ``out`` (see the module
+    docstring) and save the result there; returns the :class:`ScanResults` of all the images.
+    Call it holding the work dir (:func:`vislint.workdir.open_work_dir`), as
+    :func:`vislint.scan` does with ``add=True``. The arguments are :func:`vislint.scan`'s;
+    the thresholds, ``k`` and the index are the saved scan's."""
+    out = Path(out)
+    threads = threads or os.cpu_count() or 1
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    saved = load(out)
+    params = saved.info.get("params", {})
+    used = [p for p in NOT_ADDABLE if params.get(p)]
+    if used:
+        raise ValueError(f"the scan in {out} was made with {' and '.join(used)}: images cannot "
+                         "be added to it; scan all the images again, without --add")
+    if "copy" not in saved.graphs:
+        raise ValueError(f"the scan in {out} was saved without its kNN graph (by an older "
+                         "vislint): scan all the images again, without --add")
+    t = Thresholds().replace(**saved.info.get("thresholds", {}))
+    k = int(params.get("k") or saved.graphs["copy"].neighbors.shape[1])
+    old = saved.images
+    n_old = len(old)
+    catalog, skipped = _new_images(build_catalog(source, labels=labels, splits=splits), old,
+                                   params.get("source"))
+    if skipped:
+        warnings.warn(f"vislint: {skipped:,} of the images to add are in the scan already "
+                      "(same path): skipped; to scan changed files again, scan all the images "
+                      "without --add", stacklevel=3)
+    m = len(catalog)
+    if not m:  # nothing to add: the saved scan stays as it is
+        return saved
+    decided = read_for_scan(decisions, out)
+    cache = FeatureCache(Builtin.cache_dir(out), on_disk=CACHE_FIELDS[1:])
+    base = Index(out)
+    timings["catalog"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    meta = describe_all(catalog.paths, cache, threads=threads, progress=progress,
+                        min_side=min_side, max_pixels=max_pixels, batch_size=batch_size)
+    timings["decode_describe"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    reviewed_new = _resolve(decided, catalog, meta["content_hash"])
+    original_new = list(catalog.labels)
+    for i, label in reviewed_new.labels.items():
+        catalog.labels[i] = label
+    valid = np.asarray(meta["ok"], bool)
+    qrows = np.flatnonzero(valid)
+    qhash = [meta["content_hash"][i] for i in qrows]
+    by_row = [h if ok else None for h, ok in zip(meta["content_hash"], valid.tolist())]
+    read = cache.locations(by_row)
+    got = (cache.gather(qhash, fields=("raw", "stats", "rot", "rot_info")) if len(qrows) else
+           {"raw": np.zeros((0, Builtin.dim), np.float32),
+            "stats": np.zeros((0, len(_native.STAT_NAMES)), np.float32),
+            "rot": np.zeros((0, _native.ROTATION_DIM), np.float32),
+            "rot_info": np.zeros((0, 2), np.float32)})
+    stats = all_rows(got["stats"], qrows, m, np.nan)
+    gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
+
+    # the new images against the saved ones, as a query compares them
+    found = compare(base, Described(
+        paths=[catalog.paths[i] for i in qrows], hashes=qhash, width=meta["width"][qrows],
+        height=meta["height"][qrows], raw=got["raw"], stats=got["stats"], rot=got["rot"],
+        rot_info=got["rot_info"], thumbs=lambda rows: read("thumb", qrows[rows]),
+        polar=lambda rows: read("polar", qrows[rows])), t, k, threads)
+    timings["compare"] = time.perf_counter() - clock
+
+    # the new images among themselves, as a scan of them would find their copies, in the
+    # copy descriptor centred on the saved images
+    clock = time.perf_counter()
+    centring = _copy_centring(base, t)
+    vectors = np.zeros((m, Builtin.dim), np.float32)
+    if len(qrows):
+        vectors[qrows] = centring.apply(got["raw"], gray[qrows])
+    graph_new = valid_graph(vectors, valid, k, "auto", threads)
+    retrieval = all_rows(got["rot"], qrows, m, 0)
+    rot_info = all_rows(got["rot_info"], qrows, m, np.nan)
+    entropy = stats[:, _native.STAT_NAMES.index("entropy")]
+    rotation = {"retrieval": retrieval, "info": rot_info, "polar": lambda rows: read("polar", rows),
+                "candidates": rotation_candidates(retrieval=retrieval, info=rot_info, valid=valid,
+                                                  entropy=entropy, grayscale=gray, threads=threads)}
+    among_new = find_duplicates_in(Context(
+        catalog=catalog, meta=meta, valid=valid, stats=stats,
+        spaces={"copy": Space("copy", vectors, graph_new, Builtin().version)}, rotation=rotation,
+        thresholds=t, reviewed=reviewed_new, threads=threads, thumbs=lambda rows: read("thumb", rows)))
+    timings["new_pairs"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    graph = _union_graph(saved.graphs["copy"], base, found, graph_new, qrows, n_old, m, k)
+    links = _Links(old, saved.pair_table, base, found, among_new, qrows, n_old)
+    reached = links.reached(n_old + m)
+    rows = _with_neighbours(reached, graph)  # the rows the checks read: reached + neighbours
+    ctx, original = _context(rows, old, base, catalog, meta, stats, original_new, graph, t,
+                             decided, threads, n_old)
+    ctx.duplicates = links.duplicates(rows, ctx, old)
+    # the median size of all the images, for the new images' odd size
+    ctx.shared["quality"] = quality_scores(ctx.stats, ctx.meta["width"], ctx.meta["height"],
+                                           ctx.valid, t, median_area=_median_area(old, meta))
+    results = {c.name: (_outlier(ctx, old, t) if c.name == "outlier" else c.function()(ctx))
+               for c in checks()}
+    ctx.results = results
+    images_r, groups_r, pairs_r, _ = assemble(ctx, results, original)
+    final = _merge_images(old, images_r.to_pandas(), rows, reached, n_old)
+    groups = _merge_table(saved.group_table, groups_r.to_pandas(), final, rows[reached[rows]], "groups")
+    pairs = _merge_table(saved.pair_table, pairs_r.to_pandas(), final, rows[reached[rows]], "pairs")
+    timings["checks"] = time.perf_counter() - clock
+
+    info = {key: value for key, value in saved.info.items() if key not in ("format_version", "tables")}
+    info["leak_table"] = _leak_table(final)
+    info["confused_labels"] = confused_labels({c: final[c].to_numpy() for c in (
+        "is_label_conflict", "label", "suggested_label", "conflict_labels")})
+    info["timings"] = timings
+    info["added"] = [*info.get("added", []), {
+        "source": str(catalog.root) if catalog.root else None, "images": m, "skipped": skipped,
+        "at": time.strftime("%Y-%m-%d %H:%M:%S"), "reached": int(reached.sum())}]
+    result = ScanResults(final, groups, pairs, info, graphs={"copy": graph})
+    clock = time.perf_counter()
+    extend = None
+    if base.saved is not None:
+        kept = np.flatnonzero(valid)
+        extend = lambda folder: copy_index.extend(  # noqa: E731
+            folder, base.saved, copy=vectors[kept], stats=stats[kept], rot_info=rot_info[kept],
+            retrieval=retrieval[kept], grayscale_flags=gray[kept], cache_rows=read.take(kept),
+            work_dir=out)
+    result.save_tables(out, also=extend)
+    timings["write"] = time.perf_counter() - clock
+    result.save_manifest(out)
+    result.work_dir = out
+    return result
+
+
+def _new_images(catalog: Catalog, old, root) -> tuple[Catalog, int]:
+    """The images of ``catalog`` the saved scan (its images table ``old``, its source folder
+    ``root``) does not hold, with relative paths and ids in the saved scan's terms: relative
+    to its folder when they are inside it, else the absolute path; and how many it holds."""
+    root = os.path.abspath(root) if root else None
+    relpaths = []
+    for p in catalog.paths:
+        inside = root is not None and os.path.commonpath([root, os.path.abspath(p)]) == root
+        relpaths.append(Path(os.path.relpath(p, root)).as_posix() if inside else Path(p).as_posix())
+    ids = [stable_id(r) for r in relpaths]
+    held = set(old["path"].tolist()) | set(old["id"].tolist())
+    keep = [i for i, (p, d) in enumerate(zip(catalog.paths, ids)) if p not in held and d not in held]
+    return Catalog(root=catalog.root, paths=[catalog.paths[i] for i in keep],
+                   relpaths=[relpaths[i] for i in keep], labels=[catalog.labels[i] for i in keep],
+                   splits=[catalog.splits[i] for i in keep], ids=[ids[i] for i in keep]), \
+        len(catalog) - len(keep)
+
+
+def _resolve(decided, catalog: Catalog, hashes: list) -> Decisions:
+    """The reviewer decisions that name these images (no warning for the others: they name
+    the saved images)."""
+    if decided is None:
+        return Decisions()
+    return resolve(decided, catalog.ids, catalog.relpaths, catalog.paths, list(hashes))
+
+
+def _copy_centring(base: Index, t: Thresholds) -> Centring:
+    """The copy descriptor's centring of the saved scan: saved with its copy index, or fitted
+    again from its images' features in the cache as its scan fitted it (a small scan)."""
+    if base.saved is not None and base.saved.grayscale == t.grayscale:
+        return base.saved.copy_centring
+    got = base.cache.gather(base.hashes, fields=("raw", "stats"))
+    gray = np.nan_to_num(got["stats"][:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
+    return Centring.fit(got["raw"], Builtin.colour_dims, gray)
+
+
+def _union_graph(saved: KnnGraph, base: Index, found, graph_new: KnnGraph, qrows, n_old: int,
+                 m: int, k: int) -> KnnGraph:
+    """The kNN graph of all the images: the saved rows as they were, and for each new image
+    its ``k`` nearest among the saved images (``found``'s search) and the new ones."""
+    neighbors = np.full((m, k), -1, np.int64)
+    sims = np.full((m, k), -np.inf, np.float32)
+    if len(qrows):
+        old_nbr = np.where(found.neighbors >= 0, base.rows[np.maximum(found.neighbors, 0)], -1)
+        new_nbr = np.where(graph_new.neighbors[qrows] >= 0, n_old + graph_new.neighbors[qrows], -1)
+        nbr = np.concatenate([old_nbr, new_nbr], axis=1)
+        sim = np.concatenate([found.sims, graph_new.sims[qrows]], axis=1).astype(np.float32)
+        sim = np.where(nbr >= 0, sim, -np.inf)
+        best = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+        width = best.shape[1]
+        neighbors[qrows, :width] = np.take_along_axis(nbr, best, axis=1)
+        sims[qrows, :width] = np.take_along_axis(sim, best, axis=1)
+    kk = saved.neighbors.shape[1]
+    if kk != k:  # a saved graph of another width: pad or cut the new rows to it
+        neighbors = np.pad(neighbors, ((0, 0), (0, max(0, kk - k))), constant_values=-1)[:, :kk]
+        sims = np.pad(sims, ((0, 0), (0, max(0, kk - k))), constant_values=-np.inf)[:, :kk]
+    return KnnGraph(np.concatenate([saved.neighbors, neighbors]),
+                    np.concatenate([saved.sims, sims]), saved.method)
+
+
+class _Links:
+    """Every exact, copy and same-scene pair between the images (saved and new, as rows of
+    the union: saved rows first, then the new images), from the saved pairs table, the
+    comparison with the saved images and the new images' own pairs."""
+
+    def __init__(self, old, pair_table, base: Index, found, among_new, qrows, n_old: int):
+        row_of = _rows_of(old["id"])
+        table = pair_table[pair_table["check"].isin(("exact_duplicate", "near_duplicate", "same_scene"))]
+        a, b = row_of(table["id_a"]), row_of(table["id_b"])
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        check = table["check"].to_numpy()
+        exact = check == "exact_duplicate"
+        # exact copies: the saved ones, the new images' of saved images, among the new images
+        f_old, f_new = base.rows[found.index_rows], n_old + qrows[found.query_rows]
+        f_exact = found.kind == "exact"
+        new_exact = among_new.pairs[among_new.pair_exact]
+        self.exact = np.concatenate([np.stack([lo[exact], hi[exact]], axis=1),
+                                     np.stack([f_old[f_exact], f_new[f_exact]], axis=1),
+                                     n_old + new_exact]).reshape(-1, 2)
+        # verified pairs, with their evidence
+        v = among_new.verified
+        keep_new = v.kind != "different"
+        saved_v = ~exact
+        ev = {name: np.concatenate([
+            table[name].to_numpy()[saved_v].astype(np.float64),
+            np.asarray(found.pair_columns[name], np.float64)[~f_exact],
+            np.asarray(v.evidence[name], np.float64)[keep_new]]) for name in _EVIDENCE}
+        ev["mirrored"] = ev["mirrored"] > 0
+        kind = np.concatenate([np.where(check[saved_v] == "near_duplicate", "copy", "same_scene"),
+                               found.kind[~f_exact], v.kind[keep_new]]).astype(object)
+        score = np.concatenate([table["similarity"].to_numpy()[saved_v].astype(np.float64),
+                                found.score[~f_exact],
+                                np.where(v.kind[keep_new] == "copy", v.copy_probability[keep_new],
+                                         v.scene_score[keep_new])])
+        self.pairs = np.concatenate([np.stack([lo[saved_v], hi[saved_v]], axis=1),
+                                     np.stack([f_old[~f_exact], f_new[~f_exact]], axis=1),
+                                     n_old + v.pairs[keep_new]]).reshape(-1, 2)
+        self.kind, self.score, self.evidence = kind, score, ev
+        self.similarity = np.concatenate([
+            table["descriptor_similarity"].to_numpy()[saved_v].astype(np.float32),
+            np.asarray(found.pair_columns["descriptor_similarity"], np.float32)[~f_exact],
+            np.asarray(v.similarity, np.float32)[keep_new]])
+        self.n_old = n_old
+
+    def reached(self, n: int) -> np.ndarray:
+        """bool[n]: the new images and the saved ones a chain of pairs joins to one."""
+        links = np.concatenate([self.exact, self.pairs])
+        comp = _native.components(n, links[:, 0].copy(), links[:, 1].copy())
+        touched = np.zeros(n, bool)
+        touched[np.unique(comp[self.n_old:])] = True
+        return touched[comp]
+
+    def duplicates(self, rows: np.ndarray, ctx: Context, old):
+        """The :class:`vislint.checks.duplicates.Duplicates` of the images ``rows`` (union
+        rows, sorted; the context's rows): a group of saved images only, and all of one saved
+        group, keeps its saved number (in ``old``, the saved images table); the others are
+        numbered after the saved ones."""
+        local = np.full(rows[-1] + 1 if len(rows) else 0, -1, np.int64)
+        local[rows] = np.arange(len(rows))
+        exact = local[self.exact]
+        pairs = local[self.pairs]
+        inside = (pairs >= 0).all(axis=1)  # (pairs beyond the rows never reach a new image)
+        not_dup = {tuple(p) for p in ctx.reviewed.pairs}
+        keep = inside & np.array([tuple(p) not in not_dup for p in pairs.tolist()], bool)
+        verified = Verified(pairs[keep], self.similarity[keep], self.kind[keep],
+                            np.where(self.kind[keep] == "copy", self.score[keep], 0.0),
+                            np.where(self.kind[keep] == "same_scene", self.score[keep], 0.0),
+                            {name: col[keep] for name, col in self.evidence.items()})
+        dup = group_duplicates(valid=ctx.valid, exact_links=exact[(exact >= 0).all(axis=1)],
+                               verified=verified, order=ctx.keep_order)
+        saved = rows[rows < self.n_old]
+        for name in ("exact_group", "duplicate_group", "scene_group"):
+            numbers = old[name].to_numpy(np.int64)
+            setattr(dup, name, _numbered(getattr(dup, name), numbers[saved], numbers))
+        return dup
+
+
+def _numbered(group: np.ndarray, saved: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """Group numbers for ``group`` (0.., -1 = none; the saved images' rows first, ``saved``
+    their saved numbers, ``numbers`` the saved column): a group that is exactly a saved group
+    keeps its number, the others take numbers after every saved one, in order."""
+    out = np.full(len(group), -1, np.int64)
+    size = np.bincount(numbers[numbers >= 0]) if (numbers >= 0).any() else np.zeros(0, np.int64)
+    after = len(size)
+    was = np.full(len(group), -1, np.int64)
+    was[:len(saved)] = saved
+    for members in group_members(group):
+        first = was[members[0]]
+        if first >= 0 and (was[members] == first).all() and size[first] == len(members):
+            out[members] = first
+        else:
+            out[members] = after
+            after += 1
+    return out
+
+
+def _rows_of(ids):
+    """A function mapping ids (a column) to rows of ``ids`` (a pandas Series)."""
+    import pandas as pd
+
+    index = pd.Index(ids.to_numpy())
+
+    def rows(values) -> np.ndarray:
+        at = index.get_indexer(values.to_numpy())
+        if (at < 0).any():
+            raise ValueError("the saved pairs table names images its images table lacks: "
+                             "scan all the images again, without --add")
+        return at.astype(np.int64)
+    return rows
+
+
+def _with_neighbours(reached: np.ndarray, graph: KnnGraph) -> np.ndarray:
+    """The sorted rows of the ``reached`` images and of their neighbours in ``graph`` (the
+    label vote and the nearest neighbour read them)."""
+    at = np.flatnonzero(reached)
+    nbr = graph.neighbors[at]
+    return np.union1d(at, nbr[nbr >= 0])
+
+
+def _context(rows, old, base: Index, catalog: Catalog, meta: dict, stats_new, original_new,
+             graph: KnnGraph, t: Thresholds, decided, threads: int, n_old: int):
+    """The :class:`Context` of the images ``rows`` (union rows, saved ones first) and their
+    labels before reviewers' corrections."""
+    saved_rows, new_rows = rows[rows < n_old], rows[rows >= n_old] - n_old
+    cols = {c: old[c].to_numpy()[saved_rows] for c in (
+        "id", "path", "relpath", "label", "split", "width", "height", "file_size", "format",
+        "content_hash", "is_invalid", "invalid_reason", "invalid_message", "label_original")}
+    both = lambda a, b: list(a) + [b[i] for i in new_rows]  # noqa: E731
+    labels = [None if _missing(x) else x for x in cols["label"]]
+    splits = [None if _missing(x) else x for x in cols["split"]]
+    cat = Catalog(root=None, paths=both(cols["path"], catalog.paths),
+                  relpaths=both(cols["relpath"], catalog.relpaths),
+                  labels=both(labels, catalog.labels), splits=both(splits, catalog.splits),
+                  ids=both(cols["id"], catalog.ids))
+    ok = np.concatenate([~cols["is_invalid"].astype(bool), np.asarray(meta["ok"], bool)[new_rows]])
+    merged = {"ok": ok}
+    for name, column in (("reason", "invalid_reason"), ("message", "invalid_message"),
+                         ("content_hash", "content_hash"), ("format", "format")):
+        merged[name] = [None if _missing(x) else x for x in cols[column]] + [meta[name][i] for i in new_rows]
+    for name in ("width", "height", "file_size"):
+        merged[name] = np.concatenate([cols[name].astype(np.int64),
+                                       np.asarray(meta[name], np.int64)[new_rows]])
+    stats = np.full((len(rows), len(_native.STAT_NAMES)), np.nan, stats_new.dtype)
+    if len(saved_rows):  # (every saved row here is a valid image: a pair's or a neighbour's)
+        stats[:len(saved_rows)] = base.read("stats", np.searchsorted(base.rows, saved_rows))
+    stats[len(saved_rows):] = stats_new[new_rows]
+    local_nbr = np.full(graph.neighbors.shape[0] + 1, -1, np.int64)
+    local_nbr[rows] = np.arange(len(rows))
+    nbr = graph.neighbors[rows]
+    mapped = np.where(nbr >= 0, local_nbr[nbr], -1)
+    sims = np.where(mapped >= 0, graph.sims[rows], -np.inf).astype(np.float32)
+    reviewed = (Decisions() if decided is None else
+                resolve(decided, cat.ids, cat.relpaths, cat.paths, merged["content_hash"]))
+    original = [o if not _missing(o) else lab
+                for o, lab in zip(cols["label_original"], labels)] + [original_new[i] for i in new_rows]
+    ctx = Context(catalog=cat, meta=merged, valid=ok, stats=stats,
+                  spaces={"copy": Space("copy", np.zeros((len(rows), 0), np.float32),
+                                        KnnGraph(mapped, sims, graph.method), Builtin().version)},
+                  rotation={}, thresholds=t, reviewed=reviewed, threads=threads)
+    return ctx, original
+
+
+def _missing(x) -> bool:
+    """A missing value of a table column read back (None or NaN)."""
+    return x is None or (isinstance(x, float) and np.isnan(x))
+
+
+def _median_area(old, meta: dict) -> float:
+    """The median area (px) of the valid images, saved and new."""
+    valid_old = ~old["is_invalid"].to_numpy(bool)
+    area = np.concatenate([
+        (old["width"].to_numpy(np.float64) * old["height"].to_numpy(np.float64))[valid_old],
+        (np.asarray(meta["width"], np.float64) * np.asarray(meta["height"], np.float64))[
+            np.asarray(meta["ok"], bool)]])
+    return float(np.median(area)) if len(area) else 1.0
+
+
+def _outlier(ctx: Context, old, t: Thresholds):
+    """The outlier check of the context's images: the neighbour distance over their graph
+    rows, its robust z against the saved images' distances (their median and MAD); the
+    appearance measure is not computed (NaN; see the module docstring)."""
+    from .vocabulary import CheckResult
+
+    _, _, dist, _ = outlier_scores(valid=ctx.valid, graph=ctx.spaces["copy"].graph,
+                                   exact_group=ctx.duplicates.exact_group, z_threshold=t.outlier_z)
+    saved = old["outlier_distance"].to_numpy(np.float64)
+    saved = saved[np.isfinite(saved)]
+    z = np.full(len(dist), np.nan)
+    if len(saved) >= 3:
+        med = np.median(saved)
+        z = (dist - med) / max(1.4826 * np.median(np.abs(saved - med)), 1e-6)
+    score = np.where(np.isfinite(z), soft_score(np.maximum(z, 0.0), t.outlier_z, low_is_bad=False),
+                     np.nan)
+    return CheckResult(flag=np.isfinite(z) & (z >= t.outlier_z), score=score,
+                       columns={"outlier_distance": dist, "outlier_z": z,
+                                "outlier_appearance_z": np.full(len(dist), np.nan)})
+
+
+def _columns(names) -> list[str]:
+    """The images-table columns of these checks: flag, score, evidence."""
+    out = []
+    for name in names:
+        c = check_record(name)
+        out += [c.flag] + ([c.score] if c.scored else []) + [col for col, _ in c.evidence]
+    return out
+
+
+def _merge_images(old, images_r, rows: np.ndarray, reached: np.ndarray, n_old: int):
+    """The images table of all the images: the saved rows as saved, except the copy checks'
+    columns of the reached ones; then the new images' rows."""
+    import pandas as pd
+
+    again = np.flatnonzero(reached[:n_old])
+    local = np.searchsorted(rows, again)
+    for c in _columns(COPY_CHECKS):
+        old.iloc[again, old.columns.get_loc(c)] = images_r[c].to_numpy()[local]
+    new = images_r.iloc[np.flatnonzero(rows >= n_old)][list(old.columns)]
+    # the saved types (a saved int32 column stays int32)
+    new = new.astype({c: t for c, t in old.dtypes.items() if t != object and new[c].dtype != object})
+    return pd.concat([old, new], ignore_index=True)
+
+
+def _merge_table(saved, made, final, again: np.ndarray, kind: str):
+    """The groups or pairs table (``kind``) of all the images: the saved rows of the copy
+    checks that do not involve the images formed again (``again``: union rows) as saved,
+    the rows ``made`` for them, and the other checks' rows as saved; ordered as a scan
+    orders them."""
+    import pandas as pd
+
+    ids = set(final["id"].to_numpy()[again].tolist())
+    ours = saved["check"].isin(COPY_CHECKS)
+    if kind == "groups":
+        hit = saved[ours & saved["id"].isin(ids)][["check", "group"]].drop_duplicates()
+        gone = saved.set_index(["check", "group"]).index.isin(hit.set_index(["check", "group"]).index)
+    else:
+        gone = ours & (saved["id_a"].isin(ids) | saved["id_b"].isin(ids))
+    made = made[made["check"].isin(COPY_CHECKS)]
+    merged = pd.concat([saved[~gone], made[list(saved.columns)]], ignore_index=True)
+    rank = {c.name: i for i, c in enumerate(checks())}
+    merged["_rank"] = merged["check"].map(rank)
+    if kind == "groups":
+        merged["_keep"] = ~merged["keep"]
+        merged = merged.sort_values(["_rank", "group", "_keep"], kind="stable").drop(columns="_keep")
+    else:
+        merged["_score"] = -merged["similarity"].astype(np.float64)
+        merged = merged.sort_values(["_rank", "_score", "id_a", "id_b"], kind="stable").drop(columns="_score")
+    return merged.drop(columns="_rank").reset_index(drop=True)
+
+
+def _leak_table(final) -> dict:
+    """{split: {partner split: images}} over the leak partners of all the images."""
+    split_of = dict(zip(final["id"], final["split"]))
+    table: dict = {}
+    for split, partners in zip(final["split"], final["leak_partners"]):
+        if not isinstance(partners, str) or not partners:
+            continue
+        for other in sorted({split_of[p] for p in partners.split(";")}):
+            row = table.setdefault(split, {})
+            row[other] = row.get(other, 0) + 1
+    return table
