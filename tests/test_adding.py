@@ -179,8 +179,14 @@ def test_the_copy_index_takes_the_added_images(demo_data, tmp_path, monkeypatch,
     saved, added, _ = demo_split(demo_data, tmp_path)
     work = tmp_path / "work"
     vislint.scan(saved, out=work)
+    vectors = next(work.glob("tables-*")) / "copy-vectors.npy"
+    inode = vectors.stat().st_ino
     res = vislint.scan(added, out=work, add=True)
-    index = copy_index.Saved.open(next(work.glob("tables-*")))
+    folder = next(work.glob("tables-*"))
+    # the saved vectors linked, not copied; the added ones a part of their own
+    assert (folder / "copy-vectors.npy").stat().st_ino == inode
+    assert (folder / "copy-vectors-1.npy").exists()
+    index = copy_index.Saved.open(folder)
     valid = int((~res.images.is_invalid).sum())
     assert len(index.copy) == len(index.stats) == len(index.cache_locs) == valid
     assert (index.copy_ivf is not None) == bool(exact_max)

@@ -90,3 +90,24 @@ def test_take_reads_rows_in_any_order_from_a_map(tmp_path):
     np.testing.assert_array_equal(ondisk.take(x, rows), x[rows])
     np.testing.assert_array_equal(ondisk.take(x, slice(7, None, 15)), x[7::15])
     np.testing.assert_array_equal(ondisk.take(np.asarray(x), rows), x[rows])  # (in memory)
+
+
+def test_stacked_parts_read_as_one_matrix(tmp_path):
+    """Parts of a matrix in several .npy files read as the matrix itself: slices across parts,
+    rows in any order, the block-wise take of a map, and release."""
+    from vislint.ondisk import Stacked, release, take
+
+    x = np.arange(60, dtype=np.float32).reshape(20, 3)
+    parts = []
+    for k, (a, b) in enumerate(((0, 7), (7, 8), (8, 20))):
+        np.save(tmp_path / f"p{k}.npy", x[a:b])
+        parts.append(np.load(tmp_path / f"p{k}.npy", mmap_mode="r"))
+    s = Stacked(parts)
+    assert len(s) == 20 and s.shape == (20, 3) and s.dtype == np.float32
+    for a, b in ((0, 20), (5, 9), (7, 8), (8, 8), (15, 40)):
+        np.testing.assert_array_equal(s[a:b], x[a:b])
+    rows = np.array([19, 0, 7, 7, 8, 3])
+    np.testing.assert_array_equal(s[rows], x[rows])
+    np.testing.assert_array_equal(take(s, rows), x[rows])
+    release(s)
+    np.testing.assert_array_equal(s[0:20], x)

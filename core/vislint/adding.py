@@ -48,6 +48,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import _native, copy_index
 from .catalog import Catalog, build_catalog, stable_id
@@ -63,11 +65,11 @@ from .features import Builtin, Centring
 from .knn import KnnGraph, valid_graph
 from .lookup import Described, Index, compare
 from .ondisk import all_rows
-from .results import ScanResults, load
+from .results import ScanResults, load, load_graphs
 from .schema import assemble, confused_labels
 from .thresholds import Thresholds, soft_score
 from .vocabulary import check as check_record, checks
-from .workdir import CACHE_FIELDS, FeatureCache
+from .workdir import CACHE_FIELDS, FeatureCache, saved_scan
 
 COPY_CHECKS = ("exact_duplicate", "near_duplicate", "same_scene", "leak", "label_conflict")
 """The checks formed again over the images the new pairs reach: their columns, groups and
@@ -94,7 +96,7 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
     threads = threads or os.cpu_count() or 1
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    saved = load(out)
+    saved = _Saved(out)
     params = saved.info.get("params", {})
     used = [p for p in NOT_ADDABLE if params.get(p)]
     if used:
@@ -106,7 +108,7 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
     t = Thresholds().replace(**saved.info.get("thresholds", {}))
     k = int(params.get("k") or saved.graphs["copy"].neighbors.shape[1])
     old = saved.images
-    n_old = len(old)
+    n_old = old.num_rows
     catalog, skipped = _new_images(build_catalog(source, labels=labels, splits=splits), old,
                                    params.get("source"))
     if skipped:
@@ -115,9 +117,10 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
                       "without --add", stacklevel=3)
     m = len(catalog)
     if not m:  # nothing to add: the saved scan stays as it is
-        return saved
+        return load(out)
     decided = read_for_scan(decisions, out)
-    cache = FeatureCache(Builtin.cache_dir(out), on_disk=CACHE_FIELDS[1:])
+    # (its chunks' hashes only: the saved images' fields are read where needed, row by row)
+    cache = FeatureCache(Builtin.cache_dir(out), on_disk=CACHE_FIELDS[1:], check=False)
     base = Index(out)
     timings["catalog"] = time.perf_counter() - clock
 
@@ -174,7 +177,7 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
 
     clock = time.perf_counter()
     graph = _union_graph(saved.graphs["copy"], base, found, graph_new, qrows, n_old, m, k)
-    links = _Links(old, saved.pair_table, base, found, among_new, qrows, n_old)
+    links = _Links(old, saved.pairs, base, found, among_new, qrows, n_old)
     reached = links.reached(n_old + m)
     rows = _with_neighbours(reached, graph)  # the rows the checks read: reached + neighbours
     ctx, original = _context(rows, old, base, catalog, meta, stats, original_new, graph, t,
@@ -187,15 +190,18 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
                for c in checks()}
     ctx.results = results
     images_r, groups_r, pairs_r, _ = assemble(ctx, results, original)
-    final = _merge_images(old, images_r.to_pandas(), rows, reached, n_old)
-    groups = _merge_table(saved.group_table, groups_r.to_pandas(), final, rows[reached[rows]], "groups")
-    pairs = _merge_table(saved.pair_table, pairs_r.to_pandas(), final, rows[reached[rows]], "pairs")
+    final = _merge_images(old, images_r, rows, reached, n_old)
+    again = set(final.column("id").take(rows[reached[rows]]).to_pylist())
+    groups = _merge_table(saved.groups, groups_r, again, "groups")
+    pairs = _merge_table(saved.pairs, pairs_r, again, "pairs")
     timings["checks"] = time.perf_counter() - clock
 
-    info = {key: value for key, value in saved.info.items() if key not in ("format_version", "tables")}
+    info = dict(saved.info)
     info["leak_table"] = _leak_table(final)
-    info["confused_labels"] = confused_labels({c: final[c].to_numpy() for c in (
-        "is_label_conflict", "label", "suggested_label", "conflict_labels")})
+    flagged = final.filter(final.column("is_label_conflict"))
+    info["confused_labels"] = confused_labels(
+        {c: flagged.column(c).to_numpy() for c in ("label", "suggested_label", "conflict_labels")}
+        | {"is_label_conflict": np.ones(flagged.num_rows, bool)})
     info["timings"] = timings
     info["added"] = [*info.get("added", []), {
         "source": str(catalog.root) if catalog.root else None, "images": m, "skipped": skipped,
@@ -216,6 +222,19 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
     return result
 
 
+class _Saved:
+    """The scan saved in a work dir, as Arrow tables (no pandas: at a million images the
+    conversions alone are seconds): ``images``, ``groups``, ``pairs``, ``graphs`` and ``info``."""
+
+    def __init__(self, out: Path):
+        import pyarrow.parquet as pq
+
+        folder, self.info = saved_scan(out)
+        self.images, self.groups, self.pairs = (pq.read_table(folder / f"{t}.parquet")
+                                                for t in ("images", "groups", "pairs"))
+        self.graphs = load_graphs(folder)
+
+
 def _new_images(catalog: Catalog, old, root) -> tuple[Catalog, int]:
     """The images of ``catalog`` the saved scan (its images table ``old``, its source folder
     ``root``) does not hold, with relative paths and ids in the saved scan's terms: relative
@@ -226,7 +245,7 @@ def _new_images(catalog: Catalog, old, root) -> tuple[Catalog, int]:
         inside = root is not None and os.path.commonpath([root, os.path.abspath(p)]) == root
         relpaths.append(Path(os.path.relpath(p, root)).as_posix() if inside else Path(p).as_posix())
     ids = [stable_id(r) for r in relpaths]
-    held = set(old["path"].tolist()) | set(old["id"].tolist())
+    held = set(old.column("path").to_pylist()) | set(old.column("id").to_pylist())
     keep = [i for i, (p, d) in enumerate(zip(catalog.paths, ids)) if p not in held and d not in held]
     return Catalog(root=catalog.root, paths=[catalog.paths[i] for i in keep],
                    relpaths=[relpaths[i] for i in keep], labels=[catalog.labels[i] for i in keep],
@@ -282,11 +301,11 @@ class _Links:
     comparison with the saved images and the new images' own pairs."""
 
     def __init__(self, old, pair_table, base: Index, found, among_new, qrows, n_old: int):
-        row_of = _rows_of(old["id"])
-        table = pair_table[pair_table["check"].isin(("exact_duplicate", "near_duplicate", "same_scene"))]
-        a, b = row_of(table["id_a"]), row_of(table["id_b"])
+        table = pair_table.filter(pc.is_in(pair_table.column("check"), value_set=pa.array(
+            ["exact_duplicate", "near_duplicate", "same_scene"])))
+        a, b = (_rows_of(table.column(c), old.column("id")) for c in ("id_a", "id_b"))
         lo, hi = np.minimum(a, b), np.maximum(a, b)
-        check = table["check"].to_numpy()
+        check = table.column("check").to_numpy()
         exact = check == "exact_duplicate"
         # exact copies: the saved ones, the new images' of saved images, among the new images
         f_old, f_new = base.rows[found.index_rows], n_old + qrows[found.query_rows]
@@ -300,13 +319,13 @@ class _Links:
         keep_new = v.kind != "different"
         saved_v = ~exact
         ev = {name: np.concatenate([
-            table[name].to_numpy()[saved_v].astype(np.float64),
+            table.column(name).to_numpy()[saved_v].astype(np.float64),
             np.asarray(found.pair_columns[name], np.float64)[~f_exact],
             np.asarray(v.evidence[name], np.float64)[keep_new]]) for name in _EVIDENCE}
         ev["mirrored"] = ev["mirrored"] > 0
         kind = np.concatenate([np.where(check[saved_v] == "near_duplicate", "copy", "same_scene"),
                                found.kind[~f_exact], v.kind[keep_new]]).astype(object)
-        score = np.concatenate([table["similarity"].to_numpy()[saved_v].astype(np.float64),
+        score = np.concatenate([table.column("similarity").to_numpy()[saved_v].astype(np.float64),
                                 found.score[~f_exact],
                                 np.where(v.kind[keep_new] == "copy", v.copy_probability[keep_new],
                                          v.scene_score[keep_new])])
@@ -315,7 +334,7 @@ class _Links:
                                      n_old + v.pairs[keep_new]]).reshape(-1, 2)
         self.kind, self.score, self.evidence = kind, score, ev
         self.similarity = np.concatenate([
-            table["descriptor_similarity"].to_numpy()[saved_v].astype(np.float32),
+            table.column("descriptor_similarity").to_numpy()[saved_v].astype(np.float32),
             np.asarray(found.pair_columns["descriptor_similarity"], np.float32)[~f_exact],
             np.asarray(v.similarity, np.float32)[keep_new]])
         self.n_old = n_old
@@ -348,7 +367,7 @@ class _Links:
                                verified=verified, order=ctx.keep_order)
         saved = rows[rows < self.n_old]
         for name in ("exact_group", "duplicate_group", "scene_group"):
-            numbers = old[name].to_numpy(np.int64)
+            numbers = old.column(name).to_numpy().astype(np.int64)
             setattr(dup, name, _numbered(getattr(dup, name), numbers[saved], numbers))
         return dup
 
@@ -372,19 +391,13 @@ def _numbered(group: np.ndarray, saved: np.ndarray, numbers: np.ndarray) -> np.n
     return out
 
 
-def _rows_of(ids):
-    """A function mapping ids (a column) to rows of ``ids`` (a pandas Series)."""
-    import pandas as pd
-
-    index = pd.Index(ids.to_numpy())
-
-    def rows(values) -> np.ndarray:
-        at = index.get_indexer(values.to_numpy())
-        if (at < 0).any():
-            raise ValueError("the saved pairs table names images its images table lacks: "
-                             "scan all the images again, without --add")
-        return at.astype(np.int64)
-    return rows
+def _rows_of(ids, of) -> np.ndarray:
+    """The rows of ``of`` (the images table's id column) holding ``ids`` (Arrow columns)."""
+    at = pc.index_in(ids, value_set=of.combine_chunks())
+    if at.null_count:
+        raise ValueError("the saved pairs table names images its images table lacks: "
+                         "scan all the images again, without --add")
+    return at.to_numpy().astype(np.int64)
 
 
 def _with_neighbours(reached: np.ndarray, graph: KnnGraph) -> np.ndarray:
@@ -400,9 +413,10 @@ def _context(rows, old, base: Index, catalog: Catalog, meta: dict, stats_new, or
     """The :class:`Context` of the images ``rows`` (union rows, saved ones first) and their
     labels before reviewers' corrections."""
     saved_rows, new_rows = rows[rows < n_old], rows[rows >= n_old] - n_old
-    cols = {c: old[c].to_numpy()[saved_rows] for c in (
-        "id", "path", "relpath", "label", "split", "width", "height", "file_size", "format",
-        "content_hash", "is_invalid", "invalid_reason", "invalid_message", "label_original")}
+    taken = old.select(["id", "path", "relpath", "label", "split", "width", "height",
+                        "file_size", "format", "content_hash", "is_invalid", "invalid_reason",
+                        "invalid_message", "label_original"]).take(saved_rows)
+    cols = {c: taken.column(c).to_numpy() for c in taken.column_names}
     both = lambda a, b: list(a) + [b[i] for i in new_rows]  # noqa: E731
     labels = [None if _missing(x) else x for x in cols["label"]]
     splits = [None if _missing(x) else x for x in cols["split"]]
@@ -445,9 +459,10 @@ def _missing(x) -> bool:
 
 def _median_area(old, meta: dict) -> float:
     """The median area (px) of the valid images, saved and new."""
-    valid_old = ~old["is_invalid"].to_numpy(bool)
+    valid_old = ~old.column("is_invalid").to_numpy().astype(bool)
     area = np.concatenate([
-        (old["width"].to_numpy(np.float64) * old["height"].to_numpy(np.float64))[valid_old],
+        (old.column("width").to_numpy().astype(np.float64)
+         * old.column("height").to_numpy().astype(np.float64))[valid_old],
         (np.asarray(meta["width"], np.float64) * np.asarray(meta["height"], np.float64))[
             np.asarray(meta["ok"], bool)]])
     return float(np.median(area)) if len(area) else 1.0
@@ -461,7 +476,7 @@ def _outlier(ctx: Context, old, t: Thresholds):
 
     _, _, dist, _ = outlier_scores(valid=ctx.valid, graph=ctx.spaces["copy"].graph,
                                    exact_group=ctx.duplicates.exact_group, z_threshold=t.outlier_z)
-    saved = old["outlier_distance"].to_numpy(np.float64)
+    saved = old.column("outlier_distance").to_numpy().astype(np.float64)
     saved = saved[np.isfinite(saved)]
     z = np.full(len(dist), np.nan)
     if len(saved) >= 3:
@@ -483,55 +498,67 @@ def _columns(names) -> list[str]:
     return out
 
 
-def _merge_images(old, images_r, rows: np.ndarray, reached: np.ndarray, n_old: int):
-    """The images table of all the images: the saved rows as saved, except the copy checks'
-    columns of the reached ones; then the new images' rows."""
-    import pandas as pd
-
+def _merge_images(old, made, rows: np.ndarray, reached: np.ndarray, n_old: int):
+    """The images table of all the images (Arrow): the saved rows as saved, except the copy
+    checks' columns of the reached ones, taken from ``made`` (the table of the context's
+    ``rows``); then the new images' rows, in the saved table's types."""
     again = np.flatnonzero(reached[:n_old])
-    local = np.searchsorted(rows, again)
+    local = pa.array(np.searchsorted(rows, again))
+    mask = np.zeros(n_old, bool)
+    mask[again] = True
+    mask = pa.array(mask)
     for c in _columns(COPY_CHECKS):
-        old.iloc[again, old.columns.get_loc(c)] = images_r[c].to_numpy()[local]
-    new = images_r.iloc[np.flatnonzero(rows >= n_old)][list(old.columns)]
-    # the saved types (a saved int32 column stays int32)
-    new = new.astype({c: t for c, t in old.dtypes.items() if t != object and new[c].dtype != object})
-    return pd.concat([old, new], ignore_index=True)
+        kind = old.schema.field(c).type
+        if kind == pa.null():  # a column all empty when saved takes the new values' type
+            kind = made.schema.field(c).type
+        column = old.column(c).combine_chunks().cast(kind)
+        old = old.set_column(old.schema.get_field_index(c), c, pc.replace_with_mask(
+            column, mask, made.column(c).take(local).combine_chunks().cast(kind)))
+    new = made.take(pa.array(np.flatnonzero(rows >= n_old))).select(old.column_names)
+    return pa.concat_tables([old, _cast(new, old.schema)], promote_options="default")
 
 
-def _merge_table(saved, made, final, again: np.ndarray, kind: str):
-    """The groups or pairs table (``kind``) of all the images: the saved rows of the copy
-    checks that do not involve the images formed again (``again``: union rows) as saved,
-    the rows ``made`` for them, and the other checks' rows as saved; ordered as a scan
-    orders them."""
-    import pandas as pd
+def _cast(table, schema):
+    """``table`` in the types of ``schema``, but for the columns all empty there (of null
+    type), which keep their own (the tables are then concatenated promoting them)."""
+    return table.cast(pa.schema([table.schema.field(f.name) if f.type == pa.null() else f
+                                 for f in schema]))
 
-    ids = set(final["id"].to_numpy()[again].tolist())
-    ours = saved["check"].isin(COPY_CHECKS)
+
+def _merge_table(saved, made, again: set, kind: str):
+    """The groups or pairs table (``kind``; Arrow) of all the images: the saved rows of the copy
+    checks that involve none of the images formed again (``again``: their ids), the rows
+    ``made`` for those images, and the other checks' rows as saved; ordered as a scan orders
+    them (check by check; groups by number, representative first; pairs by score)."""
+    ours = np.isin(saved.column("check").to_numpy(), COPY_CHECKS)
     if kind == "groups":
-        hit = saved[ours & saved["id"].isin(ids)][["check", "group"]].drop_duplicates()
-        gone = saved.set_index(["check", "group"]).index.isin(hit.set_index(["check", "group"]).index)
+        check, group = saved.column("check").to_numpy(), saved.column("group").to_numpy()
+        ids = saved.column("id").to_numpy()
+        hit = {(c, g) for c, g, i, o in zip(check, group, ids, ours) if o and i in again}
+        gone = np.array([(c, g) in hit for c, g in zip(check, group)], bool)
     else:
-        gone = ours & (saved["id_a"].isin(ids) | saved["id_b"].isin(ids))
-    made = made[made["check"].isin(COPY_CHECKS)]
-    merged = pd.concat([saved[~gone], made[list(saved.columns)]], ignore_index=True)
-    rank = {c.name: i for i, c in enumerate(checks())}
-    merged["_rank"] = merged["check"].map(rank)
-    if kind == "groups":
-        merged["_keep"] = ~merged["keep"]
-        merged = merged.sort_values(["_rank", "group", "_keep"], kind="stable").drop(columns="_keep")
-    else:
-        merged["_score"] = -merged["similarity"].astype(np.float64)
-        merged = merged.sort_values(["_rank", "_score", "id_a", "id_b"], kind="stable").drop(columns="_score")
-    return merged.drop(columns="_rank").reset_index(drop=True)
+        gone = ours & (np.isin(saved.column("id_a").to_numpy(), list(again))
+                       | np.isin(saved.column("id_b").to_numpy(), list(again)))
+    made = made.filter(pc.is_in(made.column("check"), value_set=pa.array(COPY_CHECKS)))
+    merged = pa.concat_tables([saved.filter(pa.array(~gone)),
+                               _cast(made.select(saved.column_names), saved.schema)],
+                              promote_options="default")
+    rank = pc.index_in(merged.column("check"), value_set=pa.array([c.name for c in checks()]))
+    merged = merged.append_column("_rank", rank)
+    keys = ([("_rank", "ascending"), ("group", "ascending"), ("keep", "descending")]
+            if kind == "groups" else
+            [("_rank", "ascending"), ("similarity", "descending"), ("id_a", "ascending"),
+             ("id_b", "ascending")])
+    return merged.sort_by(keys).drop_columns(["_rank"])
 
 
 def _leak_table(final) -> dict:
     """{split: {partner split: images}} over the leak partners of all the images."""
-    split_of = dict(zip(final["id"], final["split"]))
+    leaking = final.filter(pc.is_valid(final.column("leak_partners")))
+    split_of = dict(zip(final.column("id").to_pylist(), final.column("split").to_pylist()))
     table: dict = {}
-    for split, partners in zip(final["split"], final["leak_partners"]):
-        if not isinstance(partners, str) or not partners:
-            continue
+    for split, partners in zip(leaking.column("split").to_pylist(),
+                               leaking.column("leak_partners").to_pylist()):
         for other in sorted({split_of[p] for p in partners.split(";")}):
             row = table.setdefault(split, {})
             row[other] = row.get(other, 0) + 1

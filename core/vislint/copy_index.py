@@ -6,7 +6,9 @@ Saved by scans of :data:`SAVED_FROM` images or more. Files, in the saved scan's 
 
 - ``copy-vectors.npy``: float32[n, dim], the copy descriptor as the scan centred and
   normalised it (its kNN graph's vectors); ``copy-ivf.faiss`` beside it when n is over
-  :data:`vislint.knn.EXACT_MAX`: :func:`vislint.knn.cross_index` of them;
+  :data:`vislint.knn.EXACT_MAX`: :func:`vislint.knn.cross_index` of them. Images a scan adds
+  (:func:`extend`) are parts of their own, ``copy-vectors-1.npy`` and so on, read with the
+  first as one matrix (:class:`vislint.ondisk.Stacked`), and are added to the IVF's lists;
 - ``rotation-vectors.npy`` / ``rotation-ivf.faiss``: the rotation rule's retrieval vectors of
   the images it may judge, centred the same way;
 - ``copy-index.npz`` (written last): the layout's version and the grayscale threshold the scan
@@ -109,8 +111,7 @@ def extend(folder: Path, saved: "Saved", *, copy: np.ndarray, stats: np.ndarray,
     keep their lists and take the new vectors (one is made when the images first outgrow
     the exact search)."""
     n_old = len(saved.copy)
-    _vectors(folder, "copy", (n_old + len(copy), copy.shape[1]),
-             _appending(saved.copy, copy), ivf=saved.copy_ivf, added=copy)
+    _append(folder, "copy", saved.copy, copy, saved.copy_ivf)
     at = [_native.STAT_NAMES.index(s) for s in STATS]
     kept = np.column_stack([stats[:, at], rot_info]).astype(np.float32).reshape(-1, len(STATS) + 2)
     judged_rows = np.flatnonzero(judged(np.ones(len(kept), bool), kept[:, 2:], kept[:, 1]))
@@ -120,9 +121,7 @@ def extend(folder: Path, saved: "Saved", *, copy: np.ndarray, stats: np.ndarray,
                                           grayscale_flags[judged_rows]) if len(judged_rows) else None)
     added = (rotation_centring.apply(retrieval[judged_rows], grayscale_flags[judged_rows])
              if rotation_centring is not None else np.zeros((0, retrieval.shape[1]), np.float32))
-    n_rot = len(saved.rotation)
-    _vectors(folder, "rotation", (n_rot + len(added), retrieval.shape[1]),
-             _appending(saved.rotation, added), ivf=saved.rotation_ivf, added=added)
+    _append(folder, "rotation", saved.rotation, added, saved.rotation_ivf)
     fits = {"copy": saved.copy_centring, "rotation": rotation_centring}
     info = {"version": VERSION, "grayscale": saved.grayscale, "images": n_old + len(copy),
             "colour_dims": {name: [c.colour_dims.start, c.colour_dims.stop]
@@ -205,13 +204,11 @@ class Saved:
                                    index=self.rotation_ivf)
 
 
-def _vectors(folder: Path, name: str, shape: tuple[int, int], fill, same_file=None, ivf=None,
-             added=None) -> None:
+def _vectors(folder: Path, name: str, shape: tuple[int, int], fill, same_file=None) -> None:
     """``<name>-vectors.npy``: float32[shape], written by ``fill(out)`` into the file's map
     (never all in memory), or a hard link to ``same_file`` (a ``.npy`` file of the scan that
     holds exactly these vectors: a large scan's) where the file system allows; and, beyond
-    :data:`vislint.knn.EXACT_MAX` rows, ``<name>-ivf.faiss``: made from the written file, or
-    the index ``ivf`` of the rows before the last ones, ``added``, with them added."""
+    :data:`vislint.knn.EXACT_MAX` rows, ``<name>-ivf.faiss``, made from the written file."""
     import faiss
 
     path = folder / f"{name}-vectors.npy"
@@ -222,14 +219,52 @@ def _vectors(folder: Path, name: str, shape: tuple[int, int], fill, same_file=No
             out.flush()
             del out
     if shape[0] > knn.EXACT_MAX:
+        with atomic_path(folder / f"{name}-ivf.faiss") as tmp:
+            faiss.write_index(knn.cross_index(np.load(path, mmap_mode="r")), str(tmp))
+
+
+def _append(folder: Path, name: str, saved, added: np.ndarray, ivf) -> None:
+    """The vectors ``saved`` (a saved index's, mapped: one file or :class:`ondisk.Stacked`
+    parts) and then ``added``, in ``folder``: the saved files linked there (copied where the
+    file system cannot link), ``added`` a part of its own (:func:`_parts` names them); and,
+    beyond :data:`vislint.knn.EXACT_MAX` rows, the IVF index: ``ivf`` (the saved one) with the
+    added vectors, or one made now over all of them."""
+    import faiss
+
+    parts = getattr(saved, "parts", (saved,))
+    for k, part in enumerate(parts):
+        dest = folder / _part(name, k)
+        source = getattr(part, "filename", None)  # (an empty part is not mapped)
+        if source is None or not _linked(source, dest):
+            with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+                np.save(f, np.asarray(part, np.float32))
+    if len(added):
+        with atomic_path(folder / _part(name, len(parts))) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(added, np.float32))
+    total = len(saved) + len(added)
+    if total > knn.EXACT_MAX:
         if ivf is not None:
             ivf = faiss.clone_index(ivf)  # (the saved one stays as it was)
             if len(added):
                 ivf.add(np.ascontiguousarray(added, np.float32))
         else:
-            ivf = knn.cross_index(np.load(path, mmap_mode="r"))
+            ivf = knn.cross_index(_open_parts(folder, name))
         with atomic_path(folder / f"{name}-ivf.faiss") as tmp:
             faiss.write_index(ivf, str(tmp))
+
+
+def _part(name: str, k: int) -> str:
+    """The file of part ``k`` of an index's vectors: the scan's, then one per add."""
+    return f"{name}-vectors.npy" if k == 0 else f"{name}-vectors-{k}.npy"
+
+
+def _open_parts(folder: Path, name: str):
+    """The vectors ``name`` of an index: one map, or the :class:`ondisk.Stacked` maps of its
+    parts."""
+    parts = [np.load(folder / _part(name, 0), mmap_mode="r")]
+    while (folder / _part(name, len(parts))).exists():
+        parts.append(np.load(folder / _part(name, len(parts)), mmap_mode="r"))
+    return parts[0] if len(parts) == 1 else ondisk.Stacked(parts)
 
 
 def _linked(source, path: Path) -> bool:
@@ -238,19 +273,11 @@ def _linked(source, path: Path) -> bool:
     if source is None:
         return False
     try:
-        path.unlink()
+        path.unlink(missing_ok=True)
         os.link(source, path)
         return True
     except OSError:
         return False
-
-
-def _appending(old: np.ndarray, new: np.ndarray):
-    """A ``fill(out)`` for :func:`_vectors`: the rows of ``old`` (block by block), then ``new``."""
-    def fill(out) -> None:
-        _copy_rows(old, out[:len(old)])
-        out[len(old):] = new
-    return fill
 
 
 def _copy_rows(x, out) -> None:
@@ -264,6 +291,5 @@ def _open_vectors(folder: Path, name: str) -> tuple[np.ndarray, object]:
     """(the memory-mapped vectors, their IVF index or None)."""
     import faiss
 
-    vectors = np.load(folder / f"{name}-vectors.npy", mmap_mode="r")
     ivf = folder / f"{name}-ivf.faiss"
-    return vectors, faiss.read_index(str(ivf)) if ivf.exists() else None
+    return _open_parts(folder, name), faiss.read_index(str(ivf)) if ivf.exists() else None

@@ -234,7 +234,8 @@ def cross_neighbors(queries: np.ndarray, base: np.ndarray, k: int, *, threads: i
     import faiss
 
     q = np.ascontiguousarray(queries, dtype=np.float32)
-    x = base if isinstance(base, np.memmap) else np.ascontiguousarray(base, dtype=np.float32)
+    x = (base if isinstance(base, (np.memmap, ondisk.Stacked))
+         else np.ascontiguousarray(base, dtype=np.float32))
     m, n = len(q), len(x)
     neighbors = np.full((m, k), -1, np.int64)
     sims = np.full((m, k), -np.inf, np.float32)

@@ -39,10 +39,11 @@ def create(path: Path, shape: tuple[int, ...], dtype=np.float32) -> np.memmap:
 def release(x) -> None:
     """Hand the pages of a memory-mapped array that this process has read or written back to
     the page cache (written pages are kept there and reach the file; nothing is lost); no-op
-    for arrays in memory and for views that own no map."""
-    m = getattr(x, "_mmap", None)  # (np.memmap keeps its mmap object there, views too)
-    if m is not None and not m.closed:
-        m.madvise(mmap.MADV_DONTNEED)
+    for arrays in memory and for views that own no map. A :class:`Stacked` releases each part."""
+    for part in getattr(x, "parts", (x,)):
+        m = getattr(part, "_mmap", None)  # (np.memmap keeps its mmap object there, views too)
+        if m is not None and not m.closed:
+            m.madvise(mmap.MADV_DONTNEED)
 
 
 def blockwise(x, block: int = RELEASE_ROWS):
@@ -111,3 +112,40 @@ def all_rows(values: np.ndarray, rows: np.ndarray, n: int, fill) -> np.ndarray:
     out = np.full((n,) + values.shape[1:], fill, values.dtype)
     out[rows] = values
     return out
+
+
+class Stacked:
+    """Matrices with the same columns (maps of ``.npy`` files, one after the other) read as
+    one, without copying them into one file: ``len``, ``shape``, ``dtype``, rows by a slice
+    or an int array (in memory), :func:`release` and :func:`take`. A saved copy index grows
+    this way: the images a scan adds are a new part, and the saved parts are linked, not
+    copied (at a million images, 2.4 GB)."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+        self.shape = (int(self.starts[-1]),) + tuple(parts[0].shape[1:])
+        self.dtype = parts[0].dtype
+        self._mmap = getattr(parts[0], "_mmap", None)  # (read as a map: in file order)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step != 1:
+                raise IndexError("a Stacked matrix is read by slices of consecutive rows")
+            pieces = [p[max(start - a, 0):max(min(stop - a, len(p)), 0)]
+                      for p, a in zip(self.parts, self.starts[:-1].tolist())
+                      if a < stop and a + len(p) > start]
+            if not pieces:
+                return np.empty((0,) + self.shape[1:], self.dtype)
+            return np.concatenate(pieces) if len(pieces) > 1 else np.asarray(pieces[0])
+        rows = np.asarray(key, np.int64)
+        part = np.searchsorted(self.starts, rows, side="right") - 1
+        out = np.empty(rows.shape + self.shape[1:], self.dtype)
+        for k in np.unique(part).tolist():
+            at = part == k
+            out[at] = self.parts[k][rows[at] - self.starts[k]]
+        return out

@@ -275,13 +275,13 @@ def load(path: str | Path) -> ScanResults:
     import pandas as pd
 
     res = ScanResults(*(pd.read_parquet(folder / f"{t}.parquet") for t in TABLES), info,
-                      graphs=_load_graphs(folder))
+                      graphs=load_graphs(folder))
     res._tables_dir = folder.name if folder != path else None
     res.work_dir = path
     return res
 
 
-def _load_graphs(folder: Path) -> dict:
+def load_graphs(folder: Path) -> dict:
     """{feature space: KnnGraph} saved beside the tables ({} for scans saved without)."""
     import numpy as np
 
