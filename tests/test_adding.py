@@ -213,7 +213,8 @@ def test_added_twice_the_images_are_skipped_and_nothing_changes(demo_data, tmp_p
         again = vislint.scan(added, out=work, add=True)
     pd.testing.assert_frame_equal(again.images, first.images)
     pd.testing.assert_frame_equal(again.pair_table, first.pair_table)
-    assert again.info == first.info and sorted(work.glob("tables-*")) == tables
+    assert again.info["added"][-1]["images"] == 0
+    assert vislint.load(work).info == first.info and sorted(work.glob("tables-*")) == tables
 
 
 def test_an_add_that_fails_leaves_the_saved_scan_as_it_was(demo_data, tmp_path, monkeypatch):
@@ -285,7 +286,13 @@ def test_scan_add_command(demo_data, tmp_path):
     done = subprocess.run(CLI + ["scan", str(tmp_path / "added.csv"), "--out", str(work), "--add",
                                  "--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["images"] == len(saved) + len(added)
+    summary = json.loads(done.stdout)
+    assert summary["images"] == len(saved) + len(added)
+    assert summary["added"][-1]["images"] == len(added) and summary["added"][-1]["skipped"] == 0
+    text = subprocess.run(CLI + ["scan", str(tmp_path / "added.csv"), "--out", str(work), "--add",
+                                 "-q", "--no-report"], capture_output=True, text=True)
+    assert text.stdout.startswith(f"vislint added 0 images to the scan ({len(added):,} were in "
+                                  f"it already): {len(saved) + len(added):,} images"), text.stdout
     assert (work / "report.html").stat().st_size > 0
     assert len(vislint.load(work).images) == len(saved) + len(added)
     refused = subprocess.run(CLI + ["scan", str(tmp_path / "added.csv"), "--out", str(work),

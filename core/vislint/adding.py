@@ -91,7 +91,10 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
     docstring) and save the result there; returns the :class:`ScanResults` of all the images.
     Call it holding the work dir (:func:`vislint.workdir.open_work_dir`), as
     :func:`vislint.scan` does with ``add=True``. The arguments are :func:`vislint.scan`'s;
-    the thresholds, ``k`` and the index are the saved scan's."""
+    the thresholds, ``k`` and the index are the saved scan's. ``info["added"]`` lists every
+    add: its source, the images added, those skipped (in the scan already), when, and for how
+    many images the copy checks were formed again ("reached": the new ones and the saved ones
+    their pairs reach)."""
     out = Path(out)
     threads = threads or os.cpu_count() or 1
     timings: dict[str, float] = {}
@@ -116,8 +119,12 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
                       "(same path): skipped; to scan changed files again, scan all the images "
                       "without --add", stacklevel=3)
     m = len(catalog)
-    if not m:  # nothing to add: the saved scan stays as it is
-        return load(out)
+    added = {"source": str(catalog.root) if catalog.root else None, "images": m,
+             "skipped": skipped, "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if not m:  # nothing to add: the saved scan stays as it is (the results say so)
+        same = load(out)
+        same.info["added"] = [*same.info.get("added", []), {**added, "reached": 0}]
+        return same
     decided = read_for_scan(decisions, out)
     # (its chunks' hashes only: the saved images' fields are read where needed, row by row)
     cache = FeatureCache(Builtin.cache_dir(out), on_disk=CACHE_FIELDS[1:], check=False)
@@ -203,9 +210,7 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
         {c: flagged.column(c).to_numpy() for c in ("label", "suggested_label", "conflict_labels")}
         | {"is_label_conflict": np.ones(flagged.num_rows, bool)})
     info["timings"] = timings
-    info["added"] = [*info.get("added", []), {
-        "source": str(catalog.root) if catalog.root else None, "images": m, "skipped": skipped,
-        "at": time.strftime("%Y-%m-%d %H:%M:%S"), "reached": int(reached.sum())}]
+    info["added"] = [*info.get("added", []), {**added, "reached": int(reached.sum())}]
     result = ScanResults(final, groups, pairs, info, graphs={"copy": graph})
     clock = time.perf_counter()
     extend = None

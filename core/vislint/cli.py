@@ -278,7 +278,7 @@ def _cmd_scan(args) -> int:
                    decisions=None if args.decisions == "none" else args.decisions,
                    progress=not args.quiet and not args.json, memory_limit=args.memory_limit,
                    reference=args.reference, add=args.add, **kwargs)
-        _print(res, args.json, args.out, time.perf_counter() - start)
+        _print(res, args.json, args.out, time.perf_counter() - start, added=args.add)
         if args.out is not None and not args.no_report:
             _write_report(res, args.out, args.json)
     return EXIT_OK
@@ -397,12 +397,12 @@ def _cmd_demo(args) -> int:
     return EXIT_OK
 
 
-def _print(res, as_json: bool, out, seconds) -> None:
+def _print(res, as_json: bool, out, seconds, added: bool = False) -> None:
     if as_json:  # (JSON escapes C0 controls itself; the rest become \\uNNNN escapes)
         print(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}",
                           json.dumps(summary_dict(res), indent=2, ensure_ascii=False)))
     else:
-        print(terminal_safe(summary_text(res, out, seconds)))
+        print(terminal_safe(summary_text(res, out, seconds, added)))
 
 
 def summary_dict(res) -> dict:
@@ -416,18 +416,26 @@ def summary_dict(res) -> dict:
         "confused_labels": res.info.get("confused_labels", []),
         "timings": res.info.get("timings", {}),
         "decisions": res.info.get("decisions"),
+        "added": res.info.get("added", []),
     }
 
 
-def summary_text(res, out=None, seconds=None) -> str:
+def summary_text(res, out=None, seconds=None, added: bool = False) -> str:
     """Human summary: images (and groups) per check, then the details some checks give,
-    and where results were written."""
+    and where results were written; ``added``: the scan just took images (``scan --add``),
+    which the first line says."""
     from .vocabulary import checks
 
     d = summary_dict(res)
     n = d["images"]
     head = f"vislint scanned {n:,} images"
-    if seconds:
+    if added and d["added"]:
+        last = d["added"][-1]
+        head = (f"vislint added {last['images']:,} images to the scan ({last['skipped']:,} "
+                f"were in it already): {n:,} images")
+        if seconds:
+            head += f"; {seconds:.1f} s"
+    elif seconds:
         head += f" in {seconds:.1f} s ({n / seconds:,.0f} images/s)"
     lines = [head]
     for c in checks():
