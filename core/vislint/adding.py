@@ -152,7 +152,6 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
             "rot": np.zeros((0, _native.ROTATION_DIM), np.float32),
             "rot_info": np.zeros((0, 2), np.float32)})
     stats = all_rows(got["stats"], qrows, m, np.nan)
-    gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
 
     # the new images against the saved ones, as a query compares them
     found = compare(base, Described(
@@ -162,29 +161,13 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
         polar=lambda rows: read("polar", qrows[rows])), t, k, threads)
     timings["compare"] = time.perf_counter() - clock
 
-    # the new images among themselves, as a scan of them would find their copies, in the
-    # copy descriptor centred on the saved images
     clock = time.perf_counter()
-    centring = _copy_centring(base, t)
-    vectors = np.zeros((m, Builtin.dim), np.float32)
-    if len(qrows):
-        vectors[qrows] = centring.apply(got["raw"], gray[qrows])
-    graph_new = valid_graph(vectors, valid, k, "auto", threads)
-    retrieval = all_rows(got["rot"], qrows, m, 0)
-    rot_info = all_rows(got["rot_info"], qrows, m, np.nan)
-    entropy = stats[:, _native.STAT_NAMES.index("entropy")]
-    rotation = {"retrieval": retrieval, "info": rot_info, "polar": lambda rows: read("polar", rows),
-                "candidates": rotation_candidates(retrieval=retrieval, info=rot_info, valid=valid,
-                                                  entropy=entropy, grayscale=gray, threads=threads)}
-    among_new = find_duplicates_in(Context(
-        catalog=catalog, meta=meta, valid=valid, stats=stats,
-        spaces={"copy": Space("copy", vectors, graph_new, Builtin().version)}, rotation=rotation,
-        thresholds=t, reviewed=reviewed_new, threads=threads, thumbs=lambda rows: read("thumb", rows)))
+    new = _New(catalog, meta, got, stats, read, _copy_centring(base, t), t, k, reviewed_new, threads)
     timings["new_pairs"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    graph = _union_graph(saved.graphs["copy"], base, found, graph_new, qrows, n_old, m, k)
-    links = _Links(old, saved.pairs, base, found, among_new, qrows, n_old)
+    graph = _union_graph(saved.graphs["copy"], base, found, new.graph, qrows, n_old, m, k)
+    links = _Links(old, saved.pairs, base, found, new.duplicates, qrows, n_old)
     reached = links.reached(n_old + m)
     rows = _with_neighbours(reached, graph)  # the rows the checks read: reached + neighbours
     ctx, original = _context(rows, old, base, catalog, meta, stats, original_new, graph, t,
@@ -217,14 +200,45 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
     if base.saved is not None:
         kept = np.flatnonzero(valid)
         extend = lambda folder: copy_index.extend(  # noqa: E731
-            folder, base.saved, copy=vectors[kept], stats=stats[kept], rot_info=rot_info[kept],
-            retrieval=retrieval[kept], grayscale_flags=gray[kept], cache_rows=read.take(kept),
-            work_dir=out)
+            folder, base.saved, copy=new.vectors[kept], stats=stats[kept],
+            rot_info=new.rot_info[kept], retrieval=new.retrieval[kept],
+            grayscale_flags=new.gray[kept], cache_rows=read.take(kept), work_dir=out)
     result.save_tables(out, also=extend)
     timings["write"] = time.perf_counter() - clock
     result.save_manifest(out)
     result.work_dir = out
     return result
+
+
+class _New:
+    """The new images as a scan of them alone describes them: their copy vectors centred by
+    ``centring`` (the saved scan's), their kNN graph, the rotation rule's inputs, and the
+    :class:`vislint.checks.duplicates.Duplicates` a scan finds among them (its verified pairs
+    are what an add takes)."""
+
+    def __init__(self, catalog: Catalog, meta: dict, got: dict, stats: np.ndarray, read,
+                 centring: Centring, t: Thresholds, k: int, reviewed: Decisions, threads: int):
+        m = len(catalog)
+        valid = np.asarray(meta["ok"], bool)
+        rows = np.flatnonzero(valid)
+        self.gray = np.nan_to_num(stats[:, _native.STAT_NAMES.index("channel_diff")]) < t.grayscale
+        self.vectors = np.zeros((m, Builtin.dim), np.float32)
+        if len(rows):
+            self.vectors[rows] = centring.apply(got["raw"], self.gray[rows])
+        self.graph = valid_graph(self.vectors, valid, k, "auto", threads)
+        self.retrieval = all_rows(got["rot"], rows, m, 0)
+        self.rot_info = all_rows(got["rot_info"], rows, m, np.nan)
+        entropy = stats[:, _native.STAT_NAMES.index("entropy")]
+        rotation = {"retrieval": self.retrieval, "info": self.rot_info,
+                    "polar": lambda r: read("polar", r),
+                    "candidates": rotation_candidates(
+                        retrieval=self.retrieval, info=self.rot_info, valid=valid, entropy=entropy,
+                        grayscale=self.gray, threads=threads)}
+        self.duplicates = find_duplicates_in(Context(
+            catalog=catalog, meta=meta, valid=valid, stats=stats,
+            spaces={"copy": Space("copy", self.vectors, self.graph, Builtin().version)},
+            rotation=rotation, thresholds=t, reviewed=reviewed, threads=threads,
+            thumbs=lambda r: read("thumb", r)))
 
 
 class _Saved:
