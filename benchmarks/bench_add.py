@@ -3,15 +3,17 @@
     .venv/bin/python benchmarks/bench_add.py --work /tmp/large --vislint .venv/bin/vislint \\
         [--n 1000000] [--add 10000] [--runs 2] [--compare] [--json FILE]
 
-Generates N + M images once (``bench_large.py``'s, in --work/images: 64 px fields, every 100th
-an edited copy of an earlier one, so the M added images hold copies of saved images and of
-each other), and scans the first N into --work/add-N once (kept for later runs). Then, per run,
-it links that work dir into a fresh one (hard links: the saved scan is never changed) and
-times ``vislint scan LIST --out W --add --json --no-report`` of the last M there, the files
-dropped from the page cache first (as new files are: never read before). It reports the wall
-time and the add's stages; its ratio to its own decoding and describing of the M (issue 18:
-within 2x); the peak PSS of its process tree (sampled every 0.5 s); and the planted copies that
-share a near-duplicate group with their original, over all N + M.
+Generates N images once (``bench_large.py``'s, in --work/images: 64 px fields, every 100th an
+edited copy of an earlier one) and scans them into --work/add-N once (kept for later runs).
+The M images to add are ``bench_query.py``'s (in --work/added-M): nine in ten new fields, one
+in ten an edited copy of a saved image. Then, per run, it links the saved work dir into a fresh
+one (hard links: the saved scan is never changed) and times ``vislint scan LIST --out W --add
+--json --no-report`` of the M there, their files dropped from the page cache first (as new
+files are: never read before). It reports the wall time and the add's stages; its ratio to its
+own decoding and describing of the M (issue 18: within 2x); the peak PSS of its process tree
+(sampled every 0.5 s); the planted copies among the added images that share a near-duplicate
+group with their saved original; and the added images in any near-duplicate group (the new
+fields are all different from everything: beyond the planted copies, a group is false).
 
 ``--compare`` then scans all N + M images from nothing but their features (the cache linked
 from the add's work dir: nothing is decoded again) and compares the copy checks' pairs and
@@ -29,18 +31,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_growth import evict, measured  # noqa: E402
-from bench_large import copy_recall, generate, image_path  # noqa: E402
+from bench_large import generate, image_path  # noqa: E402
+from bench_query import make_queries  # noqa: E402
 
 CHECKS = ("exact_duplicate", "near_duplicate", "same_scene", "leak")
 """The pair checks compared with a full scan (``--compare``)."""
 
 
-def listing(path: Path, images: Path, rows: range) -> Path:
+def listing(path: Path, files: list) -> Path:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path"])
-        w.writerows([str(image_path(images, i))] for i in rows)
+        w.writerows([str(p)] for p in files)
     return path
+
+
+def found(work: Path, planted: dict, folder: Path) -> dict:
+    """Planted copies (added file: saved original's file) in one near-duplicate group with
+    their original, and images of ``folder`` (the added ones) in near-duplicate groups at all."""
+    import pyarrow.parquet as pq
+
+    tables = json.loads((work / "manifest.json").read_text())["tables"]
+    t = pq.read_table(work / tables / "images.parquet", columns=["path", "duplicate_group"]).to_pydict()
+    group = dict(zip(t["path"], t["duplicate_group"]))
+    hit = sum(1 for c, o in planted.items() if group[c] >= 0 and group[c] == group[o])
+    added = [p for p in group if p.startswith(f"{folder}/")]
+    return {"planted": len(planted), "found": hit,
+            "added_in_groups": sum(1 for p in added if group[p] >= 0)}
 
 
 def linked(source: Path, dest: Path) -> Path:
@@ -79,42 +96,48 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     images = args.work / "images"
-    total = args.n + args.add
-    generate(images, total, 64, os.cpu_count() or 1)
+    generate(images, args.n, 64, os.cpu_count() or 1)
+    saved_files = [image_path(images, i) for i in range(args.n)]
     saved = args.work / f"add-{args.n}"
     if not (saved / "manifest.json").exists():
         shutil.rmtree(saved, ignore_errors=True)
-        base = measured([args.vislint, "scan", str(listing(args.work / f"list-{args.n}.csv", images,
-                                                       range(args.n))),
-                    "--out", str(saved), "--json", "--no-report"])
+        base = measured([args.vislint, "scan", str(listing(args.work / f"list-{args.n}.csv",
+                                                           saved_files)),
+                         "--out", str(saved), "--json", "--no-report"])
         print(f"saved scan of {args.n:,}: {base['wall']:.1f} s, peak {base['peak_pss_gib']:.2f} GiB",
               flush=True)
-    added = listing(args.work / f"list-add-{args.add}.csv", images, range(args.n, total))
+    folder = args.work / f"added-{args.add}"
+    planted = {str(folder / name): str(image_path(images, o))
+               for name, o in make_queries(folder, args.add, args.n).items()}
+    new_files = sorted(folder.glob("*.jpg"))
+    added = listing(args.work / f"list-add-{args.add}.csv", new_files)
     rows = []
     for k in range(args.runs):
         work = args.work / f"add-{args.n}-plus-{args.add}"
         shutil.rmtree(work, ignore_errors=True)
         linked(saved, work)
-        evict([image_path(images, i) for i in range(args.n, total)])
+        evict(new_files)
         r = measured([args.vislint, "scan", str(added), "--out", str(work), "--add", "--json",
                  "--no-report"])
         t = r["info"]["timings"]
-        r.update(timings=t, ratio=r["wall"] / t["decode_describe"], **copy_recall(work))
+        r.update(timings=t, ratio=r["wall"] / t["decode_describe"], **found(work, planted, folder))
         rows.append(r)
         print(f"add {args.add:,} to {args.n:,}: {r['wall']:.1f} s = {r['ratio']:.2f}x its decoding "
               f"({t['decode_describe']:.1f} s); peak {r['peak_pss_gib']:.2f} GiB; planted copies "
-              f"{r['found']:,}/{r['planted']:,}; stages "
+              f"{r['found']:,}/{r['planted']:,}, added images in groups {r['added_in_groups']:,}; "
+              "stages "
               + ", ".join(f"{s} {v:.1f}" for s, v in t.items()), flush=True)
     result = {"n": args.n, "add": args.add, "runs": [{k: v for k, v in r.items() if k != "info"}
                                                     for r in rows]}
     if args.compare:
+        total = args.n + args.add
         full = args.work / f"full-{total}"
         shutil.rmtree(full, ignore_errors=True)
         full.mkdir()
         linked(work / "cache", full / "cache")
-        f = measured([args.vislint, "scan", str(listing(args.work / f"list-{total}.csv", images,
-                                                   range(total))),
-                 "--out", str(full), "--json", "--no-report"])
+        f = measured([args.vislint, "scan", str(listing(args.work / f"list-{total}.csv",
+                                                        saved_files + new_files)),
+                      "--out", str(full), "--json", "--no-report"])
         mine, theirs = pair_sets(work), pair_sets(full)
         differ = {name: len(mine[name] ^ theirs[name]) if "groups" in name
                   else len(set(mine[name].items()) ^ set(theirs[name].items())) for name in mine}

@@ -293,7 +293,9 @@ def test_a_scan_stopped_after_its_searches_resumes_without_searching_again(demo_
     def searched(*args, **kwargs):
         raise AssertionError("searched again")
 
-    monkeypatch.setattr(pipeline, "knn_graph", searched)
+    from vislint import knn
+
+    monkeypatch.setattr(knn, "knn_graph", searched)
     monkeypatch.setattr(pipeline, "rotation_candidates", searched)
     monkeypatch.setattr(pipeline, "appearance_distances", searched)
     got = vislint.scan(demo_data.root, out=out)

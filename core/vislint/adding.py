@@ -52,7 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _native, copy_index
-from .catalog import Catalog, build_catalog, stable_id
+from .catalog import Catalog, build_catalog, printable, stable_id
 from .checks.context import Context, Space
 from .checks.duplicates import find_duplicates_in, group_duplicates, group_members
 from .checks.outliers import outlier_scores
@@ -126,9 +126,12 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
         same.info["added"] = [*same.info.get("added", []), {**added, "reached": 0}]
         return same
     decided = read_for_scan(decisions, out)
-    # (its chunks' hashes only: the saved images' fields are read where needed, row by row)
-    cache = FeatureCache(Builtin.cache_dir(out), on_disk=CACHE_FIELDS[1:], check=False)
     base = Index(out)
+    # the chunks written since the saved scan only (by an add interrupted before): the saved
+    # images' fields are read where its copy index says they are, row by row
+    saved_chunks = frozenset(out / f for f in (base.saved.cache_files or ())) if base.saved else ()
+    cache = FeatureCache(Builtin.cache_dir(out), on_disk=CACHE_FIELDS[1:], check=False,
+                         skip=saved_chunks)
     timings["catalog"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -170,8 +173,8 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
     links = _Links(old, saved.pairs, base, found, new.duplicates, qrows, n_old)
     reached = links.reached(n_old + m)
     rows = _with_neighbours(reached, graph)  # the rows the checks read: reached + neighbours
-    ctx, original = _context(rows, old, base, catalog, meta, stats, original_new, graph, t,
-                             decided, threads, n_old)
+    ctx, original = _context(rows, reached, old, base, catalog, meta, stats, original_new,
+                             graph, t, decided, threads, n_old)
     ctx.duplicates = links.duplicates(rows, ctx, old)
     # the median size of all the images, for the new images' odd size
     ctx.shared["quality"] = quality_scores(ctx.stats, ctx.meta["width"], ctx.meta["height"],
@@ -264,8 +267,13 @@ def _new_images(catalog: Catalog, old, root) -> tuple[Catalog, int]:
         inside = root is not None and os.path.commonpath([root, os.path.abspath(p)]) == root
         relpaths.append(Path(os.path.relpath(p, root)).as_posix() if inside else Path(p).as_posix())
     ids = [stable_id(r) for r in relpaths]
-    held = set(old.column("path").to_pylist()) | set(old.column("id").to_pylist())
-    keep = [i for i, (p, d) in enumerate(zip(catalog.paths, ids)) if p not in held and d not in held]
+    # (paths as the table holds them: a name that is not UTF-8 with \xNN escapes)
+    held = (pc.is_in(pa.array(printable(catalog.paths), pa.string()),
+                     value_set=old.column("path").combine_chunks())
+            .to_numpy(zero_copy_only=False)
+            | pc.is_in(pa.array(ids, pa.string()), value_set=old.column("id").combine_chunks())
+            .to_numpy(zero_copy_only=False))
+    keep = np.flatnonzero(~held).tolist()
     return Catalog(root=catalog.root, paths=[catalog.paths[i] for i in keep],
                    relpaths=[relpaths[i] for i in keep], labels=[catalog.labels[i] for i in keep],
                    splits=[catalog.splits[i] for i in keep], ids=[ids[i] for i in keep]), \
@@ -427,8 +435,8 @@ def _with_neighbours(reached: np.ndarray, graph: KnnGraph) -> np.ndarray:
     return np.union1d(at, nbr[nbr >= 0])
 
 
-def _context(rows, old, base: Index, catalog: Catalog, meta: dict, stats_new, original_new,
-             graph: KnnGraph, t: Thresholds, decided, threads: int, n_old: int):
+def _context(rows, reached, old, base: Index, catalog: Catalog, meta: dict, stats_new,
+             original_new, graph: KnnGraph, t: Thresholds, decided, threads: int, n_old: int):
     """The :class:`Context` of the images ``rows`` (union rows, saved ones first) and their
     labels before reviewers' corrections."""
     saved_rows, new_rows = rows[rows < n_old], rows[rows >= n_old] - n_old
@@ -451,9 +459,12 @@ def _context(rows, old, base: Index, catalog: Catalog, meta: dict, stats_new, or
     for name in ("width", "height", "file_size"):
         merged[name] = np.concatenate([cols[name].astype(np.int64),
                                        np.asarray(meta[name], np.int64)[new_rows]])
+    # statistics: the new images' and the reached saved ones' (their keep order); the saved
+    # images that are only neighbours are in no group formed again, and their checks stay
     stats = np.full((len(rows), len(_native.STAT_NAMES)), np.nan, stats_new.dtype)
-    if len(saved_rows):  # (every saved row here is a valid image: a pair's or a neighbour's)
-        stats[:len(saved_rows)] = base.read("stats", np.searchsorted(base.rows, saved_rows))
+    need = np.flatnonzero(reached[saved_rows])
+    if len(need):  # (every reached saved row is a valid image: a pair's)
+        stats[need] = base.read("stats", np.searchsorted(base.rows, saved_rows[need]))
     stats[len(saved_rows):] = stats_new[new_rows]
     local_nbr = np.full(graph.neighbors.shape[0] + 1, -1, np.int64)
     local_nbr[rows] = np.arange(len(rows))
@@ -549,15 +560,16 @@ def _merge_table(saved, made, again: set, kind: str):
     checks that involve none of the images formed again (``again``: their ids), the rows
     ``made`` for those images, and the other checks' rows as saved; ordered as a scan orders
     them (check by check; groups by number, representative first; pairs by score)."""
-    ours = np.isin(saved.column("check").to_numpy(), COPY_CHECKS)
+    ours = pc.is_in(saved.column("check"), value_set=pa.array(COPY_CHECKS)).to_numpy()
+    hit = pa.array(sorted(again), pa.string())
     if kind == "groups":
         check, group = saved.column("check").to_numpy(), saved.column("group").to_numpy()
-        ids = saved.column("id").to_numpy()
-        hit = {(c, g) for c, g, i, o in zip(check, group, ids, ours) if o and i in again}
-        gone = np.array([(c, g) in hit for c, g in zip(check, group)], bool)
+        touched = ours & pc.is_in(saved.column("id"), value_set=hit).to_numpy()
+        formed = set(zip(check[touched], group[touched]))
+        gone = np.array([(c, g) in formed for c, g in zip(check, group)], bool)
     else:
-        gone = ours & (np.isin(saved.column("id_a").to_numpy(), list(again))
-                       | np.isin(saved.column("id_b").to_numpy(), list(again)))
+        gone = ours & (pc.is_in(saved.column("id_a"), value_set=hit).to_numpy()
+                       | pc.is_in(saved.column("id_b"), value_set=hit).to_numpy())
     made = made.filter(pc.is_in(made.column("check"), value_set=pa.array(COPY_CHECKS)))
     merged = pa.concat_tables([saved.filter(pa.array(~gone)),
                                _cast(made.select(saved.column_names), saved.schema)],
@@ -574,7 +586,9 @@ def _merge_table(saved, made, again: set, kind: str):
 def _leak_table(final) -> dict:
     """{split: {partner split: images}} over the leak partners of all the images."""
     leaking = final.filter(pc.is_valid(final.column("leak_partners")))
-    split_of = dict(zip(final.column("id").to_pylist(), final.column("split").to_pylist()))
+    partners = {p for ps in leaking.column("leak_partners").to_pylist() for p in ps.split(";")}
+    of = final.filter(pc.is_in(final.column("id"), value_set=pa.array(sorted(partners), pa.string())))
+    split_of = dict(zip(of.column("id").to_pylist(), of.column("split").to_pylist()))
     table: dict = {}
     for split, partners in zip(leaking.column("split").to_pylist(),
                                leaking.column("leak_partners").to_pylist()):

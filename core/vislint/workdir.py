@@ -272,19 +272,25 @@ class FeatureCache:
     in memory (with a root), read back from the files by :meth:`gather`. ``check``: read the
     on-disk fields of every chunk once when opening (a damaged chunk is then left out and its
     images described again); a reader that only gathers a few rows (a query) skips it, and a
-    damaged chunk raises when read.
+    damaged chunk raises when read. ``skip``: chunk files not to open (their images are known
+    from elsewhere: a scan adding images to a saved one, whose copy index says where its
+    images are, opens only the chunks written since).
     """
 
     def __init__(self, root: str | Path | None, fields: tuple[str, ...] = CACHE_FIELDS,
-                 on_disk: tuple[str, ...] = (), check: bool = True):
+                 on_disk: tuple[str, ...] = (), check: bool = True, skip=frozenset()):
         self.root = Path(root) if root is not None else None
         self.fields = fields
         self.on_disk = frozenset(on_disk) if self.root is not None else frozenset()
         self._chunks: list[dict[str, np.ndarray]] = []
         self._files: list[Path | None] = []
         self._index: dict[str, tuple[int, int]] = {}
+        self._written = 0  # chunk files found or written: new ones are numbered after them
         if self.root is not None and self.root.is_dir():
             for f in sorted(self.root.glob("chunk-*.npz")):
+                self._written += 1
+                if f in skip:
+                    continue
                 try:
                     with np.load(f, allow_pickle=False) as z:
                         chunk = {name: z[name] for name in fields if name not in self.on_disk}
@@ -313,7 +319,8 @@ class FeatureCache:
             return
         if self.root is not None:
             self.root.mkdir(parents=True, exist_ok=True)
-            name = f"chunk-{len(self._chunks):06d}-{os.getpid()}.npz"
+            name = f"chunk-{self._written:06d}-{os.getpid()}.npz"
+            self._written += 1
             # not flushed to disk: a chunk a power cut damages fails its zip CRC on loading
             # and its images are described again (it is a cache)
             with atomic_path(self.root / name, fsync=False) as tmp:
