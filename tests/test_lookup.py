@@ -255,6 +255,22 @@ def test_query_needs_a_saved_scan_with_its_cache(tmp_path, demo_scan):
         vislint.query(write_images(tmp_path / "q3", 1), copy)
 
 
+def test_a_query_whose_saved_cache_is_gone_says_so(demo_data, tmp_path, monkeypatch, capsys):
+    """An index saved with its images' cache locations, whose cache was deleted since: the
+    command says which file cannot be read and how to recover (exit 2), no traceback."""
+    from vislint import cli, copy_index
+
+    monkeypatch.setattr(copy_index, "SAVED_FROM", 0)
+    paths = sorted(str(p) for p in demo_data.root.rglob("*.jpg"))
+    vislint.scan(paths[:60], out=tmp_path / "index")
+    shutil.rmtree(tmp_path / "index" / "cache")
+    pd.DataFrame({"path": paths[60:70]}).to_csv(tmp_path / "new.csv", index=False)
+    assert cli.main(["query", str(tmp_path / "new.csv"), "--index", str(tmp_path / "index"),
+                     "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "scan again" in err and "Traceback" not in err
+
+
 def test_query_waits_for_no_scan_holding_the_work_dir(demo_scan, tmp_path):
     _, out = demo_scan
     fd = open(out / ".lock", "rb")

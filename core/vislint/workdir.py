@@ -49,7 +49,8 @@ LOCK_FILE = ".lock"
 
 
 class WorkDirError(RuntimeError):
-    """A work dir that cannot be used now: read-only, or held by another scan."""
+    """A work dir that cannot be used now: read-only, held by another scan, or whose feature
+    cache no longer holds what its saved scan says (changed or damaged since)."""
 
 
 @contextmanager
@@ -455,7 +456,7 @@ class CacheRows:
         expected = [self.hashes[r] for r in rows.tolist()]
         if found.tolist() != expected:
             folder = Path(self.files[0]).parent
-            raise RuntimeError(f"the feature cache {folder} changed after the scan that indexed "
+            raise WorkDirError(f"the feature cache {folder} changed after the scan that indexed "
                                "it: scan the images again with the same --out")
         return values
 
@@ -472,7 +473,7 @@ def _read_rows(files: list, name: str, locs: np.ndarray, with_hash: bool = False
         try:
             values = _member_rows(files[ci], names, locs[sel, 1])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            raise RuntimeError(f"the cache file {files[ci]} cannot be read ({e}); delete "
+            raise WorkDirError(f"the cache file {files[ci]} cannot be read ({e}); delete "
                                f"{Path(files[ci]).parent} and scan again") from e
         if out is None:
             out = np.empty((len(locs),) + values[0].shape[1:], values[0].dtype)
