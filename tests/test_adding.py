@@ -203,11 +203,13 @@ def test_the_copy_index_takes_the_added_images(demo_data, tmp_path, monkeypatch,
     assert sum((c, o) in hits for c, o in copies.items()) >= 5, hits
 
 
-def test_added_twice_the_images_are_skipped_and_nothing_changes(demo_data, tmp_path):
+def test_added_twice_the_images_are_skipped_and_nothing_changes(demo_data, tmp_path, capsys):
     saved, added, _ = demo_split(demo_data, tmp_path)
     work = tmp_path / "work"
     vislint.scan(saved, out=work)
-    vislint.scan(added, out=work, add=True)
+    vislint.scan(added, out=work, add=True, progress=True)
+    shown = capsys.readouterr().err  # the decoding's bar, then the add's steps
+    assert "adding" in shown and "4/4" in shown, shown[-500:]
     first, tables = vislint.load(work), sorted(work.glob("tables-*"))
     with pytest.warns(UserWarning, match=f"{len(added):,} of the images to add are in the scan"):
         again = vislint.scan(added, out=work, add=True)

@@ -65,6 +65,7 @@ from .features import Builtin, Centring
 from .knn import KnnGraph, valid_graph
 from .lookup import Described, Index, compare
 from .ondisk import all_rows
+from .progress import Bar
 from .results import ScanResults, load, load_graphs
 from .schema import assemble, confused_labels
 from .thresholds import Thresholds, soft_score
@@ -138,6 +139,9 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
     meta = describe_all(catalog.paths, cache, threads=threads, progress=progress,
                         min_side=min_side, max_pixels=max_pixels, batch_size=batch_size)
     timings["decode_describe"] = time.perf_counter() - clock
+    # what follows takes seconds at a million saved images: a bar of its steps (progress=True)
+    bar = Bar("adding", 4, "step", shown=progress is True)
+    bar.note("comparing with the saved images")
 
     clock = time.perf_counter()
     reviewed_new = _resolve(decided, catalog, meta["content_hash"])
@@ -163,10 +167,14 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
         rot_info=got["rot_info"], thumbs=lambda rows: read("thumb", qrows[rows]),
         polar=lambda rows: read("polar", qrows[rows])), t, k, threads)
     timings["compare"] = time.perf_counter() - clock
+    bar()
+    bar.note("pairs among the new images")
 
     clock = time.perf_counter()
     new = _New(catalog, meta, got, stats, read, _copy_centring(base, t), t, k, reviewed_new, threads)
     timings["new_pairs"] = time.perf_counter() - clock
+    bar()
+    bar.note("groups and checks")
 
     clock = time.perf_counter()
     graph = _union_graph(saved.graphs["copy"], base, found, new.graph, qrows, n_old, m, k)
@@ -188,6 +196,8 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
     groups = _merge_table(saved.groups, groups_r, again, "groups")
     pairs = _merge_table(saved.pairs, pairs_r, again, "pairs")
     timings["checks"] = time.perf_counter() - clock
+    bar()
+    bar.note("writing")
 
     info = dict(saved.info)
     info["leak_table"] = _leak_table(final)
@@ -209,6 +219,8 @@ def add(source, out, *, labels="auto", splits="auto", threads: int = 0, progress
     result.save_tables(out, also=extend)
     timings["write"] = time.perf_counter() - clock
     result.save_manifest(out)
+    bar()
+    bar.close()
     result.work_dir = out
     return result
 
