@@ -238,6 +238,41 @@ def test_an_add_that_fails_leaves_the_saved_scan_as_it_was(demo_data, tmp_path, 
     assert len(vislint.scan(added, out=work, add=True)) == len(saved) + len(added)
 
 
+def test_an_interrupted_add_resumes_without_decoding_again(demo_data, tmp_path, monkeypatch):
+    """Ctrl-C after the new images were decoded: the work dir still holds the saved scan, and
+    the next add decodes nothing (the chunks written since the saved scan are read back) and
+    ends with what an add that ran through gives. Unusable files are added with their reason."""
+    from vislint import adding, decode
+
+    monkeypatch.setattr(copy_index, "SAVED_FROM", 0)  # (the saved chunks are then skipped)
+    saved, added, _ = demo_split(demo_data, tmp_path)
+    work, other = tmp_path / "work", tmp_path / "other"
+    vislint.scan(saved, out=work)
+    vislint.scan(saved, out=other)
+    whole = vislint.scan(added, out=other, add=True).images
+    before = vislint.load(work).images
+    real = adding.compare
+    monkeypatch.setattr(adding, "compare", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        vislint.scan(added, out=work, add=True)
+    pd.testing.assert_frame_equal(vislint.load(work).images, before)
+    monkeypatch.setattr(adding, "compare", real)
+    described = []
+    real_chunk = decode._describe_chunk
+
+    def counted(*args, **kwargs):
+        result = real_chunk(*args, **kwargs)
+        described.append(0 if result[1] is None else len(result[1]["hash"]))
+        return result
+
+    monkeypatch.setattr(decode, "_describe_chunk", counted)
+    again = vislint.scan(added, out=work, add=True, threads=1).images
+    assert described and sum(described) == 0, described
+    pd.testing.assert_frame_equal(again.drop(columns="reviewed"), whole.drop(columns="reviewed"))
+    bad = again[again.is_invalid]
+    assert len(bad) and bad.invalid_reason.notna().all()
+
+
 def test_a_reviewer_s_not_duplicate_holds_for_added_images(demo_data, tmp_path):
     """A decision naming a saved image and a file not yet scanned (by its content hash, as
     pulled from a review) keeps the pair apart when that file is added."""
